@@ -1,0 +1,142 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+)
+
+// The journal (thread_registry.json.journal) holds the operations committed
+// since the snapshot files were last written. Each line is
+// "<crc32c of the JSON, 8 hex digits> <JSON>\n". The first line is the
+// header, naming the fingerprints of the snapshot files the operations
+// apply to; each following line is one committed transaction (or a
+// compaction mark naming the fingerprints of the snapshots being written).
+// A line cut short by a crash (a torn tail) is never acknowledged and is
+// dropped; a bad line followed by good ones is corruption.
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+const journalVersion = 1
+
+type journalHeader struct {
+	Version  int    `json:"autonode_journal"`
+	Registry string `json:"registry"`
+	Archive  string `json:"archive"`
+}
+
+type journalOp struct {
+	Archive bool            `json:"a,omitempty"`
+	Key     string          `json:"k"`
+	Value   json.RawMessage `json:"v,omitempty"`
+	Delete  bool            `json:"d,omitempty"`
+}
+
+type journalRecord struct {
+	Seq     int64          `json:"seq,omitempty"`
+	Ops     []journalOp    `json:"ops,omitempty"`
+	Compact *journalHeader `json:"compact,omitempty"`
+}
+
+// fingerprint names a snapshot file's content: its length and CRC-32C.
+func fingerprint(data []byte, present bool) string {
+	if !present {
+		return "absent"
+	}
+	return strconv.Itoa(len(data)) + ":" + fmt.Sprintf("%08x", crc32.Checksum(data, castagnoli))
+}
+
+func encodeLine(v any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	line := make([]byte, 0, len(body)+10)
+	line = fmt.Appendf(line, "%08x ", crc32.Checksum(body, castagnoli))
+	line = append(line, body...)
+	return append(line, '\n'), nil
+}
+
+// decodeLine checks one line (without its newline) and returns its JSON.
+func decodeLine(line []byte) ([]byte, bool) {
+	if len(line) < 10 || line[8] != ' ' {
+		return nil, false
+	}
+	want, err := strconv.ParseUint(string(line[:8]), 16, 32)
+	if err != nil {
+		return nil, false
+	}
+	body := line[9:]
+	if crc32.Checksum(body, castagnoli) != uint32(want) {
+		return nil, false
+	}
+	return body, true
+}
+
+// parsedJournal is what readJournal found.
+type parsedJournal struct {
+	header  *journalHeader
+	records []journalRecord
+	// end is the offset just past the last good line; torn reports bytes
+	// after it (a crash's torn tail).
+	end  int64
+	torn bool
+}
+
+// parseJournal reads data, which starts at offset base of the file and,
+// when header is true, begins with the header line.
+func parseJournal(data []byte, base int64, header bool) (*parsedJournal, error) {
+	p := &parsedJournal{end: base}
+	off := 0
+	for off < len(data) {
+		nl := bytes.IndexByte(data[off:], '\n')
+		if nl < 0 {
+			p.torn = true
+			break
+		}
+		body, ok := decodeLine(data[off : off+nl])
+		if ok {
+			if header && p.header == nil {
+				var h journalHeader
+				if json.Unmarshal(body, &h) != nil || h.Version != journalVersion {
+					ok = false
+				} else {
+					p.header = &h
+				}
+			} else {
+				var r journalRecord
+				if json.Unmarshal(body, &r) != nil {
+					ok = false
+				} else {
+					p.records = append(p.records, r)
+				}
+			}
+		}
+		if !ok {
+			if laterGoodLine(data[off+nl+1:]) {
+				return nil, fmt.Errorf("%w: journal line at byte %d is damaged and later lines are intact", ErrCorrupt, base+int64(off))
+			}
+			p.torn = true
+			break
+		}
+		off += nl + 1
+		p.end = base + int64(off)
+	}
+	return p, nil
+}
+
+func laterGoodLine(data []byte) bool {
+	for len(data) > 0 {
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			return false
+		}
+		if _, ok := decodeLine(data[:nl]); ok {
+			return true
+		}
+		data = data[nl+1:]
+	}
+	return false
+}
