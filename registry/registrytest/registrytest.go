@@ -231,10 +231,16 @@ func testTokenErrors(t *testing.T, f Factory) {
 	s := f.New(t)
 	seed(t, s)
 	ops := map[string]func(tx *registry.Tx, i registry.ID, tok string) error{
-		"mutate":   func(tx *registry.Tx, i registry.ID, tok string) error { _, _, err := tx.Mutate(i, map[string]any{"priority": 3}, nil, tok); return err },
-		"rename":   func(tx *registry.Tx, i registry.ID, tok string) error { _, err := tx.Rename(i, "x", tok); return err },
-		"delete":   func(tx *registry.Tx, i registry.ID, tok string) error { _, err := tx.Delete(i, tok); return err },
-		"branch":   func(tx *registry.Tx, i registry.ID, tok string) error { _, err := tx.Branch(i, 50, nil, tok); return err },
+		"mutate": func(tx *registry.Tx, i registry.ID, tok string) error {
+			_, _, err := tx.Mutate(i, map[string]any{"priority": 3}, nil, tok)
+			return err
+		},
+		"rename": func(tx *registry.Tx, i registry.ID, tok string) error { _, err := tx.Rename(i, "x", tok); return err },
+		"delete": func(tx *registry.Tx, i registry.ID, tok string) error { _, err := tx.Delete(i, tok); return err },
+		"branch": func(tx *registry.Tx, i registry.ID, tok string) error {
+			_, err := tx.Branch(i, 50, nil, tok)
+			return err
+		},
 		"reparent": func(tx *registry.Tx, i registry.ID, tok string) error { _, err := tx.Reparent(i, 2, tok); return err },
 		"fork": func(tx *registry.Tx, i registry.ID, tok string) error {
 			_, err := tx.Fork(i, []registry.ID{60, 61}, nil, tok)
@@ -297,10 +303,19 @@ func testBranch(t *testing.T, f Factory) {
 		t.Errorf("branch of branch = parent %v lineage %v priority %d", *b2.Parent, b2.Lineage, b2.Priority)
 	}
 	wantErr(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Branch(1, 2, nil, TokA); return err }), registry.ErrExists)
-	wantErr(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Branch(1, 12, map[string]any{"stage": "FAST"}, TokA); return err }), registry.ErrInvalid)
-	wantErr(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Branch(1, 12, map[string]any{"history": []any{}}, TokA); return err }), registry.ErrInvalid)
+	wantErr(t, s.Update(func(tx *registry.Tx) error {
+		_, err := tx.Branch(1, 12, map[string]any{"stage": "FAST"}, TokA)
+		return err
+	}), registry.ErrInvalid)
+	wantErr(t, s.Update(func(tx *registry.Tx) error {
+		_, err := tx.Branch(1, 12, map[string]any{"history": []any{}}, TokA)
+		return err
+	}), registry.ErrInvalid)
 	// Naming override is kept.
-	must(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Branch(1, 13, map[string]any{"name": "mine", "stage": "base"}, TokA); return err }))
+	must(t, s.Update(func(tx *registry.Tx) error {
+		_, err := tx.Branch(1, 13, map[string]any{"name": "mine", "stage": "base"}, TokA)
+		return err
+	}))
 	if b := get(t, s, 13); b.Name != "mine" || b.Stage != "BASE" {
 		t.Errorf("override name/stage = %q %q", b.Name, b.Stage)
 	}
@@ -537,7 +552,10 @@ func testRenameMutate(t *testing.T, f Factory) {
 		wantErr(t, err, registry.ErrInvalid)
 	}
 	// Unknown fields are kept as extra fields.
-	must(t, s.Update(func(tx *registry.Tx) error { _, _, err := tx.Mutate(2, map[string]any{"owner_team": "ml"}, nil, TokB); return err }))
+	must(t, s.Update(func(tx *registry.Tx) error {
+		_, _, err := tx.Mutate(2, map[string]any{"owner_team": "ml"}, nil, TokB)
+		return err
+	}))
 	if string(get(t, s, 2).Extra["owner_team"]) != `"ml"` {
 		t.Errorf("extra field lost: %v", get(t, s, 2).Extra)
 	}
