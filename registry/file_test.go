@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const tok = "test-token-0123456789"
@@ -385,5 +386,42 @@ func TestOpenErrors(t *testing.T) {
 	s.Close()
 	if err := s.View(func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Errorf("closed: %v", err)
+	}
+}
+
+func TestHostileRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DefaultRegistryFile)
+	hostile := `{"1.0": {"id": "NaN", "name": "x"}, "2.0": {"id": 2.0, "parent": "NaN", "merged_from": [1e400, -1]},
+"3.0": {"id": 3.0, "parent": 4.0}, "4.0": {"id": 4.0, "parent": 3.0}, "5.0": {"id": 5.0, "priority": "high"}, "6.0": 7}`
+	os.WriteFile(path, []byte(hostile), 0o600)
+	s := open(t, path, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.View(func(tx *Tx) error {
+			sum := tx.Summarize()
+			if sum.Total != 6 {
+				t.Errorf("total = %d", sum.Total)
+			}
+			if anc, err := tx.Ancestors(3); err != nil || !reflect.DeepEqual(anc, []ID{4}) {
+				t.Errorf("ancestors through a cycle = %v, %v", anc, err)
+			}
+			if _, err := tx.Get(5); !errors.Is(err, ErrInvalid) {
+				t.Errorf("bad priority: %v", err)
+			}
+			if _, err := tx.List(Filter{}); err == nil {
+				t.Error("List of undecodable records succeeded")
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("hostile records hang the registry")
+	}
+	rep, err := Fsck(path, nil)
+	if err != nil || rep.OK() || len(rep.Problems) < 3 {
+		t.Errorf("fsck = %+v, %v", rep, err)
 	}
 }

@@ -15,6 +15,9 @@ type graph struct {
 func (tx *Tx) graph() *graph {
 	g := &graph{parents: map[ID][]ID{}, children: map[ID][]ID{}}
 	tx.rangeThreads(func(r *Record) bool {
+		if r.ID == InvalidID {
+			return true
+		}
 		g.parents[r.ID] = r.Parents
 		for _, p := range r.Parents {
 			g.children[p] = append(g.children[p], r.ID)

@@ -63,17 +63,36 @@ func NewRecord(key string, raw []byte, archive bool) *Record {
 		prefix = "data."
 	}
 	res := gjson.GetManyBytes(raw, prefix+fID, prefix+fStage, prefix+fDevice, prefix+fStatus, prefix+fName, prefix+fParent, prefix+fMergedFrom)
-	r.ID = ID(res[0].Float())
+	r.ID = InvalidID
+	if id, ok := jsonID(res[0]); ok {
+		r.ID = id
+	}
 	r.Stage, r.Device, r.Status, r.Name = res[1].String(), res[2].String(), res[3].String(), res[4].String()
-	if res[5].Type == gjson.Number {
-		r.Parents = append(r.Parents, ID(res[5].Float()))
+	if id, ok := jsonID(res[5]); ok {
+		r.Parents = append(r.Parents, id)
 	}
 	for _, m := range res[6].Array() {
-		if id := ID(m.Float()); !containsID(r.Parents, id) {
+		if id, ok := jsonID(m); ok && !containsID(r.Parents, id) {
 			r.Parents = append(r.Parents, id)
 		}
 	}
 	return r
+}
+
+// InvalidID marks a record whose id field is not a valid id (a hand-edited
+// file); such records are kept and reported by fsck but take no part in
+// lineage.
+const InvalidID = ID(-1)
+
+func jsonID(v gjson.Result) (ID, bool) {
+	if v.Type != gjson.Number {
+		return 0, false
+	}
+	f := v.Float()
+	if ValidateID(f) != nil {
+		return 0, false
+	}
+	return ID(f), true
 }
 
 // Change is one committed change: a thread or archive entry written (Raw
@@ -252,7 +271,12 @@ func (tx *Tx) List(f Filter) ([]*Thread, error) {
 // IDs returns the ids of every thread, in order.
 func (tx *Tx) IDs() []ID {
 	var ids []ID
-	tx.rangeThreads(func(r *Record) bool { ids = append(ids, r.ID); return true })
+	tx.rangeThreads(func(r *Record) bool {
+		if r.ID != InvalidID {
+			ids = append(ids, r.ID)
+		}
+		return true
+	})
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
 }

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/autonode/autonode/registry"
+)
+
+// maxNameWidth bounds the name column of `autonode list`.
+const maxNameWidth = 32
+
+func addListCommands(root *cobra.Command, e *env) {
+	var (
+		stage, device, status, parent, prefix string
+		asJSON                                bool
+	)
+	list := &cobra.Command{
+		Use:     "list",
+		GroupID: groupThreads,
+		Short:   "List threads, optionally filtered",
+		Long: `List the registry's threads in id order as an aligned table: id, name,
+stage, device, priority, status, parent(s) and whether a token protects the
+thread. Filters combine (all must match). Threads written by the Python seed
+have status "unknown" and are unprotected until claimed.
+
+With --json, print a JSON array of the records (without token hashes).`,
+		Example: `  autonode list
+  autonode list --stage CORE --device cpu
+  autonode list --parent 1.0
+  autonode list --status unknown --name-prefix Thread-
+  autonode list --json`,
+		Args: noArgs,
+		RunE: act(func(cmd *cobra.Command, args []string) error {
+			f := registry.Filter{Device: device, Status: status, NamePrefix: prefix}
+			if stage != "" {
+				up := strings.ToUpper(stage)
+				if !contains(registry.Stages, up) {
+					return usageErrorf("--stage %q: want one of %s", stage, strings.Join(registry.Stages, ", "))
+				}
+				f.Stage = up
+			}
+			if device != "" && !contains(registry.Devices, device) {
+				return usageErrorf("--device %q: want one of %s", device, strings.Join(registry.Devices, ", "))
+			}
+			if status != "" && status != registry.StatusUnknown && !contains(registry.Statuses, status) {
+				return usageErrorf("--status %q: want one of %s, %s", status, strings.Join(registry.Statuses, ", "), registry.StatusUnknown)
+			}
+			if parent != "" {
+				id, err := registry.ParseID(parent)
+				if err != nil {
+					return usageErrorf("--parent: %v", err)
+				}
+				f.Parent = &id
+			}
+			var threads []*registry.Thread
+			err := e.withStore(func(s *registry.FileStore) error {
+				return s.View(func(tx *registry.Tx) error {
+					var err error
+					threads, err = tx.List(f)
+					return readHint(err)
+				})
+			})
+			if err != nil {
+				return err
+			}
+			w := bufio.NewWriter(e.stdout)
+			if asJSON {
+				err = writeJSONList(w, threads)
+			} else {
+				writeTable(w, threads)
+			}
+			if ferr := w.Flush(); err == nil {
+				err = ferr
+			}
+			return err
+		}),
+	}
+	fl := list.Flags()
+	fl.StringVar(&stage, "stage", "", "only threads of this `STAGE`: "+strings.Join(registry.Stages, ", "))
+	fl.StringVar(&device, "device", "", "only threads for this `DEVICE`: "+strings.Join(registry.Devices, ", "))
+	fl.StringVar(&status, "status", "", "only threads with this `STATUS`: "+strings.Join(registry.Statuses, ", ")+", "+registry.StatusUnknown+" (seed threads)")
+	fl.StringVar(&parent, "parent", "", "only direct children (branches and merges) of this thread `ID`")
+	fl.StringVar(&prefix, "name-prefix", "", "only threads whose name starts with this `PREFIX`")
+	fl.BoolVar(&asJSON, "json", false, "print a JSON array of records")
+	root.AddCommand(list)
+
+	var showJSON bool
+	show := &cobra.Command{
+		Use:     "show ID",
+		GroupID: groupThreads,
+		Short:   "Print every field and the history of a thread",
+		Long: `Print every field of the thread, one per line, then its history (the
+seed's print_info). A thread that was deleted is shown from the archive, with
+the time it was deleted.
+
+With --json, print the record (without token hashes); for a deleted thread,
+the archive entry {"deleted_at": ..., "data": record}.`,
+		Example: `  autonode show 1.0
+  autonode show 1e-05 --json`,
+		Args: exactArgs(1, "one thread id"),
+		RunE: act(func(cmd *cobra.Command, args []string) error {
+			id, err := parseIDArg(args[0])
+			if err != nil {
+				return err
+			}
+			var t *registry.Thread
+			var arch *registry.ArchivedThread
+			err = e.withStore(func(s *registry.FileStore) error {
+				return s.View(func(tx *registry.Tx) error {
+					var err error
+					if t, err = tx.Get(id); err == nil || !isNotFound(err) {
+						return readHint(err)
+					}
+					if a, aerr := tx.Archived(id); aerr == nil {
+						arch = a
+						return nil
+					}
+					return err
+				})
+			})
+			if err != nil {
+				return err
+			}
+			w := bufio.NewWriter(e.stdout)
+			if arch != nil {
+				t = arch.Thread
+			}
+			if showJSON {
+				err = writeShowJSON(w, t, arch)
+			} else {
+				writeInfo(w, t, arch)
+			}
+			if ferr := w.Flush(); err == nil {
+				err = ferr
+			}
+			return err
+		}),
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print the record as JSON")
+	root.AddCommand(show)
+}
+
+// writeJSONList writes threads as a JSON array, one record per line.
+func writeJSONList(w io.Writer, threads []*registry.Thread) error {
+	if len(threads) == 0 {
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	}
+	io.WriteString(w, "[\n")
+	for i, t := range threads {
+		raw, err := t.PublicJSON()
+		if err != nil {
+			return err
+		}
+		w.Write(raw)
+		if i < len(threads)-1 {
+			io.WriteString(w, ",")
+		}
+		io.WriteString(w, "\n")
+	}
+	_, err := io.WriteString(w, "]\n")
+	return err
+}
+
+// writeTable writes threads as an aligned table. Column widths are computed
+// first, then rows are written as they go.
+func writeTable(w io.Writer, threads []*registry.Thread) {
+	if len(threads) == 0 {
+		fmt.Fprintln(w, "No threads match.")
+		return
+	}
+	header := []string{"ID", "NAME", "STAGE", "DEVICE", "PRIO", "STATUS", "PARENT", "PROTECTED"}
+	rows := make([][]string, len(threads))
+	width := make([]int, len(header))
+	for i, h := range header {
+		width[i] = len(h)
+	}
+	for i, t := range threads {
+		prot := "yes"
+		if !t.Protected() {
+			prot = "no"
+		}
+		rows[i] = []string{t.ID.Key(), truncate(clean(t.Name), maxNameWidth), t.Stage, t.Device,
+			fmt.Sprint(t.Priority), t.EffectiveStatus(), idsText(t.Parents(), "-"), prot}
+		for j, c := range rows[i] {
+			width[j] = max(width[j], utf8.RuneCountInString(c))
+		}
+	}
+	line := func(cells []string) {
+		var b strings.Builder
+		for j, c := range cells {
+			if j == len(cells)-1 {
+				b.WriteString(c)
+				break
+			}
+			b.WriteString(c)
+			b.WriteString(strings.Repeat(" ", width[j]-utf8.RuneCountInString(c)+2))
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	line(header)
+	for _, r := range rows {
+		line(r)
+	}
+	unprot := 0
+	for _, t := range threads {
+		if !t.Protected() {
+			unprot++
+		}
+	}
+	if unprot > 0 {
+		fmt.Fprintf(w, "\n%d unprotected thread(s): seed threads without a token; claim them with `autonode claim ID...`.\n", unprot)
+	}
+}
+
+// truncate shortens s to at most n runes, marking the cut with "…".
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// idsText joins ids with ", ", or returns none when there are none.
+func idsText(ids []registry.ID, none string) string {
+	if len(ids) == 0 {
+		return none
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = id.Key()
+	}
+	return strings.Join(s, ", ")
+}
+
+// writeShowJSON writes the record, or the archive entry, indented.
+func writeShowJSON(w io.Writer, t *registry.Thread, arch *registry.ArchivedThread) error {
+	raw, err := t.PublicJSON()
+	if err != nil {
+		return err
+	}
+	if arch != nil {
+		at, _ := json.Marshal(arch.DeletedAt)
+		raw = []byte(`{"deleted_at":` + string(at) + `,"data":` + string(raw) + `}`)
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	_, err = w.Write(b.Bytes())
+	return err
+}
+
+// writeInfo writes every field of t, one per line, then the history.
+func writeInfo(w io.Writer, t *registry.Thread, arch *registry.ArchivedThread) {
+	field := func(k, v string) { fmt.Fprintf(w, "%-13s %s\n", k+":", v) }
+	field("id", t.ID.Key())
+	field("name", clean(t.Name))
+	field("stage", t.Stage)
+	field("device", t.Device)
+	field("sandbox", fmt.Sprint(t.Sandbox))
+	field("caching", fmt.Sprint(t.Caching))
+	field("priority", fmt.Sprint(t.Priority))
+	field("ttl", pyNumber(t.TTL)+" s")
+	md, err := json.Marshal(t.Metadata)
+	if err != nil {
+		md = []byte(fmt.Sprintf("(unprintable: %v)", err))
+	}
+	field("metadata", clean(string(md)))
+	field("parent", idsText(optID(t.Parent), "none"))
+	field("lineage", "["+idsText(t.Lineage, "")+"]")
+	if len(t.MergedFrom) > 0 {
+		field("merged from", idsText(t.MergedFrom, ""))
+	}
+	field("status", t.EffectiveStatus())
+	opt := func(k, v string) {
+		if v != "" {
+			field(k, clean(v))
+		}
+	}
+	opt("result", string(t.Result))
+	opt("error", t.Error)
+	opt("started at", t.StartedAt)
+	opt("finished at", t.FinishedAt)
+	if t.DurationMS != 0 {
+		field("duration", fmt.Sprintf("%g ms", t.DurationMS))
+	}
+	opt("device used", t.DeviceUsed)
+	if t.Cached {
+		field("cached", "true")
+	}
+	opt("cache key", t.CacheKey)
+	opt("owner", t.Owner)
+	extra := make([]string, 0, len(t.Extra))
+	for k := range t.Extra {
+		extra = append(extra, k)
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		field(clean(k), clean(string(t.Extra[k])))
+	}
+	if t.Protected() {
+		field("protection", "protected by a token")
+	} else {
+		field("protection", fmt.Sprintf("unprotected (seed thread without a token; claim it with `autonode claim %s`)", t.ID.Key()))
+	}
+	if arch != nil {
+		field("deleted at", fmt.Sprintf("%s (in the archive; bring it back with `autonode restore %s`)", clean(arch.DeletedAt), t.ID.Key()))
+	}
+	fmt.Fprintf(w, "history (%d):\n", len(t.History))
+	for _, h := range t.History {
+		fmt.Fprintf(w, "  %s\n", clean(h))
+	}
+}
+
+func optID(p *registry.ID) []registry.ID {
+	if p == nil {
+		return nil
+	}
+	return []registry.ID{*p}
+}
+
+// pyNumber prints f as Python prints a float ("15.0", "0.5"): the same
+// format as a registry key.
+func pyNumber(f float64) string { return registry.ID(f).Key() }
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isNotFound(err error) bool { return errors.Is(err, registry.ErrNotFound) }

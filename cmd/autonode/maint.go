@@ -1,0 +1,188 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/autonode/autonode/registry"
+)
+
+func addMaintCommands(root *cobra.Command, e *env) {
+	var fsckJSON bool
+	fsck := &cobra.Command{
+		Use:     "fsck",
+		GroupID: groupMaint,
+		Short:   "Check the registry, archive and journal without changing them",
+		Long: `Check the registry, its archive and its journal, changing nothing: JSON
+syntax (with the byte offset of the damage), every record's fields, keys that
+are not canonical ids, threads in both files, the journal's checksums and
+torn tail, files changed by another program while operations were pending,
+file modes, and threads without a token (seed threads: unprotected until
+claimed). Each problem is printed as FILE:OFFSET, severity, thread key and
+message. The exit status is 1 when an error (not only warnings) was found;
+then run autonode recover.`,
+		Example: `  autonode fsck
+  autonode --registry /data/thread_registry.json fsck --json`,
+		Args: noArgs,
+		RunE: act(func(cmd *cobra.Command, args []string) error {
+			rep, err := registry.Fsck(e.registryPath(), nil)
+			if err != nil {
+				return err
+			}
+			if fsckJSON {
+				raw, err := json.MarshalIndent(rep, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s\n", raw)
+			} else {
+				writeFsck(e, rep)
+			}
+			if !rep.OK() {
+				return failed()
+			}
+			return nil
+		}),
+	}
+	fsck.Flags().BoolVar(&fsckJSON, "json", false, "print the report as JSON")
+	root.AddCommand(fsck)
+
+	var recoverJSON bool
+	recov := &cobra.Command{
+		Use:     "recover",
+		GroupID: groupMaint,
+		Short:   "Salvage a damaged registry, keeping dated copies of the originals",
+		Long: `Salvage the registry: every entry of the registry and the archive that
+parses (also past damage), with every intact journaled operation applied on
+top, is written back atomically. Each original file is first kept as a dated
+copy (FILE.recover-YYYYMMDDTHHMMSSZ) beside it. AutoNode never overwrites a
+file it cannot parse unless you run this command. Run autonode fsck first to
+see what is wrong.`,
+		Example: `  autonode fsck || autonode recover`,
+		Args:    noArgs,
+		RunE: act(func(cmd *cobra.Command, args []string) error {
+			path := e.registryPath()
+			if !exists(path) && !exists(path+".journal") && !exists(archivePathOf(path)) {
+				return fmt.Errorf("no registry at %s: nothing to recover; pass --registry PATH or set %s", path, registry.EnvRegistry)
+			}
+			rep, err := registry.Recover(path, nil)
+			if err != nil {
+				return err
+			}
+			if recoverJSON {
+				raw, err := json.MarshalIndent(rep, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(e.stdout, "%s\n", raw)
+				return err
+			}
+			w := e.stdout
+			fmt.Fprintf(w, "Recovered %s: %d thread(s), %d archived thread(s), %d journaled transaction(s) replayed.\n", path, rep.Threads, rep.Archived, rep.Replayed)
+			if len(rep.Lost) == 0 {
+				fmt.Fprintln(w, "Nothing was lost.")
+			} else {
+				fmt.Fprintf(w, "Could not salvage (%d):\n", len(rep.Lost))
+				for _, l := range rep.Lost {
+					fmt.Fprintf(w, "  %s\n", clean(l))
+				}
+			}
+			if len(rep.Backups) > 0 {
+				fmt.Fprintln(w, "The originals are kept as:")
+				for _, b := range rep.Backups {
+					fmt.Fprintf(w, "  %s\n", b)
+				}
+			}
+			return nil
+		}),
+	}
+	recov.Flags().BoolVar(&recoverJSON, "json", false, "print the report as JSON")
+	root.AddCommand(recov)
+
+	root.AddCommand(&cobra.Command{
+		Use:     "compact",
+		GroupID: groupMaint,
+		Short:   "Fold the journal into the registry files",
+		Long: `Write every journaled operation into thread_registry.json and
+deleted_threads.json (atomically: temporary file, fsync, rename) and start an
+empty journal, so that a program reading the files directly, such as the
+Python seed, sees every operation. AutoNode also compacts past a size
+threshold and whenever a command closes the registry.`,
+		Example: `  autonode compact`,
+		Args:    noArgs,
+		RunE: act(func(cmd *cobra.Command, args []string) error {
+			var n, archived int
+			return e.withStore(func(s *registry.FileStore) error {
+				if err := s.Compact(); err != nil {
+					return err
+				}
+				if err := s.View(func(tx *registry.Tx) error {
+					n, archived = tx.Len(), tx.Summarize().Archived
+					return nil
+				}); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "Compacted %s (%d thread(s)) and %s (%d archived).\n", s.Path(), n, s.ArchivePath(), archived)
+				return nil
+			})
+		}),
+	})
+}
+
+// archivePathOf is the archive beside the registry at path.
+func archivePathOf(path string) string {
+	i := strings.LastIndexAny(path, `/\`)
+	return path[:i+1] + registry.DefaultArchiveFile
+}
+
+// writeFsck prints a fsck report.
+func writeFsck(e *env, rep *registry.FsckReport) {
+	w := e.stdout
+	fmt.Fprintf(w, "Registry: %s (%d thread(s))\n", rep.Registry, rep.Threads)
+	fmt.Fprintf(w, "Archive:  %s (%d thread(s))\n", rep.Archive, rep.Archived)
+	fmt.Fprintf(w, "Journal:  %s (%d pending operation(s)", rep.Journal, rep.PendingOps)
+	if rep.TornTailSize > 0 {
+		fmt.Fprintf(w, ", torn tail of %d bytes", rep.TornTailSize)
+	}
+	fmt.Fprintln(w, ")")
+	if len(rep.Unprotected) > 0 {
+		fmt.Fprintf(w, "Unprotected: %d seed thread(s) without a token (%s); claim them with `autonode claim ID...`\n",
+			len(rep.Unprotected), abbreviate(rep.Unprotected, 10))
+	}
+	errs, warns := 0, 0
+	for _, p := range rep.Problems {
+		if p.Severity == "error" {
+			errs++
+		} else {
+			warns++
+		}
+		where := p.File
+		if p.Offset >= 0 {
+			where = fmt.Sprintf("%s:%d", p.File, p.Offset)
+		}
+		key := ""
+		if p.Key != "" {
+			key = fmt.Sprintf(" [%s]", clean(p.Key))
+		}
+		fmt.Fprintf(w, "%s: %s%s: %s\n", where, p.Severity, key, clean(p.Message))
+	}
+	switch {
+	case errs > 0:
+		fmt.Fprintf(w, "%d error(s), %d warning(s). Run `autonode recover` to salvage every entry that parses (the originals are kept as dated copies).\n", errs, warns)
+	case warns > 0:
+		fmt.Fprintf(w, "OK, with %d warning(s).\n", warns)
+	default:
+		fmt.Fprintln(w, "OK: no problems found.")
+	}
+}
+
+// abbreviate joins at most n items, saying how many more there are.
+func abbreviate(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}
