@@ -146,7 +146,8 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	pf.StringVar(&e.registryFlag, "registry", "", "registry file `PATH` (default $"+registry.EnvRegistry+", else ./"+registry.DefaultRegistryFile+"); the archive is "+registry.DefaultArchiveFile+" beside it")
 	pf.StringVar(&e.tokenFlag, "token", "", "`TOKEN` that opens the threads to change (default $"+envToken+")")
 	root.AddGroup(&cobra.Group{ID: groupThreads, Title: "Thread commands:"},
-		&cobra.Group{ID: groupMaint, Title: "Registry maintenance:"})
+		&cobra.Group{ID: groupMaint, Title: "Registry maintenance:"},
+		&cobra.Group{ID: groupTools, Title: "Scripts and tools:"})
 
 	addListCommands(root, e)
 	addDeleteCommands(root, e)
@@ -155,6 +156,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addLineageCommands(root, e)
 	addMaintCommands(root, e)
 	addTokenCommands(root, e)
+	addBenchCommands(root, e)
 	return root
 }
 
@@ -162,6 +164,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 const (
 	groupThreads = "threads"
 	groupMaint   = "maint"
+	groupTools   = "tools"
 )
 
 // registryPath is the registry file this invocation works on.

@@ -1,0 +1,202 @@
+package accel
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// bytesPerMB is the unit of max_memory_mb, as the seed computed it (2^20).
+const bytesPerMB = 1 << 20
+
+// Budget bounds the bytes that arrays may hold at once. The thread engine
+// gives each thread run its own Budget from metadata.max_memory_mb.
+//
+// Every array allocation is charged before any memory is taken; an
+// allocation that does not fit fails with an error wrapping ErrBudget. Bytes
+// come back when an array is freed with Array.Free, or after the garbage
+// collector finds it unreachable; before refusing an allocation the Budget
+// collects garbage once, so a loop that drops its temporaries is not refused
+// for arrays it no longer holds.
+//
+// A nil *Budget is unlimited. Methods are safe for concurrent use.
+type Budget struct {
+	mu      sync.Mutex
+	limit   int64 // bytes; 0 means unlimited
+	limitMB float64
+	byMB    bool // the limit was given in MB
+	used    int64
+	peak    int64
+}
+
+// NewBudget returns a budget of limitBytes bytes; limitBytes <= 0 means
+// unlimited.
+func NewBudget(limitBytes int64) *Budget {
+	if limitBytes <= 0 {
+		return &Budget{}
+	}
+	return &Budget{limit: limitBytes, limitMB: float64(limitBytes) / bytesPerMB}
+}
+
+// NewBudgetMB returns a budget of mb megabytes (1 MB = 2^20 bytes, as a
+// thread's metadata.max_memory_mb counts them); mb <= 0 means unlimited.
+// NaN is refused and +Inf is unlimited.
+func NewBudgetMB(mb float64) (*Budget, error) {
+	if math.IsNaN(mb) {
+		return nil, errorf(ErrArgument, "memory budget: NaN megabytes is not a size: use a positive number, or 0 for unlimited")
+	}
+	if mb <= 0 || math.IsInf(mb, 1) || mb*bytesPerMB >= math.MaxInt64 {
+		return &Budget{}, nil
+	}
+	return &Budget{limit: int64(mb * bytesPerMB), limitMB: mb, byMB: true}, nil
+}
+
+// Limit returns the budget in bytes, or 0 when it is unlimited.
+func (b *Budget) Limit() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.limit
+}
+
+// Used returns the bytes currently charged.
+func (b *Budget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// Peak returns the most bytes charged at any one time.
+func (b *Budget) Peak() int64 {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.peak
+}
+
+// Check reports, without charging anything, whether bytes more would fit
+// now. The error reads like "exceeds memory budget: needs 6.00MB, allowed
+// 1MB"; the thread engine uses it for the seed's up-front 3·n²·8 check.
+func (b *Budget) Check(bytes int64) error {
+	if b == nil || b.limit == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fitLocked(bytes)
+}
+
+func (b *Budget) fitLocked(bytes int64) error {
+	if bytes < 0 {
+		return errorf(ErrArgument, "memory budget: negative size %d bytes", bytes)
+	}
+	if b.limit == 0 || (bytes <= b.limit && b.used <= b.limit-bytes) {
+		return nil
+	}
+	inUse := ""
+	if b.used > 0 {
+		inUse = fmt.Sprintf(" (%s already in use)", formatSize(b.used))
+	}
+	return errorf(ErrBudget, "exceeds memory budget: needs %s%s, allowed %s", formatSize(bytes), inUse, b.limitString())
+}
+
+// limitString prints the limit as it was given: "1MB" for NewBudgetMB(1),
+// a byte count or MB for NewBudget.
+func (b *Budget) limitString() string {
+	if b.byMB {
+		return strconv.FormatFloat(b.limitMB, 'f', -1, 64) + "MB"
+	}
+	return formatSize(b.limit)
+}
+
+// Reserve charges bytes to the budget, or returns an error wrapping
+// ErrBudget and charges nothing. Pair it with Release.
+func (b *Budget) Reserve(bytes int64) error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	err := b.fitLocked(bytes)
+	if err == nil {
+		b.chargeLocked(bytes)
+	}
+	b.mu.Unlock()
+	return err
+}
+
+func (b *Budget) chargeLocked(bytes int64) {
+	b.used += bytes
+	if b.used > b.peak {
+		b.peak = b.used
+	}
+}
+
+// Release returns bytes charged by Reserve.
+func (b *Budget) Release(bytes int64) {
+	if b == nil || bytes <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= bytes
+	if b.used < 0 {
+		b.used = 0
+	}
+	b.mu.Unlock()
+}
+
+// reserveReclaiming is Reserve for array storage: when the charge does not
+// fit but bytes are in use, it runs the garbage collector once and waits
+// briefly for unreachable arrays to hand their bytes back before refusing.
+func (b *Budget) reserveReclaiming(bytes int64) error {
+	err := b.Reserve(bytes)
+	if err == nil || b.Used() == 0 {
+		return err
+	}
+	if b.fitsEmpty(bytes) != nil {
+		return err // would not fit even with nothing in use
+	}
+	runtime.GC()
+	deadline := time.Now().Add(20 * time.Millisecond)
+	for {
+		if err = b.Reserve(bytes); err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+}
+
+func (b *Budget) fitsEmpty(bytes int64) error {
+	if b.limit != 0 && bytes > b.limit {
+		return ErrBudget
+	}
+	return nil
+}
+
+// String describes the budget, e.g. "2.00MB of 500MB used" or "unlimited".
+func (b *Budget) String() string {
+	if b == nil || b.limit == 0 {
+		return fmt.Sprintf("unlimited (%s used)", formatSize(b.Used()))
+	}
+	return fmt.Sprintf("%s of %s used", formatSize(b.Used()), b.limitString())
+}
+
+// formatMB prints a byte count in MB with two decimals, as the seed did.
+func formatMB(bytes int64) string {
+	return fmt.Sprintf("%.2fMB", float64(bytes)/bytesPerMB)
+}
+
+// formatSize prints small byte counts exactly and larger ones in MB.
+func formatSize(bytes int64) string {
+	if bytes < 10*1024 {
+		return fmt.Sprintf("%d bytes", bytes)
+	}
+	return formatMB(bytes)
+}

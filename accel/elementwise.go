@@ -1,0 +1,327 @@
+package accel
+
+import (
+	"context"
+	"math"
+	"strings"
+)
+
+// BinaryOp is an element-wise operation of two operands.
+type BinaryOp uint8
+
+// The element-wise binary operations.
+const (
+	OpAdd BinaryOp = iota + 1
+	OpSub
+	OpMul
+	OpDiv
+	OpPow
+	OpMaximum // NaN-propagating, like NumPy's maximum
+	OpMinimum // NaN-propagating, like NumPy's minimum
+)
+
+var binaryNames = [...]string{"", "add", "sub", "mul", "div", "pow", "maximum", "minimum"}
+
+// String returns the operation's name, e.g. "add".
+func (op BinaryOp) String() string {
+	if op > 0 && int(op) < len(binaryNames) {
+		return binaryNames[op]
+	}
+	return "invalid"
+}
+
+// ParseBinaryOp maps a name ("add", "sub", "mul", "div", "pow", "maximum",
+// "minimum") to its BinaryOp.
+func ParseBinaryOp(name string) (BinaryOp, error) {
+	for i, n := range binaryNames {
+		if i > 0 && n == name {
+			return BinaryOp(i), nil
+		}
+	}
+	return 0, errorf(ErrArgument, "unknown binary operation %q: allowed are %s", name, strings.Join(binaryNames[1:], ", "))
+}
+
+// UnaryOp is an element-wise operation of one operand.
+type UnaryOp uint8
+
+// The element-wise unary operations.
+const (
+	OpNeg UnaryOp = iota + 1
+	OpAbs
+	OpExp
+	OpLog
+	OpSqrt
+	OpTanh
+	OpSigmoid
+	OpRelu
+)
+
+var unaryNames = [...]string{"", "neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "relu"}
+
+// String returns the operation's name, e.g. "exp".
+func (op UnaryOp) String() string {
+	if op > 0 && int(op) < len(unaryNames) {
+		return unaryNames[op]
+	}
+	return "invalid"
+}
+
+// ParseUnaryOp maps a name ("neg", "abs", "exp", "log", "sqrt", "tanh",
+// "sigmoid", "relu") to its UnaryOp.
+func ParseUnaryOp(name string) (UnaryOp, error) {
+	for i, n := range unaryNames {
+		if i > 0 && n == name {
+			return UnaryOp(i), nil
+		}
+	}
+	return 0, errorf(ErrArgument, "unknown unary operation %q: allowed are %s", name, strings.Join(unaryNames[1:], ", "))
+}
+
+func noop() {}
+
+// converted returns a in dtype dt: a itself when it already has it, else a
+// temporary copy that the caller frees with done.
+func (e *Exec) converted(ctx context.Context, name string, a *Array, dt DType) (*Array, func(), error) {
+	if a.dtype == dt {
+		return a, noop, nil
+	}
+	c, err := e.alloc(name, dt, a.shape)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.run(ctx, name, Op{Kind: OpConvert, In: []*Array{a}, Out: c}); err != nil {
+		c.Free()
+		return nil, nil, err
+	}
+	return c, c.Free, nil
+}
+
+// Binary returns x op y element by element. Shapes broadcast as in NumPy;
+// mixed dtypes give float64.
+func (e *Exec) Binary(ctx context.Context, op BinaryOp, x, y *Array) (*Array, error) {
+	name := op.String()
+	if err := e.checkBinary(name, op, x, y); err != nil {
+		return nil, err
+	}
+	shape, err := broadcastShapes(name, x.shape, y.shape)
+	if err != nil {
+		return nil, err
+	}
+	out, err := e.alloc(name, promote(x.dtype, y.dtype), shape)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.binaryInto(ctx, name, op, out, x, y); err != nil {
+		out.Free()
+		return nil, err
+	}
+	return out, nil
+}
+
+// BinaryInto computes x op y into out, which must have the broadcast shape
+// and the result dtype. out may be x or y itself (an in-place update).
+func (e *Exec) BinaryInto(ctx context.Context, op BinaryOp, out, x, y *Array) error {
+	name := op.String()
+	if err := e.checkBinary(name, op, x, y); err != nil {
+		return err
+	}
+	if err := e.checkOperands(name, out); err != nil {
+		return err
+	}
+	var buf [8]int
+	shape, err := broadcastShapesBuf(buf[:0], name, x.shape, y.shape)
+	if err != nil {
+		return err
+	}
+	if !sameShape(out.shape, shape) {
+		return errorf(ErrShape, "%s: output has shape %s but the operands broadcast to %s", name, formatShape(out.shape), formatShape(shape))
+	}
+	if dt := promote(x.dtype, y.dtype); out.dtype != dt {
+		return errorf(ErrDType, "%s: output has dtype %s but the result is %s", name, out.dtype, dt)
+	}
+	return e.binaryInto(ctx, name, op, out, x, y)
+}
+
+func (e *Exec) checkBinary(name string, op BinaryOp, x, y *Array) error {
+	if op.String() == "invalid" {
+		return errorf(ErrArgument, "binary operation %d is not one of %s", op, strings.Join(binaryNames[1:], ", "))
+	}
+	return e.checkOperands(name, x, y)
+}
+
+func (e *Exec) binaryInto(ctx context.Context, name string, op BinaryOp, out, x, y *Array) error {
+	xc, xdone, err := e.converted(ctx, name, x, out.dtype)
+	if err != nil {
+		return err
+	}
+	defer xdone()
+	yc, ydone, err := e.converted(ctx, name, y, out.dtype)
+	if err != nil {
+		return err
+	}
+	defer ydone()
+	return e.run(ctx, name, Op{Kind: OpBinary, Binary: op, In: []*Array{xc, yc}, Out: out})
+}
+
+// BinaryScalar returns x op s element by element; the result keeps x's dtype.
+func (e *Exec) BinaryScalar(ctx context.Context, op BinaryOp, x *Array, s float64) (*Array, error) {
+	return e.binaryScalar(ctx, op, x, s, false)
+}
+
+// ScalarBinary returns s op x element by element (e.g. 1 - x, 2 / x); the
+// result keeps x's dtype.
+func (e *Exec) ScalarBinary(ctx context.Context, op BinaryOp, s float64, x *Array) (*Array, error) {
+	return e.binaryScalar(ctx, op, x, s, true)
+}
+
+func (e *Exec) binaryScalar(ctx context.Context, op BinaryOp, x *Array, s float64, first bool) (*Array, error) {
+	name := op.String()
+	if err := e.checkBinary(name, op, x, x); err != nil {
+		return nil, err
+	}
+	out, err := e.alloc(name, x.dtype, x.shape)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.run(ctx, name, Op{Kind: OpBinaryScalar, Binary: op, In: []*Array{x}, Out: out, Scalar: s, ScalarFirst: first}); err != nil {
+		out.Free()
+		return nil, err
+	}
+	return out, nil
+}
+
+// Add returns x + y (broadcasting).
+func (e *Exec) Add(ctx context.Context, x, y *Array) (*Array, error) {
+	return e.Binary(ctx, OpAdd, x, y)
+}
+
+// Sub returns x - y (broadcasting).
+func (e *Exec) Sub(ctx context.Context, x, y *Array) (*Array, error) {
+	return e.Binary(ctx, OpSub, x, y)
+}
+
+// Mul returns x * y element by element (broadcasting).
+func (e *Exec) Mul(ctx context.Context, x, y *Array) (*Array, error) {
+	return e.Binary(ctx, OpMul, x, y)
+}
+
+// Div returns x / y element by element (broadcasting); division by zero
+// gives ±Inf or NaN, as in IEEE arithmetic.
+func (e *Exec) Div(ctx context.Context, x, y *Array) (*Array, error) {
+	return e.Binary(ctx, OpDiv, x, y)
+}
+
+// Pow returns x ** y element by element (broadcasting).
+func (e *Exec) Pow(ctx context.Context, x, y *Array) (*Array, error) {
+	return e.Binary(ctx, OpPow, x, y)
+}
+
+// Maximum returns the element-wise maximum (broadcasting; NaN wins).
+func (e *Exec) Maximum(ctx context.Context, x, y *Array) (*Array, error) {
+	return e.Binary(ctx, OpMaximum, x, y)
+}
+
+// Minimum returns the element-wise minimum (broadcasting; NaN wins).
+func (e *Exec) Minimum(ctx context.Context, x, y *Array) (*Array, error) {
+	return e.Binary(ctx, OpMinimum, x, y)
+}
+
+// Unary returns op applied to every element of x.
+func (e *Exec) Unary(ctx context.Context, op UnaryOp, x *Array) (*Array, error) {
+	name := op.String()
+	if name == "invalid" {
+		return nil, errorf(ErrArgument, "unary operation %d is not one of %s", op, strings.Join(unaryNames[1:], ", "))
+	}
+	if err := e.checkOperands(name, x); err != nil {
+		return nil, err
+	}
+	out, err := e.alloc(name, x.dtype, x.shape)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.run(ctx, name, Op{Kind: OpUnary, Unary: op, In: []*Array{x}, Out: out}); err != nil {
+		out.Free()
+		return nil, err
+	}
+	return out, nil
+}
+
+// Neg returns -x.
+func (e *Exec) Neg(ctx context.Context, x *Array) (*Array, error) { return e.Unary(ctx, OpNeg, x) }
+
+// Abs returns |x|.
+func (e *Exec) Abs(ctx context.Context, x *Array) (*Array, error) { return e.Unary(ctx, OpAbs, x) }
+
+// Exp returns e**x.
+func (e *Exec) Exp(ctx context.Context, x *Array) (*Array, error) { return e.Unary(ctx, OpExp, x) }
+
+// Log returns the natural logarithm (NaN for negative, -Inf for zero).
+func (e *Exec) Log(ctx context.Context, x *Array) (*Array, error) { return e.Unary(ctx, OpLog, x) }
+
+// Sqrt returns the square root (NaN for negative elements).
+func (e *Exec) Sqrt(ctx context.Context, x *Array) (*Array, error) { return e.Unary(ctx, OpSqrt, x) }
+
+// Tanh returns the hyperbolic tangent.
+func (e *Exec) Tanh(ctx context.Context, x *Array) (*Array, error) { return e.Unary(ctx, OpTanh, x) }
+
+// Sigmoid returns 1/(1+e**-x), computed without overflow.
+func (e *Exec) Sigmoid(ctx context.Context, x *Array) (*Array, error) {
+	return e.Unary(ctx, OpSigmoid, x)
+}
+
+// Relu returns max(x, 0) (NaN stays NaN).
+func (e *Exec) Relu(ctx context.Context, x *Array) (*Array, error) { return e.Unary(ctx, OpRelu, x) }
+
+// Clip returns x with every element limited to [lo, hi]; use ±Inf for a
+// one-sided bound. NaN elements stay NaN.
+func (e *Exec) Clip(ctx context.Context, x *Array, lo, hi float64) (*Array, error) {
+	if err := e.checkOperands("clip", x); err != nil {
+		return nil, err
+	}
+	if math.IsNaN(lo) || math.IsNaN(hi) || lo > hi {
+		return nil, errorf(ErrArgument, "clip: bounds [%v, %v] are not an interval: need lo <= hi (use -Inf or +Inf for no bound)", lo, hi)
+	}
+	out, err := e.alloc("clip", x.dtype, x.shape)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.run(ctx, "clip", Op{Kind: OpClip, In: []*Array{x}, Out: out, Scalar: lo, Scalar2: hi}); err != nil {
+		out.Free()
+		return nil, err
+	}
+	return out, nil
+}
+
+// Axpy updates y in place: y += alpha*x. x and y must have the same shape
+// and dtype.
+func (e *Exec) Axpy(ctx context.Context, alpha float64, x, y *Array) error {
+	if err := e.checkSame("axpy", x, y); err != nil {
+		return err
+	}
+	return e.run(ctx, "axpy", Op{Kind: OpAxpy, In: []*Array{x, y}, Out: y, Scalar: alpha})
+}
+
+// Triad computes dst = b + s*c in place into dst (the STREAM triad). All
+// three must have the same shape and dtype; dst may be b or c.
+func (e *Exec) Triad(ctx context.Context, dst, b, c *Array, s float64) error {
+	if err := e.checkSame("triad", dst, b, c); err != nil {
+		return err
+	}
+	return e.run(ctx, "triad", Op{Kind: OpTriad, In: []*Array{b, c}, Out: dst, Scalar: s})
+}
+
+// checkSame checks that arrays have one shape and one dtype.
+func (e *Exec) checkSame(name string, arrays ...*Array) error {
+	if err := e.checkOperands(name, arrays...); err != nil {
+		return err
+	}
+	for _, a := range arrays[1:] {
+		if !sameShape(a.shape, arrays[0].shape) {
+			return errorf(ErrShape, "%s: shapes %s and %s differ: the operands must have the same shape", name, formatShape(arrays[0].shape), formatShape(a.shape))
+		}
+		if a.dtype != arrays[0].dtype {
+			return errorf(ErrDType, "%s: dtypes %s and %s differ: the operands must have the same dtype (convert with AsType)", name, arrays[0].dtype, a.dtype)
+		}
+	}
+	return nil
+}

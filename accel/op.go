@@ -1,0 +1,74 @@
+package accel
+
+// OpKind names an operation a Device runs. The Exec validates shapes and
+// dtypes, allocates the output and converts mixed-dtype operands before it
+// builds an Op, so a device only computes; unless stated otherwise every
+// input has the output's dtype.
+type OpKind uint8
+
+// The operations a Device may implement.
+const (
+	// OpBinary: Out = In[0] <Binary> In[1], NumPy-broadcast to Out's shape.
+	OpBinary OpKind = iota + 1
+	// OpBinaryScalar: Out = In[0] <Binary> Scalar, or Scalar <Binary> In[0]
+	// when ScalarFirst.
+	OpBinaryScalar
+	// OpUnary: Out = <Unary>(In[0]).
+	OpUnary
+	// OpClip: Out = min(max(In[0], Scalar), Scalar2), NaN propagating.
+	OpClip
+	// OpReduce: Out = <Reduce> of In[0] along Axis, or of all elements into
+	// a 0-d Out when Axis is AllAxes. ArgMax/ArgMin write float64 indices.
+	OpReduce
+	// OpDot: 0-d Out = sum of In[0][i]*In[1][i] over two equal-length vectors.
+	OpDot
+	// OpAxpy: Out += Scalar*In[0]; Out is also In[1].
+	OpAxpy
+	// OpTriad: Out = In[0] + Scalar*In[1].
+	OpTriad
+	// OpMatmul: Out[..., i, j] = sum_k In[0][..., i, k]*In[1][..., k, j];
+	// all three have at least two axes and the leading (batch) axes of the
+	// inputs broadcast to Out's.
+	OpMatmul
+	// OpGather: a strided copy. Out[i0, i1, ...] =
+	// In[0].flat[Offset + i0*Strides[0] + i1*Strides[1] + ...]; strides may
+	// be zero or negative. Transpose, slicing and indexing use it.
+	OpGather
+	// OpConcat: Out = In[0], In[1], ... joined along Axis.
+	OpConcat
+	// OpConvert: Out = In[0] element by element, converted to Out's dtype
+	// (In[0] may have either dtype). Copy and AsType use it.
+	OpConvert
+)
+
+var opKindNames = [...]string{"", "binary", "binary-scalar", "unary", "clip", "reduce", "dot", "axpy", "triad", "matmul", "gather", "concat", "convert"}
+
+// String names the operation kind.
+func (k OpKind) String() string {
+	if int(k) < len(opKindNames) && k != 0 {
+		return opKindNames[k]
+	}
+	return "invalid"
+}
+
+// AllAxes as Op.Axis asks a reduction over every element.
+const AllAxes = -1 << 31
+
+// Op is one operation handed to a Device's Run. Fields a kind does not use
+// are zero.
+type Op struct {
+	Kind   OpKind
+	Binary BinaryOp
+	Unary  UnaryOp
+	Reduce ReduceOp
+
+	In  []*Array
+	Out *Array
+
+	Scalar, Scalar2 float64
+	ScalarFirst     bool
+
+	Axis    int
+	Offset  int
+	Strides []int
+}
