@@ -154,8 +154,11 @@ func (n *lineageNode) label() string {
 
 // writeTree writes the graph as an indented tree from its roots.
 func writeTree(w io.Writer, g *lineageGraph) {
-	focus := g.nodes[g.focus]
-	fmt.Fprintf(w, "Lineage of %s: %d ancestor(s), %d descendant(s)\n", focus.label(), countRel(g, true), countRel(g, false))
+	if focus, ok := g.nodes[g.focus]; ok {
+		fmt.Fprintf(w, "Lineage of %s: %d ancestor(s), %d descendant(s)\n", focus.label(), countRel(g, true), countRel(g, false))
+	} else {
+		fmt.Fprintf(w, "Lineage of the registry: %d thread(s)\n", len(g.ids))
+	}
 	shown := map[registry.ID]bool{}
 	var walk func(id registry.ID, indent string, last, top bool)
 	walk = func(id registry.ID, indent string, last, top bool) {
@@ -282,5 +285,7 @@ func writeMermaid(w io.Writer, g *lineageGraph) {
 			fmt.Fprintf(w, "  %s --> %s\n", mid[p], mid[id])
 		}
 	}
-	fmt.Fprintf(w, "  style %s stroke-width:3px\n", mid[g.focus])
+	if m, ok := mid[g.focus]; ok {
+		fmt.Fprintf(w, "  style %s stroke-width:3px\n", m)
+	}
 }

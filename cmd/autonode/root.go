@@ -135,7 +135,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.CompletionOptions.HiddenDefaultCmd = true
+	root.CompletionOptions.DisableDescriptions = false
 	// The root runs only to say that a command is missing: do not offer
 	// "autonode [flags]" as a usage line.
 	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), "Usage:{{if .Runnable}}", "Usage:{{if and .Runnable .HasParent}}", 1))
@@ -157,6 +157,8 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addMaintCommands(root, e)
 	addTokenCommands(root, e)
 	addBenchCommands(root, e)
+	addGraphCommands(root, e)
+	addInfoCommands(root, e)
 	return root
 }
 

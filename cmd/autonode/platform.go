@@ -1,0 +1,5 @@
+package main
+
+import goruntime "runtime"
+
+func goPlatform() string { return goruntime.GOOS + "/" + goruntime.GOARCH }
