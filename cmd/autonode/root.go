@@ -147,7 +147,8 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	pf.StringVar(&e.tokenFlag, "token", "", "`TOKEN` that opens the threads to change (default $"+envToken+")")
 	root.AddGroup(&cobra.Group{ID: groupThreads, Title: "Thread commands:"},
 		&cobra.Group{ID: groupMaint, Title: "Registry maintenance:"},
-		&cobra.Group{ID: groupTools, Title: "Scripts and tools:"})
+		&cobra.Group{ID: groupScripts, Title: "Scripts:"},
+		&cobra.Group{ID: groupTools, Title: "Tools:"})
 
 	addListCommands(root, e)
 	addDeleteCommands(root, e)
@@ -158,6 +159,9 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addTokenCommands(root, e)
 	addBenchCommands(root, e)
 	addGraphCommands(root, e)
+	addRunCommands(root, e)
+	addReplCommands(root, e)
+	addDocCommands(root, e)
 	addInfoCommands(root, e)
 	return root
 }
@@ -167,6 +171,7 @@ const (
 	groupThreads = "threads"
 	groupMaint   = "maint"
 	groupTools   = "tools"
+	groupScripts = "scripts"
 )
 
 // registryPath is the registry file this invocation works on.

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// screen is a REPL running on a real pseudo-terminal.
+type screen struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	tty  *os.File
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func startREPL(t *testing.T, dir string, args ...string) *screen {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"repl"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + filepath.Join(dir, "state"), "TERM=xterm", "AUTONODE_TOKEN=repl-test-token-0123456789"}
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &screen{t: t, cmd: cmd, tty: tty, done: make(chan struct{})}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := tty.Read(buf)
+			s.mu.Lock()
+			s.out.Write(buf[:n])
+			s.mu.Unlock()
+			if err != nil {
+				close(s.done)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		tty.Close()
+	})
+	s.expect(">>> ", 20*time.Second)
+	return s
+}
+
+func (s *screen) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+// expect waits until the screen, after what was already matched, shows want.
+func (s *screen) expect(want string, within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if strings.Contains(s.text(), want) {
+			s.mu.Lock()
+			rest := s.out.String()
+			i := strings.Index(rest, want)
+			s.out.Reset()
+			s.out.WriteString(rest[i+len(want):])
+			s.mu.Unlock()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.t.Fatalf("screen never showed %q within %v; it shows:\n%q", want, within, s.text())
+}
+
+// send types keys after a human's pause: the REPL tells typing from
+// pasting by how fast lines arrive.
+func (s *screen) send(keys string) {
+	s.t.Helper()
+	time.Sleep(60 * time.Millisecond)
+	if _, err := s.tty.Write([]byte(keys)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// exit sends Ctrl-D and returns the exit status.
+func (s *screen) exit() int {
+	s.t.Helper()
+	s.send("\x04")
+	errc := make(chan error, 1)
+	go func() { errc <- s.cmd.Wait() }()
+	select {
+	case err := <-errc:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		return 0
+	case <-time.After(15 * time.Second):
+		s.t.Fatal("the REPL did not exit on Ctrl-D")
+	}
+	return -1
+}
+
+func TestREPLTerminal(t *testing.T) {
+	dir := t.TempDir()
+	s := startREPL(t, dir)
+
+	// Multi-line entry: a function with a blank line inside, typed.
+	s.send("def double(x):\r")
+	s.expect("... ", 5*time.Second)
+	s.send("    y = x * 2\r")
+	s.expect("... ", 5*time.Second)
+	s.send("    return y\r")
+	s.expect("... ", 5*time.Second)
+	s.send("\r")
+	s.expect(">>> ", 5*time.Second)
+	s.send("double(21)\r")
+	s.expect("42", 5*time.Second)
+	s.send("_ + 1\r")
+	s.expect("43", 5*time.Second)
+
+	// Open brackets continue.
+	s.send("[1,\r")
+	s.expect("... ", 5*time.Second)
+	s.send(" 2]\r")
+	s.expect("[1, 2]", 5*time.Second)
+
+	// A pasted block with a blank line inside it.
+	s.send("def tripled(x):\r    y = x * 3\r\r    return y\rtripled(5)\r")
+	s.expect("15", 5*time.Second)
+
+	// Tab completion of an attribute after a dot.
+	s.send("accel.matm\t")
+	s.expect("accel.matmul", 5*time.Second)
+	s.send("\x03") // Ctrl-C clears the line
+	s.expect(">>> ", 5*time.Second)
+
+	// Ctrl-C cancels a running statement within a second.
+	s.send("while True:\r")
+	s.expect("... ", 5*time.Second)
+	s.send("    pass\r")
+	s.expect("... ", 5*time.Second)
+	s.send("\r")
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	s.send("\x03")
+	s.expect("interrupted", 5*time.Second)
+	s.expect(">>> ", 5*time.Second)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Ctrl-C took %v to cancel", d)
+	}
+
+	// Errors print with a backtrace and the session goes on.
+	s.send("1 // 0\r")
+	s.expect("Traceback", 5*time.Second)
+	s.expect(">>> ", 5*time.Second)
+	s.send("x_from_first_session = 7\r")
+	s.expect(">>> ", 5*time.Second)
+	s.send(":help spawn\r")
+	s.expect("spawn(", 5*time.Second)
+	if code := s.exit(); code != 0 {
+		t.Fatalf("Ctrl-D exit status %d", code)
+	}
+
+	// History is shared with the next session.
+	s2 := startREPL(t, dir)
+	s2.send("\x1b[A") // up arrow: the last entry of the first session
+	s2.expect(":help spawn", 5*time.Second)
+	s2.send("\x1b[A")
+	s2.expect("x_from_first_session = 7", 5*time.Second)
+	s2.send("\x03")
+	s2.expect(">>> ", 5*time.Second)
+	if code := s2.exit(); code != 0 {
+		t.Fatalf("second session exit status %d", code)
+	}
+	hist, err := os.ReadFile(filepath.Join(dir, "state", "autonode", "history"))
+	if err != nil || !strings.Contains(string(hist), "double(21)") {
+		t.Errorf("history file: %q %v", hist, err)
+	}
+}
+
+func TestREPLPiped(t *testing.T) {
+	reg := filepath.Join(t.TempDir(), "thread_registry.json")
+	var out, errb bytes.Buffer
+	src := "x = 20\ndef f(y):\n    z = y + 1\n\n    return z\nprint(f(x) * 2)\n1 // 0\nprint('still here')\n:threads\n"
+	e := &env{stdin: strings.NewReader(src), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	code := runEnv([]string{"--registry", reg, "--token", "piped-token-0123456789", "repl"}, e)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "42\n") || !strings.Contains(out.String(), "still here") {
+		t.Errorf("piped output:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), ">>>") || strings.Contains(out.String(), "\x1b") {
+		t.Errorf("piped mode printed prompts or escape codes:\n%q", out.String())
+	}
+	if !strings.Contains(errb.String(), "division by zero") {
+		t.Errorf("error not reported:\n%s", errb.String())
+	}
+}
