@@ -84,3 +84,12 @@ func pyFloat(f float64) string {
 	}
 	return s
 }
+
+// MarshalJSON writes the id as Python prints a float (1.0, 1e-05), the
+// registry's own spelling.
+func (id ID) MarshalJSON() ([]byte, error) {
+	if err := ValidateID(float64(id)); err != nil && id != InvalidID {
+		return nil, err
+	}
+	return []byte(pyFloat(float64(id))), nil
+}

@@ -65,3 +65,26 @@ func TestDocGolden(t *testing.T) {
 	}
 	cli(t, "", nil, "doc", "nosuch").want(t, 2)
 }
+
+// TestJSONGolden pins the --json outputs on the seed's registry.
+func TestJSONGolden(t *testing.T) {
+	reg := fixture(t)
+	for name, args := range map[string][]string{
+		"list.json":      {"list", "--json"},
+		"show.json":      {"show", "21.0", "--json"},
+		"summarize.json": {"summarize", "--json"},
+	} {
+		got := cli(t, reg, nil, args...).want(t, 0).stdout
+		golden := filepath.Join("testdata", name)
+		if *update {
+			os.WriteFile(golden, []byte(got), 0o644)
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test -update to create it)", err)
+		}
+		if got != string(want) {
+			t.Errorf("autonode %s differs from %s:\n%s", strings.Join(args, " "), golden, got)
+		}
+	}
+}
