@@ -709,8 +709,9 @@ func (tx *Tx) Restore(id ID, tok string) (*Thread, error) {
 	return t, nil
 }
 
-// MarkCrashed marks every running thread whose owner process is gone as
-// crashed (alive reports whether an owner still runs), and returns them.
+// MarkCrashed marks every running thread, and every pending thread queued
+// by a process (one with an owner), whose owner process is gone as crashed
+// (alive reports whether an owner still runs), and returns them.
 // It needs no token: it records a fact, not a change of the thread.
 func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 	if !tx.writable {
@@ -718,7 +719,7 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 	}
 	var stale []*Record
 	tx.rangeThreads(func(r *Record) bool {
-		if r.Status == StatusRunning {
+		if r.Status == StatusRunning || r.Status == StatusPending {
 			stale = append(stale, r)
 		}
 		return true
@@ -729,12 +730,13 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 		if err != nil {
 			return nil, err
 		}
-		if alive(t.Owner) {
+		if alive(t.Owner) || t.Status == StatusPending && t.Owner == "" {
 			continue
 		}
+		was := t.Status
 		t.Status = StatusCrashed
 		t.FinishedAt = Now().UTC().Format(time.RFC3339Nano)
-		t.AddHistory("Marked crashed: the process running it (%s) is gone.", t.Owner)
+		t.AddHistory("Marked crashed: it was %s and the process that owned it (%s) is gone.", was, t.Owner)
 		if err := tx.write(t); err != nil {
 			return nil, err
 		}

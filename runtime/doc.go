@@ -1,4 +1,93 @@
 // Package runtime is AutoNode's thread engine (validation, tokens,
 // scheduling, execution on devices, TTL, caching, sandbox) and the embedding
 // API for host Go programs.
+//
+// # Embedding
+//
+// [New] opens a registry and returns a [Runtime]. [Runtime.ExecFile] runs a
+// script, [Runtime.Eval] evaluates snippets as a REPL does (globals persist
+// between calls), [Runtime.Call] calls a Starlark function, and
+// [Runtime.AddBuiltin], [Runtime.AddModule] and [Runtime.RegisterKernel]
+// extend what scripts see (add them before running the code that uses
+// them: Starlark resolves names when it compiles). Every call takes a
+// context: cancelling it stops the Starlark code it runs and the threads it
+// spawned. [Runtime.Close] waits for the threads still pending or running,
+// then closes (and compacts) the registry.
+//
+//	rt, err := runtime.New(runtime.Options{SessionToken: tok, Stdout: os.Stdout})
+//	if err != nil { ... }
+//	defer rt.Close()
+//	if _, err := rt.ExecFile(ctx, "quickstart.star", nil); err != nil {
+//		var ee *starlark.EvalError
+//		if errors.As(err, &ee) { fmt.Fprintln(os.Stderr, ee.Backtrace()) }
+//	}
+//
+// Scripts use the dialect in [Dialect] (while loops, top-level control
+// flow, global reassignment, sets, recursion) and see the builtins of
+// package builtins, argv, and the kernels module once a kernel is
+// registered.
+//
+// # Threads
+//
+// A [Runtime] implements builtins.Engine, the interface behind spawn(),
+// spawn_batch(), wait(), cancel(), current() and log(). A spawned thread
+// is validated with the seed's rules and defaults (DESIGN §3), refused
+// while the machine's memory or CPU use is above 95% (sampled by a
+// background goroutine, never on the spawn path), persisted as pending and
+// queued. It then goes pending → running → succeeded, failed, timed_out or
+// cancelled; cached and dry_run threads never run. Every transition is
+// persisted, with the seed's history wording ("Thread 'x' initialized with
+// priority 2.", "Spawning 'x' | ID: 1.0 | Device: CPU | …", "CPU computation
+// complete."). The record of a running thread names its process (pid, host,
+// start time); New marks threads left running by a dead process as crashed.
+//
+// Queued threads start by stage (CRITICAL, CORE, BASE), then priority
+// (higher first), then submission order, on a bounded pool per device
+// (Options.CPUWorkers, Options.GPUWorkers). A body that waits for other
+// threads gives its slot back while it waits, so nested spawns cannot
+// deadlock a small pool.
+//
+// Each run gets a new starlark.Thread (print and load as the runtime's, the
+// step budget Options.MaxSteps) and an accel Exec on its device, charged to
+// a budget of metadata.max_memory_mb (default 500) and closed when the run
+// ends. A run still going at its TTL is stopped (the Starlark thread is
+// cancelled and kernels see their context end) and recorded timed_out; a Go
+// kernel that ignores its context is abandoned after a grace period. With
+// no body, a thread runs the seed's default work, done for real: a 512×512
+// float64 matrix product, checked first against the memory budget. A
+// body's return value is stored as the thread's result (JSON).
+//
+// device="gpu", a backend name, and every CRITICAL thread go through one
+// function that picks a GPU backend when accel finds one and otherwise runs
+// on the CPU with a history note saying why; device_used records the
+// outcome.
+//
+// # Sharing between threads
+//
+// Starlark values are not safe for concurrent mutation, and a body runs on
+// another goroutine than its spawner. Spawn therefore freezes the body,
+// its arguments, and the module globals the body's code (and the code of
+// the module functions it mentions) names; the top level may keep mutating
+// every other global. Assigning a new value to a global that a running body
+// reads is a data race that Starlark cannot prevent: don't.
+//
+// # Caching
+//
+// With caching=True, a thread whose key matches an earlier succeeded
+// thread reuses its result (status cached) without running. The key
+// covers the body (its name, position and file source), the values of the
+// variables it captures and the globals it names, the arguments, the
+// device, the sandbox flag, the metadata, and for the default work the
+// spawning script's source. Values without a stable key (accel arrays, handles, built-ins)
+// disable caching for that spawn, with a history note. Keys are stored in
+// the records, so the cache survives restarts.
+//
+// # Sandbox
+//
+// Sandboxed bodies (the default) are refused by the host module; an
+// unsandboxed body is served and its history records each host function it
+// used; a script's top level is served when Options.TopLevelHost is set
+// (autonode run sets it) and refused otherwise. A sandboxed body cannot
+// spawn an unsandboxed thread, and Options.ForbidUnsandboxed refuses
+// sandbox=False altogether.
 package runtime

@@ -1,0 +1,223 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"sync"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+)
+
+// funcIndex remembers, for every Starlark file the runtime has compiled,
+// the hash of its source and the names each function's body mentions.
+// Spawn uses the names to freeze exactly the module globals a body can
+// reach before the body runs on another goroutine (so the top level may
+// keep mutating its other globals), and the cache puts the source hash and
+// those globals' values in its keys. Files are found by their compiled
+// Program (each ExecFile or load compiles its own), or by file name for
+// REPL chunks, which get unique names.
+type funcIndex struct {
+	mu    sync.Mutex
+	progs map[*starlark.Program]*fileInfo
+	files map[string]*fileInfo
+}
+
+// fileInfo is what funcIndex knows about one compiled file.
+type fileInfo struct {
+	hash  string              // sha256 of the source
+	names map[string][]string // posKey of def/lambda → names mentioned
+}
+
+func newFuncIndex() *funcIndex {
+	return &funcIndex{progs: map[*starlark.Program]*fileInfo{}, files: map[string]*fileInfo{}}
+}
+
+// posKey identifies a function by the position of its def or lambda.
+func posKey(p syntax.Position) string {
+	return fmt.Sprintf("%s:%d:%d", p.Filename(), p.Line, p.Col)
+}
+
+// add indexes a parsed (not necessarily resolved) file and its source,
+// and returns its entry for bind.
+func (ix *funcIndex) add(f *syntax.File, src []byte) *fileInfo {
+	sum := sha256.Sum256(src)
+	fi := &fileInfo{hash: hex.EncodeToString(sum[:]), names: map[string][]string{}}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		var pos syntax.Position
+		var body []syntax.Node
+		switch x := n.(type) {
+		case *syntax.DefStmt:
+			pos = x.Def
+			for _, s := range x.Body {
+				body = append(body, s)
+			}
+		case *syntax.LambdaExpr:
+			pos = x.Lambda
+			body = []syntax.Node{x.Body}
+		default:
+			return true
+		}
+		seen := map[string]bool{}
+		for _, b := range body {
+			syntax.Walk(b, func(n syntax.Node) bool {
+				switch x := n.(type) {
+				case *syntax.DotExpr:
+					// x.Name is an attribute, not a variable.
+					syntax.Walk(x.X, func(n syntax.Node) bool {
+						if id, ok := n.(*syntax.Ident); ok {
+							seen[id.Name] = true
+						}
+						return true
+					})
+					return false
+				case *syntax.Ident:
+					seen[x.Name] = true
+				}
+				return true
+			})
+		}
+		names := make([]string, 0, len(seen))
+		for k := range seen {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		fi.names[posKey(pos)] = names
+		return true
+	})
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.files[f.Path] = fi
+	return fi
+}
+
+// bind records that prog was compiled from the file fi describes.
+func (ix *funcIndex) bind(prog *starlark.Program, fi *fileInfo) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.progs[prog] = fi
+}
+
+// info returns what is known about the file fn was compiled from.
+func (ix *funcIndex) info(fn *starlark.Function) *fileInfo {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if m := fn.Module(); m != nil {
+		if fi, ok := ix.progs[m.Program()]; ok {
+			return fi
+		}
+	}
+	return ix.files[fn.Position().Filename()]
+}
+
+// refs returns the names mentioned by fn's body.
+func (ix *funcIndex) refs(fn *starlark.Function) ([]string, bool) {
+	fi := ix.info(fn)
+	if fi == nil {
+		return nil, false
+	}
+	n, ok := fi.names[posKey(fn.Position())]
+	return n, ok
+}
+
+// source returns the hash of fn's file's source, or "".
+func (ix *funcIndex) source(fn *starlark.Function) string {
+	if fi := ix.info(fn); fi != nil {
+		return fi.hash
+	}
+	return ""
+}
+
+// fileSource returns the hash of the source last run under a file name.
+func (ix *funcIndex) fileSource(file string) string {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if fi := ix.files[file]; fi != nil {
+		return fi.hash
+	}
+	return ""
+}
+
+// freezeReachable freezes fn and the module globals its body (and the
+// bodies of the module functions it mentions) can reach. A function the
+// index does not know has every global of its module frozen.
+func (ix *funcIndex) freezeReachable(fn starlark.Callable) {
+	seen := map[*starlark.Function]bool{}
+	var visit func(f *starlark.Function)
+	visit = func(f *starlark.Function) {
+		if seen[f] {
+			return
+		}
+		seen[f] = true
+		f.Freeze()
+		globals := f.Globals()
+		names, ok := ix.refs(f)
+		if !ok {
+			globals.Freeze()
+			return
+		}
+		for _, name := range names {
+			v, ok := globals[name]
+			if !ok {
+				continue
+			}
+			if g, ok := v.(*starlark.Function); ok {
+				visit(g)
+				continue
+			}
+			v.Freeze()
+		}
+		for i := 0; i < f.NumFreeVars(); i++ {
+			if _, v := f.FreeVar(i); v != nil {
+				if g, ok := v.(*starlark.Function); ok {
+					visit(g)
+				}
+			}
+		}
+	}
+	switch f := fn.(type) {
+	case *starlark.Function:
+		visit(f)
+	case nil:
+	default:
+		f.Freeze()
+	}
+}
+
+// freezeValue freezes v, and the globals reachable from any function
+// among its elements.
+// Only small containers are searched for functions (large data rarely
+// holds any, and walking it on every spawn would cost more than the run).
+func (ix *funcIndex) freezeValue(v starlark.Value, depth int) {
+	const maxSearch = 256
+	if depth > 8 {
+		v.Freeze()
+		return
+	}
+	switch x := v.(type) {
+	case *starlark.Function:
+		ix.freezeReachable(x)
+		return
+	case starlark.Tuple:
+		if len(x) <= maxSearch {
+			for _, e := range x {
+				ix.freezeValue(e, depth+1)
+			}
+		}
+	case *starlark.List:
+		if x.Len() <= maxSearch {
+			for i := 0; i < x.Len(); i++ {
+				ix.freezeValue(x.Index(i), depth+1)
+			}
+		}
+	case *starlark.Dict:
+		if x.Len() <= maxSearch {
+			for _, kv := range x.Items() {
+				ix.freezeValue(kv[1], depth+1)
+			}
+		}
+	}
+	v.Freeze()
+}

@@ -1,0 +1,158 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/autonode/autonode/registry"
+)
+
+// commitOp is a group of registry operations that one caller submits to
+// the committer. Each function performs its reads first and its single
+// write last, so that one that fails leaves nothing behind in the shared
+// transaction.
+type commitOp struct {
+	fns  []func(tx *registry.Tx) error
+	errs []error
+	done chan struct{} // nil: nobody waits (starts, history lines)
+	// then, when set, is called on the committer's goroutine with the
+	// errors once the group is durable (or has failed).
+	then func(errs []error)
+}
+
+// maxGroup bounds the operations committed in one registry transaction.
+const maxGroup = 512
+
+// committer serializes the engine's registry writes and groups those that
+// arrive together into one transaction (one journal append and fsync),
+// which is what makes hundreds of concurrent spawns cheap. Operations of
+// one caller apply in submission order.
+type committer struct {
+	store registry.Store
+	warn  func(format string, args ...any)
+
+	mu     sync.RWMutex
+	ch     chan *commitOp
+	closed bool
+	done   chan struct{}
+}
+
+func newCommitter(store registry.Store, warn func(string, ...any)) *committer {
+	c := &committer{store: store, warn: warn, ch: make(chan *commitOp, 1024), done: make(chan struct{})}
+	go c.loop()
+	return c
+}
+
+func (c *committer) loop() {
+	defer close(c.done)
+	for op := range c.ch {
+		group := []*commitOp{op}
+		n := len(op.fns)
+	drain:
+		for n < maxGroup {
+			select {
+			case o, ok := <-c.ch:
+				if !ok {
+					break drain
+				}
+				group = append(group, o)
+				n += len(o.fns)
+			default:
+				break drain
+			}
+		}
+		c.apply(group)
+	}
+}
+
+func (c *committer) apply(group []*commitOp) {
+	err := c.store.Update(func(tx *registry.Tx) error {
+		for _, op := range group {
+			op.errs = make([]error, len(op.fns))
+			for i, fn := range op.fns {
+				op.errs[i] = fn(tx)
+			}
+		}
+		return nil
+	})
+	for _, op := range group {
+		if err != nil {
+			op.errs = make([]error, len(op.fns))
+			for i := range op.errs {
+				op.errs[i] = fmt.Errorf("registry: %w", err)
+			}
+		}
+		if op.then != nil {
+			op.then(op.errs)
+			continue
+		}
+		if op.done != nil {
+			close(op.done)
+			continue
+		}
+		for _, e := range op.errs {
+			if e != nil {
+				c.warn("could not update a thread's record: %v", e)
+			}
+		}
+	}
+}
+
+var errCommitterClosed = errors.New("the runtime is closed")
+
+// submit queues op; it reports false when the committer has stopped.
+func (c *committer) submit(op *commitOp) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
+	c.ch <- op
+	return true
+}
+
+// commit runs fns in one transaction shared with other callers' operations
+// and returns each function's error.
+func (c *committer) commit(fns ...func(tx *registry.Tx) error) []error {
+	op := &commitOp{fns: fns, done: make(chan struct{})}
+	if !c.submit(op) {
+		errs := make([]error, len(fns))
+		for i := range errs {
+			errs[i] = errCommitterClosed
+		}
+		return errs
+	}
+	<-op.done
+	return op.errs
+}
+
+// commit1 is commit for one function.
+func (c *committer) commit1(fn func(tx *registry.Tx) error) error {
+	return c.commit(fn)[0]
+}
+
+// async queues fn and calls then with its error once it is committed;
+// when the committer has stopped, then gets errCommitterClosed at once.
+func (c *committer) async(fn func(tx *registry.Tx) error, then func(error)) {
+	op := &commitOp{fns: []func(*registry.Tx) error{fn}, then: func(errs []error) { then(errs[0]) }}
+	if !c.submit(op) {
+		then(errCommitterClosed)
+	}
+}
+
+// post queues fn without waiting for it.
+func (c *committer) post(fn func(tx *registry.Tx) error) {
+	c.submit(&commitOp{fns: []func(*registry.Tx) error{fn}})
+}
+
+// close commits what is queued and stops the committer.
+func (c *committer) close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.ch)
+	}
+	c.mu.Unlock()
+	<-c.done
+}

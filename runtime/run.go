@@ -1,0 +1,611 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/autonode/autonode/accel"
+	"github.com/autonode/autonode/builtins"
+	"github.com/autonode/autonode/registry"
+)
+
+// defaultN is the size of the default work's matrices (the seed's).
+const defaultN = 512
+
+// abandonGrace is how long a run that reached its TTL (or was cancelled)
+// gets to stop before its thread is recorded as ended anyway. A Go kernel
+// that ignores its context keeps its worker slot until it returns.
+var abandonGrace = 2 * time.Second
+
+type runState int
+
+const (
+	statePending runState = iota
+	stateRunning
+	stateDone
+)
+
+// Errors used as context causes, to tell why a run's context ended.
+var (
+	errCancelled = errors.New("cancelled by cancel()")
+	errClosed    = errors.New("the runtime was closed")
+)
+
+// ttlError is the cause of a run context that reached the thread's TTL.
+type ttlError struct {
+	id  registry.ID
+	ttl float64
+}
+
+func (e *ttlError) Error() string {
+	return fmt.Sprintf("thread %s exceeded its TTL of %ss", e.id, pyFloat(e.ttl))
+}
+
+// run is one thread submitted to this runtime, from creation to its end.
+// It is the Handle that Spawn returns.
+type run struct {
+	r        *Runtime
+	id       registry.ID
+	tok      string // a token that opens the record
+	fn       starlark.Callable
+	args     starlark.Tuple
+	kwargs   []starlark.Tuple
+	sandbox  bool
+	ttl      float64
+	budgetMB float64
+	budgetTx string // max_memory_mb as the seed prints it
+	device   deviceChoice
+	cacheKey string
+	pool     *pool
+	parent   context.Context // the spawner's context
+
+	// Scheduling, read by the pool under its lock.
+	rank     int
+	priority int64
+	seq      uint64
+	heapIdx  int
+
+	submitted atomic.Bool
+	onEnd     func() // called once the run has ended (batch feeder)
+
+	mu          sync.Mutex
+	rec         *registry.Thread // the record as this run last wrote it
+	state       runState
+	cancelled   bool
+	cancel      context.CancelCauseFunc
+	ctx         context.Context
+	ex          *accel.Exec
+	elevated    map[string]bool
+	logged      int      // lines added by appendLine
+	pending     []string // appended lines not yet in the registry
+	flushQueued bool
+
+	done  chan struct{}
+	final *registry.Thread
+	err   error
+}
+
+var _ builtins.Handle = (*run)(nil)
+
+// ID implements builtins.Handle.
+func (j *run) ID() registry.ID { return j.id }
+
+// Done implements builtins.Handle.
+func (j *run) Done() bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait implements builtins.Handle. A thread body that waits gives its
+// worker slot back while it blocks.
+func (j *run) Wait(ctx context.Context) (*registry.Thread, error) {
+	if !j.Done() {
+		if w, ok := ctx.Value(runKey{}).(*run); ok && w != j {
+			w.pool.release()
+			defer w.pool.reacquire()
+		}
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for thread %s: %w", j.id, context.Cause(ctx))
+		}
+	}
+	return j.final.Clone(), j.err
+}
+
+// snapshot returns a copy of the record as the run knows it.
+func (j *run) snapshot() *registry.Thread {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.rec.Clone()
+}
+
+// stamp formats a history line as registry.Thread.AddHistory does.
+func stamp(format string, args ...any) string {
+	return "[" + registry.Now().Format("2006-01-02 15:04:05") + "] " + cleanHistory(fmt.Sprintf(format, args...))
+}
+
+func nowRFC3339() string { return registry.Now().UTC().Format(time.RFC3339Nano) }
+
+// update applies change to the run's record and queues the same change
+// to the stored one, for the committer's next transaction; it does not
+// wait. The committer applies one run's changes in order, so a later
+// transition (the end of the run) never lands before an earlier one.
+func (j *run) update(change func(t *registry.Thread)) {
+	j.mu.Lock()
+	change(j.rec)
+	j.mu.Unlock()
+	j.r.commits.post(func(tx *registry.Tx) error {
+		t, err := tx.Get(j.id)
+		if err != nil {
+			return err
+		}
+		change(t)
+		t.History = append(t.History, j.takeLines()...)
+		return tx.Put(t, j.tok)
+	})
+}
+
+// maxLogLines bounds the history lines one run may add with log() and
+// elevated host calls, so that a chatty body cannot outgrow its record.
+const maxLogLines = 1000
+
+// appendLine adds a history line from the running body (log(), elevated
+// host calls). The line is in the run's record at once; it reaches the
+// registry with the next commit, lines from many calls batched into one
+// write.
+func (j *run) appendLine(line string) {
+	j.mu.Lock()
+	switch {
+	case j.logged < maxLogLines:
+		j.logged++
+	case j.logged == maxLogLines:
+		j.logged++
+		line = stamp("Further log lines of this run are dropped (at most %d are kept).", maxLogLines)
+	default:
+		j.mu.Unlock()
+		return
+	}
+	j.rec.History = append(j.rec.History, line)
+	j.pending = append(j.pending, line)
+	post := !j.flushQueued
+	j.flushQueued = true
+	j.mu.Unlock()
+	if post {
+		j.r.commits.post(j.flush)
+	}
+}
+
+// takeLines returns and clears the lines not yet written.
+func (j *run) takeLines() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	lines := j.pending
+	j.pending, j.flushQueued = nil, false
+	return lines
+}
+
+// flush writes the pending lines.
+func (j *run) flush(tx *registry.Tx) error {
+	lines := j.takeLines()
+	if len(lines) == 0 {
+		return nil
+	}
+	t, err := tx.Get(j.id)
+	if err != nil {
+		return err
+	}
+	t.History = append(t.History, lines...)
+	return tx.Put(t, j.tok)
+}
+
+// execute runs the thread on the goroutine the pool started for it.
+func (j *run) execute() {
+	r := j.r
+	j.mu.Lock()
+	if j.state != statePending {
+		j.mu.Unlock()
+		j.pool.done()
+		return
+	}
+	base, cancel := context.WithCancelCause(j.parent)
+	stopClose := context.AfterFunc(r.ctx, func() { cancel(errClosed) })
+	ctx, cancelTTL := context.WithTimeoutCause(base, ttlDuration(j.ttl), &ttlError{j.id, j.ttl})
+	ctx = context.WithValue(ctx, runKey{}, j)
+	j.ctx, j.cancel, j.state = ctx, cancel, stateRunning
+	if j.cancelled {
+		cancel(errCancelled)
+	}
+	budget, _ := accel.NewBudgetMB(j.budgetMB)
+	j.ex = accel.New(accel.Options{Device: j.device.dev, Budget: budget})
+	j.mu.Unlock()
+	defer func() {
+		cancelTTL()
+		stopClose()
+		cancel(nil)
+	}()
+
+	if ctx.Err() != nil { // cancelled or closed while it was queued
+		j.ex.Close()
+		j.finish(registry.StatusCancelled, nil, context.Cause(ctx).Error(), []string{cancelledLine(ctx, false)}, 0)
+		j.pool.done()
+		return
+	}
+
+	what := "default work (512x512 float64 matmul)"
+	if j.fn != nil {
+		what = "'" + j.fn.Name() + "'"
+	}
+	mode := "sandboxed"
+	if !j.sandbox {
+		mode = "unsandboxed: host access allowed"
+	}
+	start := time.Now()
+	startLine := stamp("Running %s on %s (%s).", what, runLabel(j.device), mode)
+	devName := j.device.dev.Name()
+	// The start is queued, not waited for: the worker's slot is not idle
+	// during an fsync, and starts and ends of many runs share commits.
+	j.update(func(t *registry.Thread) {
+		t.Status = registry.StatusRunning
+		t.StartedAt = nowRFC3339()
+		t.Owner = r.owner
+		t.DeviceUsed = devName
+		t.History = append(t.History, startLine)
+	})
+
+	results := make(chan outcome, 1)
+	go func() { results <- j.body(ctx) }()
+	var out outcome
+	abandoned := false
+	select {
+	case out = <-results:
+	case <-ctx.Done():
+		t := time.NewTimer(abandonGrace)
+		select {
+		case out = <-results:
+		case <-t.C:
+			abandoned = true
+			out = outcome{err: fmt.Errorf("did not stop within %s of being stopped: %w", abandonGrace, context.Cause(ctx))}
+		}
+		t.Stop()
+	}
+	dur := time.Since(start)
+
+	label := runLabel(j.device)
+	switch {
+	case out.err == nil:
+		lines := append(out.notes, stamp("%s computation complete.", label))
+		j.finish(registry.StatusSucceeded, out.result, "", lines, dur)
+	case ctx.Err() != nil && errors.As(context.Cause(ctx), new(*ttlError)):
+		msg := context.Cause(ctx).Error() + "; stopped"
+		j.finish(registry.StatusTimedOut, nil, msg, []string{stamp("Timed out: %s.", msg)}, dur)
+	case ctx.Err() != nil:
+		j.finish(registry.StatusCancelled, nil, context.Cause(ctx).Error(), []string{cancelledLine(ctx, true)}, dur)
+	default:
+		msg, detail := errorText(out.err)
+		j.finish(registry.StatusFailed, nil, detail, []string{stamp("%s computation failed %s", label, sentence(msg))}, dur)
+	}
+	if abandoned {
+		go func() {
+			<-results
+			j.ex.Close()
+			j.pool.done()
+		}()
+		return
+	}
+	j.ex.Close()
+	j.pool.done()
+}
+
+// ttlDuration converts a TTL in seconds, capping what a Duration holds.
+func ttlDuration(ttl float64) time.Duration {
+	const max = float64(1<<63-1) / float64(time.Second)
+	if ttl >= max {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Duration(ttl * float64(time.Second))
+}
+
+func cancelledLine(ctx context.Context, running bool) string {
+	why := "cancel() was called"
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errCancelled):
+	case errors.Is(cause, errClosed):
+		why = "the runtime was closed"
+	default:
+		why = "its spawner's context ended (" + cause.Error() + ")"
+	}
+	if running {
+		return stamp("Cancelled while running: %s.", why)
+	}
+	return stamp("Cancelled before it started: %s.", why)
+}
+
+// sentence ends msg with a period, as the seed's history lines do.
+func sentence(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
+}
+
+// errorText returns an error's message and the text to store in the
+// record's error field (the backtrace for Starlark errors).
+func errorText(err error) (msg, detail string) {
+	var ee *starlark.EvalError
+	if errors.As(err, &ee) {
+		return ee.Msg, ee.Backtrace()
+	}
+	return err.Error(), err.Error()
+}
+
+// outcome is what a body produced.
+type outcome struct {
+	result json.RawMessage
+	notes  []string // history lines to add before the completion line
+	err    error
+}
+
+// body runs the thread's work: its Starlark function, or the default work.
+func (j *run) body(ctx context.Context) (out outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = outcome{err: fmt.Errorf("internal error: %v", p)}
+		}
+	}()
+	if j.fn == nil {
+		return j.defaultWork(ctx)
+	}
+	th := j.r.newBodyThread(j)
+	stop := context.AfterFunc(ctx, func() { th.Cancel(context.Cause(ctx).Error()) })
+	v, err := starlark.Call(th, j.fn, j.args, j.kwargs)
+	stop()
+	if err != nil {
+		return outcome{err: err}
+	}
+	res, err := encodeResult(v)
+	if err != nil {
+		return outcome{err: fmt.Errorf("result of %s: %w", j.fn.Name(), err)}
+	}
+	return outcome{result: res}
+}
+
+// encodeResult converts a body's return value to the JSON stored as the
+// thread's result; None stores nothing.
+func encodeResult(v starlark.Value) (json.RawMessage, error) {
+	if v == nil || v == starlark.None {
+		return nil, nil
+	}
+	g, err := builtins.FromStarlark(v)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := writeJSON(&b, g, 0); err != nil {
+		return nil, err
+	}
+	raw := json.RawMessage(b.Bytes())
+	if len(raw) > registry.MaxRecordBytes/2 {
+		return nil, fmt.Errorf("the result is %d bytes as JSON; at most %d are allowed", len(raw), registry.MaxRecordBytes/2)
+	}
+	return raw, nil
+}
+
+// defaultWork is the seed's CPU work, done for real: a 512×512 float64
+// matrix product, checked first against the memory budget (3·n²·8 bytes).
+func (j *run) defaultWork(ctx context.Context) outcome {
+	n := defaultN
+	need := int64(3 * n * n * 8)
+	if err := j.ex.Budget().Check(need); err != nil {
+		return outcome{err: fmt.Errorf("Thread %s exceeds memory budget. Needs %.2fMB, allowed %sMB", j.id, float64(need)/(1<<20), j.budgetTx)}
+	}
+	start := time.Now()
+	a, err := j.ex.Rand(accel.Float64, 1, n, n)
+	if err != nil {
+		return outcome{err: err}
+	}
+	b, err := j.ex.Rand(accel.Float64, 2, n, n)
+	if err != nil {
+		return outcome{err: err}
+	}
+	c, err := j.ex.Matmul(ctx, a, b)
+	if err != nil {
+		return outcome{err: err}
+	}
+	sum, err := j.ex.Sum(ctx, c)
+	if err != nil {
+		return outcome{err: err}
+	}
+	secs := time.Since(start).Seconds()
+	gflops := 0.0
+	if secs > 0 {
+		gflops = 2 * float64(n) * float64(n) * float64(n) / secs / 1e9
+	}
+	res := map[string]any{
+		"kernel": "matmul", "n": n, "dtype": "float64", "device": j.ex.Device().Name(),
+		"checksum": sum, "seconds": round(secs, 6), "gflops": round(gflops, 3),
+	}
+	var raw bytes.Buffer
+	if err := writeJSON(&raw, res, 0); err != nil {
+		return outcome{err: err}
+	}
+	note := stamp("Matmul %dx%d float64: checksum %s, %.3f GFLOP/s (%.1f ms).", n, n, pyFloat(sum), gflops, secs*1000)
+	return outcome{result: raw.Bytes(), notes: []string{note}}
+}
+
+func round(f float64, digits int) float64 {
+	p := 1.0
+	for i := 0; i < digits; i++ {
+		p *= 10
+	}
+	return float64(int64(f*p+0.5)) / p
+}
+
+// finish records the run's end: the final status, result and error, the
+// history lines, the finish time and duration. It
+// completes the handle and forgets the run.
+func (j *run) finish(status string, result json.RawMessage, errText string, lines []string, dur time.Duration) {
+	j.mu.Lock()
+	if j.state == stateDone {
+		j.mu.Unlock()
+		return
+	}
+	j.state = stateDone
+	j.mu.Unlock()
+	j.record(status, result, errText, lines, dur)
+}
+
+// record persists the end of a run already marked done.
+func (j *run) record(status string, result json.RawMessage, errText string, hist []string, dur time.Duration) {
+	finished := nowRFC3339()
+	ms := float64(dur.Microseconds()) / 1000
+	change := func(t *registry.Thread) {
+		t.Status = status
+		t.Result = result
+		t.Error = errText
+		t.FinishedAt = finished
+		t.DurationMS = ms
+		t.Cached = false
+		t.CacheKey = j.cacheKey
+		t.History = append(t.History, hist...)
+	}
+	var final *registry.Thread
+	fn := func(tx *registry.Tx) error {
+		t, err := tx.Get(j.id)
+		if err != nil {
+			return err
+		}
+		t.History = append(t.History, j.takeLines()...)
+		change(t)
+		if err := tx.Put(t, j.tok); err != nil {
+			return err
+		}
+		final = t
+		return nil
+	}
+	// The handle completes once the record is durable; the worker does
+	// not wait for that, so the next run's start groups with this end.
+	j.r.commits.async(fn, func(err error) {
+		j.mu.Lock()
+		change(j.rec)
+		if final == nil || err != nil {
+			final = j.rec.Clone()
+		}
+		j.final = final
+		onEnd := j.onEnd
+		j.mu.Unlock()
+		if err != nil {
+			j.err = fmt.Errorf("thread %s ended (%s) but the registry could not record it: %w", j.id, status, err)
+			j.r.warn("%v", j.err)
+		}
+		if status == registry.StatusSucceeded && err == nil {
+			j.r.cache.add(j.cacheKey, j.id)
+		}
+		j.r.forget(j)
+		close(j.done)
+		if onEnd != nil {
+			onEnd()
+		}
+	})
+}
+
+// cancelRun stops a pending or running thread (cancel()).
+func (j *run) cancelRun() error {
+	j.mu.Lock()
+	switch j.state {
+	case stateDone:
+		st := j.rec.Status
+		j.mu.Unlock()
+		return fmt.Errorf("thread %s has already ended (%s)", j.id, st)
+	case stateRunning:
+		j.cancelled = true
+		j.cancel(errCancelled)
+		j.mu.Unlock()
+		return nil
+	}
+	j.cancelled = true
+	queued := j.pool.remove(j)
+	held := !j.submitted.Load()
+	if queued || held {
+		j.state = stateDone
+	}
+	j.mu.Unlock()
+	if queued || held {
+		j.record(registry.StatusCancelled, nil, errCancelled.Error(), []string{stamp("Cancelled before it started: cancel() was called.")}, 0)
+	}
+	// Otherwise the pool has just dispatched it: execute sees the flag.
+	return nil
+}
+
+// writeJSON encodes a JSON-compatible Go value with sorted keys, writing
+// floats as Python does (1000.0, 1e-05) so that a float result reads back
+// as a float.
+func writeJSON(b *bytes.Buffer, v any, depth int) error {
+	if depth > registry.MaxDepth {
+		return fmt.Errorf("nested deeper than %d levels", registry.MaxDepth)
+	}
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("%v has no JSON form", x)
+		}
+		b.WriteString(pyFloat(x))
+	case float32:
+		return writeJSON(b, float64(x), depth)
+	case []any:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := writeJSON(b, e, depth+1); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := writeJSON(b, k, depth+1); err != nil {
+				return err
+			}
+			b.WriteByte(':')
+			if err := writeJSON(b, x[k], depth+1); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+	default:
+		enc := json.NewEncoder(b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(x); err != nil {
+			return err
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
+	}
+	return nil
+}

@@ -1,0 +1,642 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	goruntime "runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.starlark.net/lib/json"
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+	"go.starlark.net/syntax"
+
+	"github.com/autonode/autonode/accel"
+	"github.com/autonode/autonode/builtins"
+	"github.com/autonode/autonode/registry"
+)
+
+// Dialect is the Starlark dialect of every file and snippet the
+// runtime runs: while loops, top-level control flow, global reassignment,
+// sets and recursion are allowed.
+var Dialect = &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true}
+
+// Runtime is AutoNode's thread engine and Starlark interpreter: it runs
+// scripts, whose builtins (spawn, branch, …) it serves as their
+// builtins.Engine, and runs the threads they spawn on bounded worker
+// pools. A Runtime is safe for concurrent use; Eval calls are serialized.
+type Runtime struct {
+	opts     Options
+	store    registry.Store
+	ownStore bool
+	session  string
+	owner    string
+
+	stdout, stderr *lockedWriter
+
+	ctx      context.Context // ends when Close begins to cancel
+	cancel   context.CancelFunc
+	commits  *committer
+	cpuPool  *pool
+	gpuPool  *pool
+	cache    *cacheIndex
+	load     *loadGuard
+	funcs    *funcIndex
+	loads    *loader
+	seq      atomic.Uint64
+	active   sync.WaitGroup
+	surface  starlark.StringDict // builtins.Predeclared(r), built once
+	argv     *starlark.List
+	execOnce sync.Once
+	topExec  *accel.Exec
+
+	mu      sync.Mutex
+	closed  bool
+	runs    map[registry.ID]*run
+	extra   starlark.StringDict // AddBuiltin, AddModule
+	kernels map[string]Kernel
+
+	evalMu sync.Mutex
+	evals  int // Eval calls, for snippet names
+	envMu  sync.Mutex
+	env    starlark.StringDict // globals of ExecFile and Eval
+}
+
+var _ builtins.Engine = (*Runtime)(nil)
+
+// New opens the registry (or uses opts.Store), marks threads left running
+// by a dead process as crashed, and returns a Runtime ready to run
+// scripts. Close it when done.
+func New(opts Options) (*Runtime, error) {
+	r := &Runtime{
+		opts: opts, session: opts.SessionToken, owner: self().String(),
+		stdout: &lockedWriter{w: opts.Stdout}, stderr: &lockedWriter{w: opts.Stderr},
+		runs: map[registry.ID]*run{}, extra: starlark.StringDict{}, kernels: map[string]Kernel{},
+		env: starlark.StringDict{}, funcs: newFuncIndex(),
+	}
+	if r.session != "" {
+		if err := registry.ValidateToken(r.session); err != nil {
+			return nil, fmt.Errorf("session token: %w", err)
+		}
+	}
+	r.store = opts.Store
+	if r.store == nil {
+		fs, err := registry.OpenFile(opts.RegistryPath, nil)
+		if err != nil {
+			return nil, err
+		}
+		r.store, r.ownStore = fs, true
+	}
+	var crashed []registry.ID
+	err := r.store.Update(func(tx *registry.Tx) error {
+		ids, err := tx.MarkCrashed(ownerAlive)
+		crashed = ids
+		return err
+	})
+	if err != nil {
+		if r.ownStore {
+			_ = r.store.Close()
+		}
+		return nil, fmt.Errorf("mark crashed threads: %w", err)
+	}
+	if len(crashed) > 0 {
+		r.warn("marked %d thread(s) crashed: the process running them is gone: %s", len(crashed), idList(crashed))
+	}
+	cpus := opts.CPUWorkers
+	if cpus <= 0 {
+		cpus = goruntime.NumCPU()
+	}
+	gpus := opts.GPUWorkers
+	if gpus <= 0 {
+		gpus = 1
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.cpuPool, r.gpuPool = newPool("cpu", cpus), newPool("gpu", gpus)
+	r.commits = newCommitter(r.store, r.warn)
+	r.cache = newCacheIndex(r.store)
+	r.load = newLoadGuard(opts.LoadSampler)
+	r.loads = newLoader(r)
+	argv := make([]starlark.Value, len(opts.Argv))
+	for i, a := range opts.Argv {
+		argv[i] = starlark.String(a)
+	}
+	r.argv = starlark.NewList(argv)
+	r.argv.Freeze()
+	r.surface = builtins.Predeclared(r)
+	return r, nil
+}
+
+func idList(ids []registry.ID) string {
+	s := ""
+	for i, id := range ids {
+		if i > 0 {
+			s += ", "
+		}
+		s += id.String()
+	}
+	return s
+}
+
+// lockedWriter serializes writes from concurrent thread bodies.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	if l.w == nil {
+		return len(p), nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// warn writes a notice to Stderr.
+func (r *Runtime) warn(format string, args ...any) {
+	fmt.Fprintf(r.stderr, "autonode: "+format+"\n", args...)
+}
+
+// Close waits for every pending and running thread to end (their TTLs
+// bound the wait; cancel the context given to ExecFile, Eval or Spawn to
+// stop them sooner), then stops the runtime and closes the registry,
+// which compacts it, unless it was given as Options.Store.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.active.Wait()
+	r.cancel()
+	r.commits.close()
+	r.load.close()
+	r.execOnce.Do(func() {}) // no Exec is made after this
+	if r.topExec != nil {
+		r.topExec.Close()
+	}
+	if r.ownStore {
+		return r.store.Close()
+	}
+	return nil
+}
+
+// Store implements builtins.Engine.
+func (r *Runtime) Store() registry.Store { return r.store }
+
+// noTokenError says how to get a token; it matches registry.ErrTokenRequired.
+type noTokenError struct{}
+
+func (noTokenError) Error() string {
+	return "no token: pass token=..., set AUTONODE_TOKEN, or use --token (create one with autonode token)"
+}
+func (noTokenError) Is(target error) bool { return target == registry.ErrTokenRequired }
+
+// Token implements builtins.Engine: tok, or the session token when tok is
+// empty; a malformed token is an error.
+func (r *Runtime) Token(tok string) (string, error) {
+	if tok == "" {
+		tok = r.session
+	}
+	if tok == "" {
+		return "", noTokenError{}
+	}
+	if err := registry.ValidateToken(tok); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// Thread-local keys. Values: *run for thread bodies, *topLevel for
+// scripts' top levels, the script's file name for both.
+const (
+	localRun    = "autonode.run"
+	localTop    = "autonode.top"
+	localScript = "autonode.script"
+)
+
+// runKey marks a run's context (see run.Wait).
+type runKey struct{}
+
+// topLevel is the state of a top-level thread (ExecFile, Eval, Call, load).
+type topLevel struct {
+	ctx context.Context
+}
+
+func runOf(th *starlark.Thread) *run {
+	if th == nil {
+		return nil
+	}
+	j, _ := th.Local(localRun).(*run)
+	return j
+}
+
+func topOf(th *starlark.Thread) *topLevel {
+	if th == nil {
+		return nil
+	}
+	t, _ := th.Local(localTop).(*topLevel)
+	return t
+}
+
+// setupThread is the one place that gives a new Starlark thread its print,
+// load, step budget and cancellation; it returns a function that stops
+// watching ctx.
+func (r *Runtime) setupThread(th *starlark.Thread, ctx context.Context) func() bool {
+	th.Print = r.print
+	th.Load = r.loads.load
+	if r.opts.MaxSteps > 0 {
+		th.SetMaxExecutionSteps(r.opts.MaxSteps)
+		max := r.opts.MaxSteps
+		th.OnMaxSteps = func(th *starlark.Thread) {
+			th.Cancel(fmt.Sprintf("step budget exhausted (%d steps)", max))
+		}
+	}
+	return context.AfterFunc(ctx, func() { th.Cancel(causeText(ctx)) })
+}
+
+func causeText(ctx context.Context) string {
+	if c := context.Cause(ctx); c != nil {
+		return c.Error()
+	}
+	return "cancelled"
+}
+
+// newTopThread returns a thread for a script's top level.
+func (r *Runtime) newTopThread(ctx context.Context, name, script string) (*starlark.Thread, func() bool) {
+	th := &starlark.Thread{Name: name}
+	th.SetLocal(localTop, &topLevel{ctx: ctx})
+	if script != "" {
+		th.SetLocal(localScript, script)
+	}
+	return th, r.setupThread(th, ctx)
+}
+
+// newBodyThread returns the thread that runs j's body: one new Thread per
+// run (Threads are not safe for concurrent use, and a reused one keeps its
+// step count and cancellation).
+func (r *Runtime) newBodyThread(j *run) *starlark.Thread {
+	th := &starlark.Thread{Name: "thread " + j.id.String()}
+	th.SetLocal(localRun, j)
+	if f, ok := j.fn.(*starlark.Function); ok {
+		th.SetLocal(localScript, f.Position().Filename())
+	}
+	r.setupThread(th, context.Background()) // the run watches its own ctx
+	return th
+}
+
+func (r *Runtime) print(_ *starlark.Thread, msg string) {
+	fmt.Fprintln(r.stdout, msg)
+}
+
+// predeclared returns the names every file and snippet sees: the
+// builtins, argv, the kernels module and what AddBuiltin and AddModule
+// added. It is a fresh dictionary, so later additions never race with
+// running code.
+func (r *Runtime) predeclared() starlark.StringDict {
+	d := make(starlark.StringDict, len(r.surface)+8)
+	for k, v := range r.surface {
+		d[k] = v
+	}
+	d["argv"] = r.argv
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.kernels) > 0 {
+		d["kernels"] = r.kernelModule()
+	}
+	for k, v := range r.extra {
+		d[k] = v
+	}
+	if _, ok := d["json"]; !ok {
+		d["json"] = json.Module
+	}
+	return d
+}
+
+// readSource returns the bytes of src (string, []byte or io.Reader), or of
+// the file when src is nil.
+func readSource(filename string, src any) ([]byte, error) {
+	switch s := src.(type) {
+	case nil:
+		return os.ReadFile(filename)
+	case string:
+		return []byte(s), nil
+	case []byte:
+		return s, nil
+	case io.Reader:
+		return io.ReadAll(s)
+	}
+	return nil, fmt.Errorf("%s: source of type %T; want nil, string, []byte or io.Reader", filename, src)
+}
+
+// ExecFile runs a Starlark file (src nil reads filename; otherwise a
+// string, []byte or io.Reader) and returns its frozen globals, which also
+// become visible to Eval and Call. Runtime errors are *starlark.EvalError
+// (print err.Backtrace()); syntax errors are syntax.Error. Threads the
+// script spawned with wait=False may still run when it returns; Close
+// waits for them.
+func (r *Runtime) ExecFile(ctx context.Context, filename string, src any) (starlark.StringDict, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	data, err := readSource(filename, src)
+	if err != nil {
+		return nil, err
+	}
+	f, err := Dialect.Parse(filename, data, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi := r.funcs.add(f, data)
+	pre := r.predeclared()
+	prog, err := starlark.FileProgram(f, pre.Has)
+	if err != nil {
+		return nil, err
+	}
+	r.funcs.bind(prog, fi)
+	th, stop := r.newTopThread(ctx, "exec "+filename, filename)
+	defer stop()
+	g, err := prog.Init(th, pre)
+	g.Freeze()
+	if err != nil {
+		return g, err
+	}
+	r.envMu.Lock()
+	for k, v := range g {
+		r.env[k] = v
+	}
+	r.envMu.Unlock()
+	return g, nil
+}
+
+// Eval runs a snippet as a REPL does: an expression returns its value;
+// statements run (returning None) and their globals persist for later
+// Eval and Call calls.
+func (r *Runtime) Eval(ctx context.Context, src string) (starlark.Value, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r.evalMu.Lock()
+	defer r.evalMu.Unlock()
+	// Each snippet gets its own file name, so that functions from
+	// different snippets never share a position.
+	r.evals++
+	name := "<eval>"
+	if r.evals > 1 {
+		name = fmt.Sprintf("<eval#%d>", r.evals)
+	}
+	f, err := Dialect.Parse(name, src, 0)
+	if err != nil {
+		return nil, err
+	}
+	r.funcs.add(f, []byte(src))
+	pre := r.predeclared()
+	env := make(starlark.StringDict, len(pre)+len(r.env))
+	for k, v := range pre {
+		env[k] = v
+	}
+	r.envMu.Lock()
+	for k, v := range r.env {
+		env[k] = v
+	}
+	r.envMu.Unlock()
+	th, stop := r.newTopThread(ctx, "eval", name)
+	defer stop()
+	if len(f.Stmts) == 1 {
+		if es, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
+			return starlark.EvalExprOptions(Dialect, th, es.X, env)
+		}
+	}
+	err = starlark.ExecREPLChunk(f, th, env)
+	r.envMu.Lock()
+	for k, v := range env {
+		if pv, ok := pre[k]; !ok || pv != v {
+			r.env[k] = v
+		}
+	}
+	r.envMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, nil
+}
+
+// Call calls the global function name (from ExecFile or Eval) with args,
+// on a new top-level thread bound to ctx.
+func (r *Runtime) Call(ctx context.Context, name string, args ...starlark.Value) (starlark.Value, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r.envMu.Lock()
+	fn, ok := r.env[name]
+	r.envMu.Unlock()
+	if !ok {
+		fn, ok = r.predeclared()[name]
+	}
+	if !ok {
+		return nil, fmt.Errorf("call %s: no such global", name)
+	}
+	th, stop := r.newTopThread(ctx, "call "+name, "")
+	if f, ok := fn.(*starlark.Function); ok {
+		th.SetLocal(localScript, f.Position().Filename())
+	}
+	defer stop()
+	return starlark.Call(th, fn, args, nil)
+}
+
+// Globals returns a copy of the globals defined by ExecFile and Eval.
+func (r *Runtime) Globals() starlark.StringDict {
+	r.envMu.Lock()
+	defer r.envMu.Unlock()
+	g := make(starlark.StringDict, len(r.env))
+	for k, v := range r.env {
+		g[k] = v
+	}
+	return g
+}
+
+// AddBuiltin makes a Go function callable from Starlark as name. Starlark
+// resolves names when it compiles, so add builtins before running the code
+// that uses them. The function may run on several goroutines at once.
+func (r *Runtime) AddBuiltin(name string, fn func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.extra[name] = starlark.NewBuiltin(name, fn)
+}
+
+// AddModule predeclares a module: a value whose attributes are members
+// (name.member in Starlark). The members are frozen, since every thread
+// shares them.
+func (r *Runtime) AddModule(name string, members starlark.StringDict) {
+	m := make(starlark.StringDict, len(members))
+	for k, v := range members {
+		m[k] = v
+	}
+	m.Freeze()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.extra[name] = &starlarkstruct.Module{Name: name, Members: m}
+}
+
+// Cancel implements builtins.Engine: it stops a pending or running thread
+// of this runtime; tok (or the session token) must open it.
+func (r *Runtime) Cancel(id registry.ID, tok string) error {
+	tok, err := r.Token(tok)
+	if err != nil {
+		return fmt.Errorf("cancel: token: %w", err)
+	}
+	if err := r.authorize(id, tok); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	r.mu.Lock()
+	j := r.runs[id]
+	r.mu.Unlock()
+	if j == nil {
+		status := registry.StatusUnknown
+		_ = r.store.View(func(tx *registry.Tx) error {
+			if t, err := tx.Get(id); err == nil {
+				status = t.EffectiveStatus()
+			}
+			return nil
+		})
+		return fmt.Errorf("cancel: thread %s is not pending or running in this process (status %s)", id, status)
+	}
+	if err := j.cancelRun(); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	return nil
+}
+
+// errCheckOnly aborts a transaction used only to check a token.
+var errCheckOnly = errors.New("check only")
+
+// authorize reports whether tok opens thread id, writing nothing.
+func (r *Runtime) authorize(id registry.ID, tok string) error {
+	err := r.store.Update(func(tx *registry.Tx) error {
+		t, err := tx.Get(id)
+		if err != nil {
+			return fmt.Errorf("thread %s: %w", id, registry.ErrAccess)
+		}
+		if err := tx.Put(t, tok); err != nil {
+			return err
+		}
+		return errCheckOnly
+	})
+	if errors.Is(err, errCheckOnly) {
+		return nil
+	}
+	return err
+}
+
+// Running implements builtins.Engine.
+func (r *Runtime) Running(th *starlark.Thread) *registry.Thread {
+	if j := runOf(th); j != nil {
+		return j.snapshot()
+	}
+	return nil
+}
+
+// Log implements builtins.Engine: msg is appended to the running thread's
+// history at once and persisted with the next registry commit.
+func (r *Runtime) Log(th *starlark.Thread, msg string) error {
+	j := runOf(th)
+	if j == nil {
+		return fmt.Errorf("log: not inside a thread body")
+	}
+	j.mu.Lock()
+	state := j.state
+	j.mu.Unlock()
+	if state != stateRunning {
+		return fmt.Errorf("log: thread %s is not running", j.id)
+	}
+	j.appendLine(stamp("%s", msg))
+	return nil
+}
+
+// HostAccess implements builtins.Engine (DESIGN §6). fn is the host
+// function's name ("read_file"); the error does not repeat it, since the
+// builtin prefixes its own name ("host.read_file: refused: ...").
+func (r *Runtime) HostAccess(th *starlark.Thread, fn string) error {
+	full := fn
+	if !strings.HasPrefix(full, "host.") {
+		full = "host." + fn
+	}
+	if j := runOf(th); j != nil {
+		if j.sandbox {
+			return fmt.Errorf("refused: thread %s is sandboxed; spawn it with sandbox=False to allow host access", j.id)
+		}
+		j.mu.Lock()
+		first := !j.elevated[full]
+		if first {
+			if j.elevated == nil {
+				j.elevated = map[string]bool{}
+			}
+			j.elevated[full] = true
+		}
+		j.mu.Unlock()
+		if first {
+			j.appendLine(stamp("Elevated: the unsandboxed body called %s.", full))
+		}
+		return nil
+	}
+	if topOf(th) != nil {
+		if r.opts.TopLevelHost {
+			return nil
+		}
+		return fmt.Errorf("refused: the embedding application does not allow host access from a script's top level")
+	}
+	return fmt.Errorf("refused: the caller is neither a script's top level nor a thread body")
+}
+
+// Accel implements builtins.Engine: a thread body gets its run's Exec (its
+// device and memory budget, closed when the run ends); a top level gets
+// the session's CPU Exec, which lives until Close.
+func (r *Runtime) Accel(th *starlark.Thread) *accel.Exec {
+	if j := runOf(th); j != nil {
+		j.mu.Lock()
+		ex := j.ex
+		j.mu.Unlock()
+		if ex != nil {
+			return ex
+		}
+	}
+	r.execOnce.Do(func() { r.topExec = accel.New(accel.Options{}) })
+	return r.topExec
+}
+
+// Context implements builtins.Engine.
+func (r *Runtime) Context(th *starlark.Thread) context.Context {
+	if j := runOf(th); j != nil {
+		j.mu.Lock()
+		ctx := j.ctx
+		j.mu.Unlock()
+		if ctx != nil {
+			return ctx
+		}
+	}
+	if t := topOf(th); t != nil {
+		return t.ctx
+	}
+	return r.ctx
+}
+
+// Threads returns the ids of the threads pending or running in this
+// runtime, in id order.
+func (r *Runtime) Threads() []registry.ID {
+	r.mu.Lock()
+	ids := make([]registry.ID, 0, len(r.runs))
+	for id := range r.runs {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	sort.Slice(ids, func(i, k int) bool { return ids[i] < ids[k] })
+	return ids
+}

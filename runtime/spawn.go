@@ -1,0 +1,439 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/autonode/autonode/builtins"
+	"github.com/autonode/autonode/registry"
+)
+
+// plan is a validated spawn request: everything but the id, which may be
+// chosen inside the transaction that creates the thread.
+type plan struct {
+	fn       string // builtin name for messages: spawn, spawn_batch
+	req      *builtins.SpawnRequest
+	id       *registry.ID
+	stage    string
+	device   string // as recorded: "gpu" for CRITICAL threads
+	switched bool   // CRITICAL moved the thread to the GPU
+	name     string
+	priority int64
+	ttl      float64
+	sandbox  bool
+	caching  bool
+	metadata map[string]any
+	tok      string
+	budgetMB float64
+	budgetTx string
+	choice   deviceChoice
+	cacheKey string
+	cacheWhy string // why a caching thread has no key
+}
+
+// prepare validates req with DESIGN §3's rules and defaults. Errors name
+// the builtin and the parameter: `spawn: stage: got "FAST", want one of
+// CRITICAL, CORE, BASE`.
+func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) {
+	if req == nil {
+		return nil, fmt.Errorf("%s: no request", fn)
+	}
+	p := &plan{fn: fn, req: req, sandbox: req.Sandbox, caching: req.Caching, priority: req.Priority, ttl: req.TTL, name: req.Name}
+	tok, err := r.Token(req.Token)
+	if err != nil {
+		return nil, fmt.Errorf("%s: token: %w", fn, err)
+	}
+	p.tok = tok
+	if req.ID != nil {
+		if err := registry.ValidateID(float64(*req.ID)); err != nil {
+			return nil, fmt.Errorf("%s: id: %w", fn, err)
+		}
+		id := *req.ID + 0
+		p.id = &id
+	}
+	p.stage = req.Stage
+	if p.stage == "" {
+		p.stage = registry.StageBase
+	}
+	if !contains(registry.Stages, p.stage) {
+		return nil, fmt.Errorf("%s: stage: got %q, want one of %s", fn, req.Stage, strings.Join(registry.Stages, ", "))
+	}
+	p.device = strings.ToLower(strings.TrimSpace(req.Device))
+	if p.device == "" {
+		p.device = "cpu"
+	}
+	if !contains(registry.Devices, p.device) {
+		return nil, fmt.Errorf("%s: device: got %q, want one of %s", fn, req.Device, strings.Join(registry.Devices, ", "))
+	}
+	if p.stage == registry.StageCritical && p.device == "cpu" {
+		p.device, p.switched = "gpu", true
+	}
+	if p.priority < 0 {
+		return nil, fmt.Errorf("%s: priority: got %d, want a non-negative integer", fn, p.priority)
+	}
+	if math.IsNaN(p.ttl) || math.IsInf(p.ttl, 0) || p.ttl <= 0 {
+		return nil, fmt.Errorf("%s: ttl: got %s, want a positive number of seconds", fn, pyFloat(p.ttl))
+	}
+	if p.name != "" {
+		if err := registry.ValidateName(p.name); err != nil {
+			return nil, fmt.Errorf("%s: name: %w", fn, err)
+		}
+	}
+	p.metadata = req.Metadata
+	if p.metadata == nil {
+		p.metadata = map[string]any{}
+	}
+	p.budgetMB, p.budgetTx = registry.DefaultMaxMemoryMB, fmt.Sprint(registry.DefaultMaxMemoryMB)
+	if v, ok := p.metadata["max_memory_mb"]; ok {
+		f, isNum := numberOf(v)
+		if !isNum || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+			return nil, fmt.Errorf("%s: metadata: max_memory_mb: got %s, want a positive number of megabytes", fn, pyRepr(v))
+		}
+		p.budgetMB, p.budgetTx = f, pyRepr(v)
+	}
+	probe := p.record(1)
+	if p.id != nil {
+		probe.ID = *p.id
+	}
+	if err := probe.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	if !p.sandbox {
+		if r.opts.ForbidUnsandboxed {
+			return nil, fmt.Errorf("%s: sandbox: unsandboxed threads are forbidden by the embedding application", fn)
+		}
+		if parent := runOf(req.Caller); parent != nil && parent.sandbox {
+			return nil, fmt.Errorf("%s: sandbox: thread %s is sandboxed and cannot spawn an unsandboxed thread", fn, parent.id)
+		}
+	}
+	// The body and its arguments will run on another goroutine: freeze
+	// them, and the module globals the body can reach.
+	r.funcs.freezeReachable(req.Run)
+	for _, a := range req.Args {
+		r.funcs.freezeValue(a, 0)
+	}
+	for _, kv := range req.Kwargs {
+		for _, v := range kv {
+			r.funcs.freezeValue(v, 0)
+		}
+	}
+	p.choice = chooseDevice(p.device)
+	if p.caching && !req.DryRun {
+		p.cacheKey, p.cacheWhy = r.cacheKey(req, p.device, p.metadata)
+		if p.cacheKey != "" {
+			if err := r.cache.ensure(); err != nil {
+				p.cacheKey, p.cacheWhy = "", "the registry could not be indexed ("+err.Error()+")"
+			}
+		}
+	}
+	return p, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// record builds the new thread's record, with the seed's history lines.
+func (p *plan) record(id registry.ID) *registry.Thread {
+	t := registry.NewThread(id, p.stage)
+	t.Device, t.Sandbox, t.Caching, t.Priority, t.TTL = p.device, p.sandbox, p.caching, p.priority, p.ttl
+	t.Metadata = p.metadata
+	if p.name != "" {
+		t.Name = p.name
+	}
+	t.History = append(t.History, stamp("Thread '%s' initialized with priority %d.", t.Name, t.Priority))
+	if p.switched {
+		t.History = append(t.History, stamp("Stage is CRITICAL. Auto-switching to GPU."))
+	}
+	t.History = append(t.History, stamp("Spawning '%s' | ID: %s | Device: %s | Stage: %s | Priority: %d | TTL: %ss | Metadata: %s",
+		t.Name, id, deviceLabel(t.Device), t.Stage, t.Priority, pyFloat(t.TTL), pyRepr(t.Metadata)))
+	if p.choice.note != "" {
+		t.History = append(t.History, stamp("%s", p.choice.note))
+	}
+	if p.caching && p.cacheKey == "" && p.cacheWhy != "" {
+		t.History = append(t.History, stamp("Caching skipped: %s.", strings.TrimSuffix(p.cacheWhy, ".")))
+	}
+	t.Status = registry.StatusPending
+	t.CacheKey = p.cacheKey
+	return t
+}
+
+// newRun makes the run for a plan; it is not yet created or submitted.
+func (r *Runtime) newRun(ctx context.Context, p *plan) *run {
+	if _, inBody := ctx.Value(runKey{}).(*run); inBody {
+		// A body's children are not stopped when the body returns; the
+		// runtime's Close still ends them.
+		ctx = context.WithoutCancel(ctx)
+	}
+	j := &run{
+		r: r, tok: p.tok, fn: p.req.Run, args: p.req.Args, kwargs: p.req.Kwargs,
+		sandbox: p.sandbox, ttl: p.ttl, budgetMB: p.budgetMB, budgetTx: p.budgetTx,
+		device: p.choice, cacheKey: p.cacheKey, parent: ctx,
+		rank: stageRank(p.stage), priority: p.priority, seq: r.seq.Add(1), heapIdx: -1,
+		done: make(chan struct{}),
+	}
+	j.pool = r.cpuPool
+	if p.choice.gpu {
+		j.pool = r.gpuPool
+	}
+	return j
+}
+
+// createFn is the transaction step that creates j's thread: it picks the
+// id when none was given, reuses a cached result when one matches, and
+// creates the record owned by the thread's token and the session token.
+func (r *Runtime) createFn(p *plan, j *run) func(tx *registry.Tx) error {
+	return func(tx *registry.Tx) error {
+		var id registry.ID
+		if p.id != nil {
+			id = *p.id
+		} else {
+			id = tx.NextID()
+		}
+		t := p.record(id)
+		if p.cacheKey != "" {
+			if src, ok := r.cache.lookup(tx, p.cacheKey); ok {
+				now := nowRFC3339()
+				t.Status, t.Cached, t.Result, t.DeviceUsed = registry.StatusCached, true, src.Result, src.DeviceUsed
+				t.StartedAt, t.FinishedAt = now, now
+				t.History = append(t.History, stamp("Cache hit: reusing the result of thread %s (same body, arguments, device and script source); not run.", src.ID))
+			}
+		}
+		if t.Status == registry.StatusPending {
+			t.Owner = r.owner // the process that will run it
+		}
+		if err := tx.Create(t, p.tok, r.session); err != nil {
+			return fmt.Errorf("%s: %w", p.fn, err)
+		}
+		j.id, j.rec = id, t
+		return nil
+	}
+}
+
+// launch starts a created run: a cached one ends at once; any other is
+// tracked (so that cancel() finds it) and, with submit, queued.
+func (r *Runtime) launch(j *run, submit bool) {
+	if j.rec.Status == registry.StatusCached {
+		j.state = stateDone
+		j.final = j.rec.Clone()
+		close(j.done)
+		r.active.Done()
+		return
+	}
+	r.mu.Lock()
+	r.runs[j.id] = j
+	r.mu.Unlock()
+	if submit {
+		j.submitted.Store(true)
+		j.pool.submit(j)
+	}
+}
+
+// forget drops a run that has ended.
+func (r *Runtime) forget(j *run) {
+	r.mu.Lock()
+	if r.runs[j.id] == j {
+		delete(r.runs, j.id)
+	}
+	r.mu.Unlock()
+	r.active.Done()
+}
+
+// enter registers a thread about to be created; it fails once Close has
+// begun.
+func (r *Runtime) enter(fn string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("%s: %w", fn, errCommitterClosed)
+	}
+	r.active.Add(1)
+	return nil
+}
+
+// dryRun validates only: the handle holds the record the thread would
+// get, with status dry_run; nothing is persisted or run.
+func (r *Runtime) dryRun(p *plan) (*run, error) {
+	id := registry.ID(0)
+	if p.id != nil {
+		id = *p.id
+	} else if err := r.store.View(func(tx *registry.Tx) error { id = tx.NextID(); return nil }); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.fn, err)
+	}
+	t := p.record(id)
+	t.Status = registry.StatusDryRun
+	t.History = append(t.History, stamp("Dry run: validated; not run or persisted."))
+	j := &run{r: r, id: id, rec: t, final: t, state: stateDone, heapIdx: -1, done: make(chan struct{})}
+	close(j.done)
+	return j, nil
+}
+
+// Spawn implements builtins.Engine: it validates req, refuses when the
+// machine is overloaded, persists the thread (pending, or cached when an
+// earlier run with the same key can be reused) and queues it. With
+// req.Wait it returns once the thread has ended (or ctx is done).
+func (r *Runtime) Spawn(ctx context.Context, req *builtins.SpawnRequest) (builtins.Handle, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	p, err := r.prepare("spawn", req)
+	if err != nil {
+		return nil, err
+	}
+	if req.DryRun {
+		h, err := r.dryRun(p)
+		if err != nil {
+			return nil, err
+		}
+		return h, nil
+	}
+	if err := r.load.check("spawn"); err != nil {
+		return nil, err
+	}
+	if err := r.enter("spawn"); err != nil {
+		return nil, err
+	}
+	j := r.newRun(ctx, p)
+	if err := r.commits.commit1(r.createFn(p, j)); err != nil {
+		r.active.Done()
+		return nil, err
+	}
+	r.launch(j, true)
+	if req.Wait {
+		_, _ = j.Wait(ctx) // a ctx error shows again in the caller's Wait
+	}
+	return j, nil
+}
+
+// SpawnBatch implements builtins.Engine: every request is validated and
+// created (in one registry transaction), then run concurrently, at most
+// workers at a time when workers > 0. One result per request, in order;
+// a refused request carries its error and never stops the others.
+func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest, workers int) []builtins.BatchResult {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	const fn = "spawn_batch"
+	out := make([]builtins.BatchResult, len(reqs))
+	var (
+		fns  []func(tx *registry.Tx) error
+		jobs []*run
+		idx  []int
+	)
+	for i, req := range reqs {
+		p, err := r.prepare(fn, req)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		if req.DryRun {
+			h, err := r.dryRun(p)
+			out[i] = builtins.BatchResult{Handle: h, Err: err}
+			if err != nil {
+				out[i].Handle = nil
+			}
+			continue
+		}
+		if err := r.load.check(fn); err != nil {
+			out[i].Err = err
+			continue
+		}
+		if err := r.enter(fn); err != nil {
+			out[i].Err = err
+			continue
+		}
+		j := r.newRun(ctx, p)
+		fns = append(fns, r.createFn(p, j))
+		jobs = append(jobs, j)
+		idx = append(idx, i)
+	}
+	if len(fns) == 0 {
+		return out
+	}
+	errs := r.commits.commit(fns...)
+	var created []*run
+	for k, j := range jobs {
+		if errs[k] != nil {
+			out[idx[k]].Err = errs[k]
+			r.active.Done()
+			continue
+		}
+		out[idx[k]].Handle = j
+		created = append(created, j)
+	}
+	if workers <= 0 || workers >= len(created) {
+		for _, j := range created {
+			r.launch(j, true)
+		}
+		return out
+	}
+	f := &feeder{limit: workers}
+	for _, j := range created {
+		r.launch(j, false)
+		if j.rec.Status != registry.StatusCached {
+			f.jobs = append(f.jobs, j)
+		}
+	}
+	sort.SliceStable(f.jobs, func(a, b int) bool { return runQueue(f.jobs).Less(a, b) })
+	f.feed()
+	return out
+}
+
+// feeder submits a batch's runs at most limit at a time, in scheduling
+// order, submitting the next as each ends.
+type feeder struct {
+	mu       sync.Mutex
+	jobs     []*run
+	next     int
+	inflight int
+	limit    int
+}
+
+func (f *feeder) feed() {
+	var submit []*run
+	f.mu.Lock()
+	for f.inflight < f.limit && f.next < len(f.jobs) {
+		j := f.jobs[f.next]
+		f.next++
+		j.mu.Lock()
+		if j.state != statePending { // cancelled while it waited here
+			j.mu.Unlock()
+			continue
+		}
+		j.onEnd = f.ended
+		j.submitted.Store(true)
+		j.mu.Unlock()
+		f.inflight++
+		submit = append(submit, j)
+	}
+	f.mu.Unlock()
+	for _, j := range submit {
+		j.pool.submit(j)
+	}
+}
+
+func (f *feeder) ended() {
+	f.mu.Lock()
+	f.inflight--
+	f.mu.Unlock()
+	f.feed()
+}
+
+// DefaultSpawnRequest returns a request with spawn()'s defaults (stage
+// BASE, device cpu, sandbox and caching on, priority 1, ttl 10.0, wait),
+// for Go code that calls Spawn directly.
+func DefaultSpawnRequest() *builtins.SpawnRequest {
+	return &builtins.SpawnRequest{
+		Stage: registry.StageBase, Device: "cpu", Sandbox: true, Caching: true,
+		Priority: registry.DefaultPriority, TTL: registry.DefaultTTL, Wait: true,
+	}
+}
