@@ -123,6 +123,9 @@ func Devices() []DeviceInfo {
 		info := DeviceInfo{Name: k, Kind: k}
 		if dev, reason := probeKind(k); dev != nil {
 			info.Found, info.Name, info.Detail = true, dev.Name(), dev.Name()
+			if d, ok := dev.(interface{ Detail() string }); ok {
+				info.Detail = d.Detail()
+			}
 		} else {
 			info.Reason = reason
 		}
@@ -141,10 +144,25 @@ func probeKind(kind string) (Device, string) {
 	return b.probe()
 }
 
+// IsGPU reports whether dev is a GPU (or other accelerator). A device may
+// say it is not by having an IsGPU() bool method returning false, as an
+// OpenCL device implemented on the CPU (PoCL) does; LookupDevice("gpu")
+// skips such devices. The CPU device is not a GPU.
+func IsGPU(dev Device) bool {
+	if _, host := dev.(cpuDevice); host || dev == nil {
+		return false
+	}
+	if g, ok := dev.(interface{ IsGPU() bool }); ok {
+		return g.IsGPU()
+	}
+	return true
+}
+
 // LookupDevice returns the device with the given name: "cpu"; "cuda",
 // "opencl" or "metal" for that backend's first device; or "gpu" for the best
-// GPU found (CUDA, then Metal, then OpenCL). An unavailable device is an
-// error wrapping ErrDevice that says why.
+// GPU found (CUDA, then Metal, then OpenCL), skipping devices for which
+// IsGPU is false. An unavailable device is an error wrapping ErrDevice that
+// says why.
 func LookupDevice(name string) (Device, error) {
 	name = strings.ToLower(strings.TrimSpace(name))
 	switch name {
@@ -154,8 +172,11 @@ func LookupDevice(name string) (Device, error) {
 		var reasons []string
 		for _, k := range gpuKinds {
 			dev, reason := probeKind(k)
-			if dev != nil {
+			if dev != nil && IsGPU(dev) {
 				return dev, nil
+			}
+			if dev != nil {
+				reason = dev.Name() + " runs on the CPU, so it is used only when asked for by name (device=\"" + k + "\")"
 			}
 			reasons = append(reasons, k+": "+reason)
 		}

@@ -4,6 +4,10 @@ import (
 	"strings"
 
 	"github.com/autonode/autonode/accel"
+	// The GPU backends (OpenCL, CUDA, Metal) register themselves; each
+	// loads its system library only when probed, so one binary runs
+	// everywhere and says which devices it found.
+	_ "github.com/autonode/autonode/accel/gpu"
 )
 
 // deviceChoice is where a thread runs.

@@ -56,4 +56,10 @@ type Options struct {
 
 	// Argv is visible to scripts as the predeclared list argv.
 	Argv []string
+
+	// Progress, when set, is told how a spawn_batch advances: once with
+	// done == 0 when its threads are created, then as each of them ends.
+	// It is called from a goroutine of the runtime (autonode run draws a
+	// progress bar with it when standard error is a terminal).
+	Progress func(label string, done, total int)
 }

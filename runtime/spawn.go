@@ -370,6 +370,7 @@ func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest,
 		out[idx[k]].Handle = j
 		created = append(created, j)
 	}
+	r.reportProgress("spawn_batch", created)
 	if workers <= 0 || workers >= len(created) {
 		for _, j := range created {
 			r.launch(j, true)
@@ -386,6 +387,21 @@ func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest,
 	sort.SliceStable(f.jobs, func(a, b int) bool { return runQueue(f.jobs).Less(a, b) })
 	f.feed()
 	return out
+}
+
+// reportProgress tells Options.Progress how the runs of a batch end.
+func (r *Runtime) reportProgress(label string, runs []*run) {
+	report := r.opts.Progress
+	if report == nil || len(runs) == 0 {
+		return
+	}
+	report(label, 0, len(runs))
+	go func() {
+		for i, j := range runs {
+			j.Wait(context.Background())
+			report(label, i+1, len(runs))
+		}
+	}()
 }
 
 // feeder submits a batch's runs at most limit at a time, in scheduling

@@ -207,3 +207,44 @@ func TestREPLPiped(t *testing.T) {
 		t.Errorf("error not reported:\n%s", errb.String())
 	}
 }
+
+// TestRunProgressBar checks that autonode run draws a progress bar for a
+// large spawn_batch on a terminal, and none when standard error is not one.
+func TestRunProgressBar(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "batch.star")
+	os.WriteFile(script, []byte(`
+def slow(i):
+    x = 0
+    for k in range(20000):
+        x += k
+    return i
+rs = spawn_batch([{"run": slow, "args": (i,), "caching": False} for i in range(60)])
+print("done", len(rs))
+`), 0o600)
+	cmd := exec.Command(binary, "run", script)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TERM=xterm", "AUTONODE_TOKEN=progress-token-0123456789"}
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for {
+		n, err := tty.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	cmd.Wait()
+	if !strings.Contains(out.String(), "spawn_batch") || !strings.Contains(out.String(), "done 60") {
+		t.Errorf("no progress bar on a terminal:\n%q", out.String())
+	}
+	r := bin(t, dir, []string{"AUTONODE_TOKEN=progress-token-0123456789"}, "run", script).want(t, 0)
+	if strings.Contains(r.stderr, "spawn_batch") {
+		t.Errorf("a progress bar was drawn without a terminal:\n%s", r.stderr)
+	}
+}

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
+	"golang.org/x/term"
 
 	"github.com/autonode/autonode/runtime"
 )
@@ -51,6 +55,7 @@ success, 1 on a script error (printed with its backtrace), 2 on a usage error.`,
 				MaxSteps:     maxSteps,
 				TopLevelHost: true,
 				Argv:         args,
+				Progress:     progressBars(e, quiet),
 			})
 			if err != nil {
 				return err
@@ -67,8 +72,31 @@ success, 1 on a script error (printed with its backtrace), 2 on a usage error.`,
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().IntVar(&workers, "workers", 0, "CPU worker threads (default: the number of cores)")
 	cmd.Flags().Uint64Var(&maxSteps, "max-steps", 0, "Starlark step budget per thread body and for the top level (default: the runtime's)")
-	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bars")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar (one is drawn for spawn_batch on a terminal)")
 	root.AddCommand(cmd)
+}
+
+// progressBars draws a progress bar on standard error for each
+// spawn_batch of 20 threads or more, when standard error is a terminal.
+func progressBars(e *env, quiet bool) func(label string, done, total int) {
+	f, ok := e.stderr.(*os.File)
+	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var mu sync.Mutex
+	var bar *progressbar.ProgressBar
+	return func(label string, done, total int) {
+		if total < 20 {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if done == 0 || bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(f), progressbar.OptionSetDescription(label),
+				progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(50*time.Millisecond))
+		}
+		bar.Set(done)
+	}
 }
 
 // printScriptError prints a script error with its Starlark backtrace.
