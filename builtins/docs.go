@@ -1,0 +1,335 @@
+package builtins
+
+import "strings"
+
+// Docs returns the documentation of every builtin, module and module
+// member, keyed by the name a script uses ("spawn", "accel", "accel.zeros",
+// "host.exec", "array.sum", "Thread", ...). The first line of each entry is
+// a one-line summary; the rest gives the signature in pseudo-Python and the
+// details. The REPL's :help and `autonode doc` print them.
+func Docs() map[string]string {
+	out := make(map[string]string, len(docs))
+	for k, v := range docs {
+		out[k] = strings.TrimSpace(v)
+	}
+	return out
+}
+
+// docs holds the text of Docs. Every builtin and member must have an entry
+// (a test checks it).
+var docs = map[string]string{
+	"token": `Return a new random token (32 hex characters).
+
+token() -> str
+
+The token comes from crypto/rand (128 bits), in the seed's format. Pass it
+as token= to spawn to protect a thread: changing, running or deleting the
+thread then needs it. The registry stores only a hash of it.`,
+
+	"spawn": `Create a thread, persist it and run it.
+
+spawn(id=None, stage="BASE", device="cpu", token=None, sandbox=True,
+      caching=True, priority=1, ttl=10.0, metadata=None, name=None,
+      run=None, args=(), kwargs=None, dry_run=False, wait=True) -> Thread
+
+id is a number (1 and 1.0 are the same thread); None picks the next free
+id. stage is CRITICAL, CORE or BASE (scheduling order: stage, then
+priority, higher first, then submission order). device is "cpu" or "gpu"
+(or a GPU backend's name); CRITICAL threads and device="gpu" use a GPU when
+one exists and otherwise run on the CPU with a note in the history.
+token=None uses the session token. priority is a non-negative int; ttl a
+positive number of seconds: a body still running at its TTL is stopped and
+recorded as timed_out. metadata is a dict; metadata["max_memory_mb"]
+bounds what the thread's accel kernels may allocate (default 500). name
+defaults to "Thread-<int(id)>-<stage in lower case>".
+
+run is a function executed as the thread's body with args and kwargs (they
+are frozen first); inside it current() and log() work, and its return value
+(JSON-compatible, or an accel array, stored as a summary) becomes the
+thread's result. Without run the thread does the default work, a 512x512
+float64 matrix product checked against its memory budget. sandbox=True
+(the default) refuses the host module to the body. With caching=True, a
+thread whose body, arguments, device and script are unchanged reuses the
+stored result (status "cached").
+
+dry_run=True validates and returns without running or persisting.
+wait=True returns the finished Thread; wait=False returns a Handle at once
+(see wait()). A failing body does not raise: the Thread has status
+"failed" and its error.`,
+
+	"spawn_batch": `Spawn many threads at once, concurrently.
+
+spawn_batch(specs, workers=None) -> list
+
+specs is a list of dicts with spawn's parameters as keys. The threads run
+concurrently, at most workers at a time (None: the engine's default). The
+result has one entry per spec, in order: a Thread (a Handle when the spec
+says "wait": False), or, for a spec that was refused, a
+struct(ok=False, error="...", spec_index=i, id=...). One bad spec never
+stops the others and spawn_batch never raises for one; test entries with
+type(r) == "Thread".`,
+
+	"wait": `Wait for threads started with spawn(wait=False).
+
+wait(handles, timeout=None) -> Thread or list
+
+handles is one Handle or a list of them (Thread values are returned as
+they are). Returns the final Thread, or a list of them in the same order.
+timeout (seconds) bounds the whole wait; when it passes, wait fails with
+an error naming the thread. A Handle also has .wait(timeout=None).`,
+
+	"cancel": `Stop a pending or running thread.
+
+cancel(id, token=None)
+
+The thread is recorded as cancelled. token=None uses the session token.`,
+
+	"get": `Return a thread by id, or None when there is none.
+
+get(id) -> Thread or None
+
+Reads need no token. id may also be a Thread or Handle (its id).`,
+
+	"threads": `List threads, optionally filtered.
+
+threads(stage=None, device=None, status=None, parent=None) -> list of Thread
+
+Every given filter must match: stage (CRITICAL, CORE, BASE), device,
+status (pending, running, succeeded, failed, timed_out, cancelled, cached,
+dry_run, crashed, or unknown for seed threads) and parent (the direct
+children of that id, merges included). The list is in id order.`,
+
+	"query": `Evaluate a gjson path over the registry.
+
+query(path) -> value
+
+The registry is one JSON object keyed by thread id as Python prints a float
+("1.0", "2.5"), without token hashes. A dot inside an id must be escaped:
+query("1\\.0.name"). Query across threads with @values:
+query('@values.#(stage=="CORE")#.id'). Returns the matched value converted
+to Starlark (None when nothing matches); a malformed path is an error.`,
+
+	"branch": `Copy a thread into a new one derived from it.
+
+branch(source, new_id=None, overrides=None, token=None) -> Thread
+
+The branch copies stage, device, sandbox, caching, priority, ttl, metadata
+and history; overrides (a dict) replaces fields, except id (ignored) and
+metadata (merged key by key). Its parent is the source, and the source is
+appended to its lineage. new_id=None picks the next free id. The token must
+open the source and protects the branch.`,
+
+	"fork": `Branch a thread into several new ones.
+
+fork(source, new_ids, overrides=None, token=None) -> list of Thread
+
+new_ids is a list of ids; overrides, when given, is a list with one dict
+(or None) per new id. All branches are created in one transaction: if one
+fails, none is.`,
+
+	"merge": `Combine two threads into one.
+
+merge(left, right, new_id=None, strategy="prefer-left", conflict_keys=None,
+      resolve=None, inplace=None, token=None) -> Thread
+
+Over the union of both records' keys (except id): a key on one side only is
+taken; on both sides, dicts merge key by key with the preferred side
+winning, lists concatenate without duplicates (preferred side first), and
+scalars take the preferred side. strategy is "prefer-left",
+"prefer-right" or "manual" (or the seed's "prefer-left-inplace-left" and
+"prefer-right-inplace-right"). conflict_keys limits which keys count as
+conflicts; the others take the left value when present.
+
+"manual" never guesses: every key whose values differ needs a resolution,
+from resolve, a dict {key: value} or a function (key, left, right) ->
+value called for each such key on the calling thread; an unresolved
+conflict fails, listing every key with both values.
+
+The result is a new thread (new_id, or the next free id) unless inplace is
+"left" or "right", which writes it over that side. token opens both
+sides; give a list of two, [left_token, right_token], when they differ.`,
+
+	"reparent": `Give a thread a new parent.
+
+reparent(child, new_parent, token=None) -> Thread
+
+The new parent is appended to the lineage. A change that would make a
+thread its own ancestor is refused.`,
+
+	"rename": `Rename a thread.
+
+rename(id, name, token=None) -> Thread`,
+
+	"mutate": `Change fields of a thread.
+
+mutate(id, updates, safe_fields=None, token=None) -> Thread
+
+updates is a dict of field: value; metadata is merged key by key; id
+cannot change; history, lineage and run state cannot be mutated. With
+safe_fields (a list of names), other fields are left unchanged and a
+warning naming them is printed.`,
+
+	"delete": `Delete threads, keeping them in the archive.
+
+delete(*ids, token=None) -> list
+
+Moves every thread to the archive (deleted_threads.json) in one commit, so
+a thread is never in neither file, and returns their final records. If one
+id fails (missing, wrong token), none is deleted. Bring one back with
+restore().`,
+
+	"restore": `Bring a deleted thread back from the archive.
+
+restore(id, token=None) -> Thread`,
+
+	"summarize": `Describe the registry.
+
+summarize() -> dict
+
+Keys: total, archived, by_stage, by_device, by_status and lineage (roots,
+orphans, deepest_chain, most_children).`,
+
+	"lineage": `Return a thread's ancestors and descendants.
+
+lineage(id) -> struct(ancestors=[...], descendants=[...])
+
+Both are lists of ids, nearest first; parents include merge sources.`,
+
+	"info": `Print every field and the history of a thread.
+
+info(id)
+
+Prints like the seed's print_info (and autonode show), through print. A
+deleted thread is shown from the archive.`,
+
+	"current": `Return the thread whose body is running.
+
+current() -> Thread
+
+Only inside a function run by spawn(run=...); an error at top level.`,
+
+	"log": `Append a message to the running thread's history.
+
+log(msg)
+
+Only inside a thread body; at top level use print.`,
+
+	"Thread": `A read-only snapshot of a thread record.
+
+Attributes: id, name, stage, device, priority, ttl, sandbox, caching,
+metadata, history, parent, lineage, status, result, error, duration_ms,
+started_at, finished_at, device_used, cached. It prints as
+<Thread 1.0 'name' CORE cpu succeeded>, never shows the token, hashes by
+id (usable as a dict key) and compares equal to a snapshot with the same
+id and content. Call get(t.id) for a fresh snapshot.`,
+
+	"Handle": `A thread started with spawn(wait=False).
+
+Attributes: id, done (bool), and the method wait(timeout=None) -> Thread.`,
+
+	"accel": `Dense float64/float32 arrays and kernels on the thread's device.
+
+Arrays are made by array, zeros, ones, full, arange, linspace, eye, rand
+and randn, combined with + - * / (arrays and numbers, broadcasting as
+NumPy), element-wise functions (add, subtract, multiply, divide, power,
+maximum, minimum, negative, abs, exp, log, sqrt, tanh, sigmoid, relu, clip),
+reductions (sum, mean, min, max, argmin, argmax, norm), dot, matmul
+(Starlark has no @), transpose, reshape, concatenate, stack, astype, copy
+and tolist. Inside a thread body they run on the thread's device and are
+charged to its memory budget (metadata.max_memory_mb), and they stop at
+its TTL. Functions accept arrays, nested lists of numbers, and numbers.
+See "array" for the array type.`,
+
+	"array": `An accel array (type "array").
+
+Attributes: shape (tuple), dtype ("float64" or "float32"), size, ndim, T
+(transpose), device, nbytes. Methods: tolist, item, reshape, flatten,
+astype, copy, transpose, dot, matmul, clip, sum, mean, min, max, argmin,
+argmax, norm. a[i] indexes the first axis (a float for a 1-D array),
+a[i, j] several, a[lo:hi:step] slices the first axis (copies); len(a) and
+for x in a follow the first axis. Operators + - * / and unary - work
+with arrays, numbers and lists. Arrays are immutable except through
+accel.axpy and accel.triad, which refuse frozen (shared) arrays.
+json.encode(a) writes nested lists; a thread result that is an array is
+stored as a summary {shape, dtype, size, sum, mean, values (small arrays)}.`,
+
+	"accel.array":       "Make an array from nested lists of numbers.\n\naccel.array(data, dtype=\"float64\") -> array\n\ndata is a number, a (nested, regular) list or tuple of numbers, or an array (converted to dtype).",
+	"accel.zeros":       "Make an array of zeros.\n\naccel.zeros(shape, dtype=\"float64\") -> array\n\nshape is an int or a tuple of ints.",
+	"accel.ones":        "Make an array of ones.\n\naccel.ones(shape, dtype=\"float64\") -> array",
+	"accel.full":        "Make an array with every element set to value.\n\naccel.full(shape, value, dtype=\"float64\") -> array",
+	"accel.arange":      "Make evenly spaced values in [start, stop).\n\naccel.arange(start, stop=None, step=1, dtype=\"float64\") -> array\n\nWith one argument, it is the stop and start is 0, as Python's range.",
+	"accel.linspace":    "Make num evenly spaced values from start to stop, both included.\n\naccel.linspace(start, stop, num=50, dtype=\"float64\") -> array",
+	"accel.eye":         "Make an identity matrix.\n\naccel.eye(n, m=None, dtype=\"float64\") -> array\n\nn rows, m columns (default n), ones on the main diagonal.",
+	"accel.rand":        "Make uniform random numbers in [0, 1).\n\naccel.rand(shape, seed=None, dtype=\"float64\") -> array\n\nThe same seed (a non-negative int) always gives the same numbers; None draws a random seed.",
+	"accel.randn":       "Make standard normal random numbers.\n\naccel.randn(shape, seed=None, dtype=\"float64\") -> array\n\nMean 0, variance 1; seed as for accel.rand.",
+	"accel.add":         "Add element-wise.\n\naccel.add(x, y) -> array\n\nx and y are arrays, lists or numbers; shapes broadcast as in NumPy; mixed dtypes compute in float64. Same as x + y.",
+	"accel.subtract":    "Subtract element-wise.\n\naccel.subtract(x, y) -> array\n\nSame as x - y.",
+	"accel.multiply":    "Multiply element-wise.\n\naccel.multiply(x, y) -> array\n\nSame as x * y.",
+	"accel.divide":      "Divide element-wise.\n\naccel.divide(x, y) -> array\n\nSame as x / y (IEEE: x / 0 is inf or nan).",
+	"accel.power":       "Raise to a power element-wise.\n\naccel.power(x, y) -> array\n\nStarlark has no ** operator: write accel.power(a, 2).",
+	"accel.maximum":     "Element-wise maximum (NaN propagates).\n\naccel.maximum(x, y) -> array",
+	"accel.minimum":     "Element-wise minimum (NaN propagates).\n\naccel.minimum(x, y) -> array",
+	"accel.negative":    "Negate element-wise.\n\naccel.negative(x) -> array\n\nSame as -x.",
+	"accel.abs":         "Absolute value element-wise.\n\naccel.abs(x) -> array",
+	"accel.exp":         "Exponential element-wise.\n\naccel.exp(x) -> array",
+	"accel.log":         "Natural logarithm element-wise.\n\naccel.log(x) -> array\n\nlog of a negative number is nan, log(0) is -inf.",
+	"accel.sqrt":        "Square root element-wise.\n\naccel.sqrt(x) -> array",
+	"accel.tanh":        "Hyperbolic tangent element-wise.\n\naccel.tanh(x) -> array",
+	"accel.sigmoid":     "Logistic sigmoid 1/(1+exp(-x)) element-wise.\n\naccel.sigmoid(x) -> array",
+	"accel.relu":        "Rectified linear unit max(x, 0) element-wise.\n\naccel.relu(x) -> array",
+	"accel.clip":        "Limit values to [lo, hi].\n\naccel.clip(a, lo=None, hi=None) -> array\n\nNone means no bound; lo must not exceed hi.",
+	"accel.sum":         "Sum of the elements.\n\naccel.sum(a, axis=None) -> float or array\n\nWithout axis, a float; with axis, an array with that axis removed.",
+	"accel.mean":        "Mean of the elements.\n\naccel.mean(a, axis=None) -> float or array\n\nThe mean of an empty array is nan.",
+	"accel.min":         "Smallest element (NaN propagates).\n\naccel.min(a, axis=None) -> float or array\n\nAn empty array is an error.",
+	"accel.max":         "Largest element (NaN propagates).\n\naccel.max(a, axis=None) -> float or array\n\nAn empty array is an error.",
+	"accel.argmin":      "Index of the first smallest element.\n\naccel.argmin(a, axis=None) -> int or array\n\nWithout axis, the flat row-major index.",
+	"accel.argmax":      "Index of the first largest element.\n\naccel.argmax(a, axis=None) -> int or array\n\nWithout axis, the flat row-major index.",
+	"accel.norm":        "Euclidean (Frobenius) norm.\n\naccel.norm(a, axis=None) -> float or array",
+	"accel.dot":         "Inner product of two vectors.\n\naccel.dot(a, b) -> float\n\nBoth 1-D of equal length; use matmul for matrices.",
+	"accel.matmul":      "Matrix product a @ b.\n\naccel.matmul(a, b) -> array\n\nNumPy's rules: (m,k)@(k,n) -> (m,n); stacks of matrices broadcast; a 1-D operand is a row (left) or column (right) vector.",
+	"accel.transpose":   "Permute the axes (copies).\n\naccel.transpose(a, axes=None) -> array\n\nWithout axes, reverses them (same as a.T).",
+	"accel.reshape":     "Give the elements a new shape (no copy).\n\naccel.reshape(a, shape) -> array\n\nOne dimension may be -1, inferred from the size.",
+	"accel.astype":      "Convert to another dtype (copies).\n\naccel.astype(a, dtype) -> array",
+	"accel.copy":        "Copy an array.\n\naccel.copy(a) -> array\n\nThe copy is not frozen: use it with axpy and triad.",
+	"accel.tolist":      "Convert to nested lists of floats.\n\naccel.tolist(a) -> list or float\n\nA 0-d array gives a float.",
+	"accel.concatenate": "Join arrays along an existing axis.\n\naccel.concatenate(arrays, axis=0) -> array\n\nOther axes must match; mixed dtypes give float64.",
+	"accel.stack":       "Join arrays of one shape along a new axis.\n\naccel.stack(arrays, axis=0) -> array",
+	"accel.axpy":        "Update y in place: y += alpha*x.\n\naccel.axpy(alpha, x, y)\n\nx and y have the same shape and dtype. A frozen y (shared between threads) is refused: work on y.copy().",
+	"accel.triad":       "Compute dst = b + s*c in place (the STREAM triad).\n\naccel.triad(dst, b, c, s)\n\nAll three have the same shape and dtype. A frozen dst is refused.",
+	"accel.devices":     "List the compute devices AutoNode knows.\n\naccel.devices() -> list of struct(name, kind, found, reason, detail)\n\nThe CPU is always found; a GPU backend that was not found says why.",
+
+	"array.tolist":    "Convert to nested lists of floats.\n\na.tolist() -> list or float",
+	"array.item":      "Return the only element of a one-element array.\n\na.item() -> float",
+	"array.reshape":   "Give the elements a new shape (no copy).\n\na.reshape(*shape) -> array\n\na.reshape(2, 3) and a.reshape((2, 3)) are the same; one dimension may be -1.",
+	"array.flatten":   "Return a 1-D copy.\n\na.flatten() -> array",
+	"array.astype":    "Convert to another dtype (copies).\n\na.astype(dtype) -> array",
+	"array.copy":      "Copy the array.\n\na.copy() -> array",
+	"array.transpose": "Permute the axes (copies).\n\na.transpose(*axes) -> array\n\nWithout axes, reverses them, as a.T.",
+	"array.dot":       "Inner product with another vector.\n\na.dot(b) -> float",
+	"array.matmul":    "Matrix product with b.\n\na.matmul(b) -> array",
+	"array.clip":      "Limit values to [lo, hi].\n\na.clip(lo=None, hi=None) -> array",
+	"array.sum":       "Sum of the elements.\n\na.sum(axis=None) -> float or array",
+	"array.mean":      "Mean of the elements.\n\na.mean(axis=None) -> float or array",
+	"array.min":       "Smallest element.\n\na.min(axis=None) -> float or array",
+	"array.max":       "Largest element.\n\na.max(axis=None) -> float or array",
+	"array.argmin":    "Index of the first smallest element.\n\na.argmin(axis=None) -> int or array",
+	"array.argmax":    "Index of the first largest element.\n\na.argmax(axis=None) -> int or array",
+	"array.norm":      "Euclidean (Frobenius) norm.\n\na.norm(axis=None) -> float or array",
+
+	"host": `Files, environment variables and commands of the host machine.
+
+Sandboxed thread bodies (the default) are refused every host function;
+unsandboxed bodies are served and their history records it; a script's
+top level is served under autonode run and follows the embedder's policy
+otherwise. Starlark resolves names when it compiles, so host is always
+defined: the check happens at each call.`,
+
+	"host.read_file":  "Read a file as a string.\n\nhost.read_file(path) -> str\n\nAt most 64 MiB.",
+	"host.write_file": "Write a string (or bytes) to a file, replacing it.\n\nhost.write_file(path, data)",
+	"host.env":        "Read an environment variable.\n\nhost.env(name, default=None) -> str or default",
+	"host.exec":       "Run a command and collect its output.\n\nhost.exec(argv, timeout=10.0) -> struct(code, stdout, stderr)\n\nargv is the program and its arguments (no shell). A non-zero exit is reported in code, not raised; a command still running after timeout seconds (or at the thread's TTL) is killed and raises an error. stdout and stderr keep at most 16 MiB each.",
+
+	"json": "JSON encoding and decoding (go.starlark.net/lib/json).\n\njson.encode(x) -> str, json.decode(s[, default]) -> value, json.encode_indent(x, prefix=\"\", indent=\"\\t\") -> str, json.indent(s, prefix=\"\", indent=\"\\t\") -> str. Arrays encode as nested lists.",
+	"math": "Mathematical functions and constants (go.starlark.net/lib/math).\n\nceil, floor, round, sqrt, exp, log, pow, sin, cos, tan, ..., and pi, e, inf.",
+	"time": "Time and duration values (go.starlark.net/lib/time).\n\ntime.now(), time.parse_time(s), time.parse_duration(s), time.from_timestamp(sec), time.second, ...",
+}

@@ -1,0 +1,100 @@
+package builtins
+
+import (
+	"context"
+
+	"go.starlark.net/starlark"
+
+	"github.com/autonode/autonode/accel"
+	"github.com/autonode/autonode/registry"
+)
+
+// Engine is the thread engine as the builtins see it. Package runtime
+// implements it; builtins never imports runtime.
+type Engine interface {
+	// Store is the registry every builtin reads and writes through.
+	Store() registry.Store
+
+	// Token returns tok, or the session token when tok is empty. With
+	// neither it returns an error that says how to get one
+	// (`autonode token`, --token, AUTONODE_TOKEN).
+	Token(tok string) (string, error)
+
+	// Spawn validates req (DESIGN §3 defaults and rules), persists the
+	// thread and submits it to the scheduler. With req.Wait it returns once
+	// the thread has ended; otherwise at once. A dry run validates only.
+	Spawn(ctx context.Context, req *SpawnRequest) (Handle, error)
+
+	// SpawnBatch submits every request and runs them concurrently (at most
+	// workers at a time; <= 0 means the engine's default), returning one
+	// result per request, in order. One failure never stops the rest.
+	SpawnBatch(ctx context.Context, reqs []*SpawnRequest, workers int) []BatchResult
+
+	// Cancel stops a pending or running thread; tok must open it.
+	Cancel(id registry.ID, tok string) error
+
+	// Running returns a snapshot of the record of the thread whose body
+	// runs on th, or nil when th is not running a thread body.
+	Running(th *starlark.Thread) *registry.Thread
+
+	// Log appends msg to the history of the thread whose body runs on th.
+	Log(th *starlark.Thread, msg string) error
+
+	// HostAccess decides whether th may call host.<fn> (DESIGN §6):
+	// sandboxed bodies are refused, unsandboxed bodies are served and
+	// their history records the elevated run, a script's top level
+	// follows the embedder's policy. The error says why not.
+	HostAccess(th *starlark.Thread, fn string) error
+
+	// Accel returns the accel execution context for th: the running
+	// thread's device and memory budget, or the session's at top level.
+	Accel(th *starlark.Thread) *accel.Exec
+
+	// Context returns the context that ends th's work (TTL, cancel(),
+	// Ctrl-C, the embedder's context).
+	Context(th *starlark.Thread) context.Context
+}
+
+// SpawnRequest is what spawn() and spawn_batch() collected, after
+// argument unpacking; the engine validates the values.
+type SpawnRequest struct {
+	// ID is the thread id; nil picks the next free one.
+	ID       *registry.ID
+	Stage    string
+	Device   string
+	Token    string
+	Sandbox  bool
+	Caching  bool
+	Priority int64
+	TTL      float64
+	Metadata map[string]any
+	Name     string
+	// Run is the thread's body; nil runs the default work (the seed's
+	// 512×512 float64 matmul, checked against the memory budget). It and
+	// Args/Kwargs are frozen before they reach the engine.
+	Run    starlark.Callable
+	Args   starlark.Tuple
+	Kwargs []starlark.Tuple
+	DryRun bool
+	Wait   bool
+	// Caller is the Starlark thread that called spawn (for print and the
+	// script source that keys the cache).
+	Caller *starlark.Thread
+}
+
+// Handle is a submitted thread.
+type Handle interface {
+	ID() registry.ID
+	// Wait blocks until the thread has ended, or ctx is done, and returns
+	// its final record.
+	Wait(ctx context.Context) (*registry.Thread, error)
+	// Done reports whether the thread has ended.
+	Done() bool
+}
+
+// BatchResult is the outcome of one request of SpawnBatch: a handle, or
+// the error that refused the request.
+type BatchResult struct {
+	Handle Handle
+	Err    error
+}

@@ -1,0 +1,331 @@
+package builtins
+
+import (
+	"fmt"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+
+	"github.com/autonode/autonode/registry"
+)
+
+// branch(source, new_id=None, overrides=None, token=None) -> Thread
+func builtinBranch(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var srcV, newV, ovV, tokV starlark.Value = nil, starlark.None, starlark.None, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "source", &srcV, "new_id?", &newV, "overrides?", &ovV, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		src, err := toID(fn, "source", srcV)
+		if err != nil {
+			return nil, err
+		}
+		newID, err := toOptID(fn, "new_id", newV)
+		if err != nil {
+			return nil, err
+		}
+		ov, err := toOptDict(fn, "overrides", ovV)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		var out *registry.Thread
+		err = e.Store().Update(func(tx *registry.Tx) error {
+			target := tx.NextID()
+			if newID != nil {
+				target = *newID
+			}
+			var err error
+			out, err = tx.Branch(src, target, ov, tok)
+			return err
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		return NewThread(out), nil
+	}
+}
+
+// fork(source, new_ids, overrides=None, token=None) -> list of Thread
+func builtinFork(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var srcV, idsV, ovV, tokV starlark.Value = nil, nil, starlark.None, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "source", &srcV, "new_ids", &idsV, "overrides?", &ovV, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		src, err := toID(fn, "source", srcV)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := toIDList(fn, "new_ids", idsV)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			return nil, valueError(fn, "new_ids", idsV, "at least one new thread id")
+		}
+		var ovs []map[string]any
+		if !isNone(ovV) {
+			if !isListLike(ovV) {
+				return nil, typeError(fn, "overrides", ovV, "a list with one dict (or None) per new id")
+			}
+			items := listItems(ovV)
+			if len(items) != len(ids) {
+				return nil, errorf(fn, "overrides: got %d entries for %d new_ids; give one dict (or None) per new id", len(items), len(ids))
+			}
+			ovs = make([]map[string]any, len(items))
+			for i, it := range items {
+				if ovs[i], err = toOptDict(fn, fmt.Sprintf("overrides[%d]", i), it); err != nil {
+					return nil, err
+				}
+			}
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		var out []*registry.Thread
+		err = e.Store().Update(func(tx *registry.Tx) error {
+			var err error
+			out, err = tx.Fork(src, ids, ovs, tok)
+			return err
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		vals := make([]starlark.Value, len(out))
+		for i, t := range out {
+			vals[i] = NewThread(t)
+		}
+		return starlark.NewList(vals), nil
+	}
+}
+
+// reparent(child, new_parent, token=None) -> Thread
+func builtinReparent(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var childV, parentV, tokV starlark.Value = nil, nil, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "child", &childV, "new_parent", &parentV, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		child, err := toID(fn, "child", childV)
+		if err != nil {
+			return nil, err
+		}
+		parent, err := toID(fn, "new_parent", parentV)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Reparent(child, parent, tok) })
+	}
+}
+
+// rename(id, name, token=None) -> Thread
+func builtinRename(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var idV, nameV, tokV starlark.Value = nil, nil, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "name", &nameV, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		id, err := toID(fn, "id", idV)
+		if err != nil {
+			return nil, err
+		}
+		name, err := toString(fn, "name", nameV)
+		if err != nil {
+			return nil, err
+		}
+		if err := registry.ValidateName(name); err != nil {
+			return nil, valueError(fn, "name", nameV, "a non-empty name without control characters, at most 256 bytes")
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Rename(id, name, tok) })
+	}
+}
+
+// mutate(id, updates, safe_fields=None, token=None) -> Thread
+func builtinMutate(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var idV, updV, safeV, tokV starlark.Value = nil, nil, starlark.None, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "updates", &updV, "safe_fields?", &safeV, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		id, err := toID(fn, "id", idV)
+		if err != nil {
+			return nil, err
+		}
+		upd, err := toDict(fn, "updates", updV)
+		if err != nil {
+			return nil, err
+		}
+		var safe []string
+		if !isNone(safeV) {
+			if safe, err = toStringList(fn, "safe_fields", safeV); err != nil {
+				return nil, err
+			}
+			if safe == nil {
+				safe = []string{}
+			}
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		var dropped []string
+		v, err := update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) {
+			t, d, err := tx.Mutate(id, upd, safe, tok)
+			dropped = d
+			return t, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(dropped) > 0 {
+			list, _ := ToStarlark(dropped)
+			msg := fmt.Sprintf("%s: warning: thread %s: fields not in safe_fields were not changed: %s", fn, id, list)
+			if th.Print != nil {
+				th.Print(th, msg)
+			}
+		}
+		return v, nil
+	}
+}
+
+// update runs op in a registry write transaction and returns its thread.
+func update(e Engine, fn string, op func(tx *registry.Tx) (*registry.Thread, error)) (starlark.Value, error) {
+	var out *registry.Thread
+	err := e.Store().Update(func(tx *registry.Tx) error {
+		var err error
+		out, err = op(tx)
+		return err
+	})
+	if err != nil {
+		return nil, wrapErr(fn, err)
+	}
+	return NewThread(out), nil
+}
+
+// delete(*ids, token=None) -> list
+func builtinDelete(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var tokV starlark.Value = starlark.None
+		if err := starlark.UnpackArgs(fn, nil, kwargs, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		if len(args) == 0 {
+			return nil, errorf(fn, "no thread ids given; call delete(id, ...)")
+		}
+		ids := make([]registry.ID, len(args))
+		for i, a := range args {
+			id, err := toID(fn, fmt.Sprintf("ids[%d]", i), a)
+			if err != nil {
+				return nil, err
+			}
+			ids[i] = id
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		var out []*registry.Thread
+		err = e.Store().Update(func(tx *registry.Tx) error {
+			for _, id := range ids {
+				t, err := tx.Delete(id, tok)
+				if err != nil {
+					return err
+				}
+				out = append(out, t)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		vals := make([]starlark.Value, len(out))
+		for i, t := range out {
+			vals[i] = NewThread(t)
+		}
+		return starlark.NewList(vals), nil
+	}
+}
+
+// restore(id, token=None) -> Thread
+func builtinRestore(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var idV, tokV starlark.Value = nil, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		id, err := toID(fn, "id", idV)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Restore(id, tok) })
+	}
+}
+
+// lineage(id) -> struct(ancestors=[...], descendants=[...])
+func builtinLineage(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var idV starlark.Value
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV); err != nil {
+			return nil, err
+		}
+		id, err := toID(fn, "id", idV)
+		if err != nil {
+			return nil, err
+		}
+		var anc, desc []registry.ID
+		err = e.Store().View(func(tx *registry.Tx) error {
+			var err error
+			if anc, err = tx.Ancestors(id); err != nil {
+				return err
+			}
+			desc, err = tx.Descendants(id)
+			return err
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		a, _ := frozen(append([]registry.ID{}, anc...))
+		d, _ := frozen(append([]registry.ID{}, desc...))
+		s := starlarkstruct.FromStringDict(starlarkstruct.Default, starlark.StringDict{"ancestors": a, "descendants": d})
+		s.Freeze()
+		return s, nil
+	}
+}

@@ -1,0 +1,291 @@
+package builtins
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"go.starlark.net/starlark"
+
+	"github.com/autonode/autonode/registry"
+)
+
+// get(id) -> Thread or None
+func builtinGet(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var idV starlark.Value
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV); err != nil {
+			return nil, err
+		}
+		id, err := toID(fn, "id", idV)
+		if err != nil {
+			return nil, err
+		}
+		var rec *registry.Thread
+		err = e.Store().View(func(tx *registry.Tx) error {
+			var err error
+			rec, err = tx.Get(id)
+			if isNotFound(err) {
+				rec, err = nil, nil
+			}
+			return err
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		return NewThread(rec), nil
+	}
+}
+
+// threads(stage=None, device=None, status=None, parent=None) -> list
+func builtinThreads(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var stageV, deviceV, statusV, parentV starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "stage?", &stageV, "device?", &deviceV, "status?", &statusV, "parent?", &parentV); err != nil {
+			return nil, err
+		}
+		var f registry.Filter
+		var err error
+		if f.Stage, err = toOptString(fn, "stage", stageV); err != nil {
+			return nil, err
+		}
+		if f.Stage != "" {
+			f.Stage = strings.ToUpper(f.Stage)
+			if err := oneOf(fn, "stage", stageV, f.Stage, registry.Stages); err != nil {
+				return nil, err
+			}
+		}
+		if f.Device, err = toOptString(fn, "device", deviceV); err != nil {
+			return nil, err
+		}
+		if f.Device != "" {
+			f.Device = strings.ToLower(f.Device)
+			if err := oneOf(fn, "device", deviceV, f.Device, registry.Devices); err != nil {
+				return nil, err
+			}
+		}
+		if f.Status, err = toOptString(fn, "status", statusV); err != nil {
+			return nil, err
+		}
+		if f.Status != "" {
+			if err := oneOf(fn, "status", statusV, f.Status, append(append([]string(nil), registry.Statuses...), registry.StatusUnknown)); err != nil {
+				return nil, err
+			}
+		}
+		if f.Parent, err = toOptID(fn, "parent", parentV); err != nil {
+			return nil, err
+		}
+		var list []*registry.Thread
+		err = e.Store().View(func(tx *registry.Tx) error {
+			var err error
+			list, err = tx.List(f)
+			return err
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		out := make([]starlark.Value, len(list))
+		for i, t := range list {
+			out[i] = NewThread(t)
+		}
+		return starlark.NewList(out), nil
+	}
+}
+
+// query(path) -> value
+func builtinQuery(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var pathV starlark.Value
+		if err := starlark.UnpackArgs(fn, args, kwargs, "path", &pathV); err != nil {
+			return nil, err
+		}
+		path, err := toString(fn, "path", pathV)
+		if err != nil {
+			return nil, err
+		}
+		var raw string
+		var found bool
+		err = e.Store().View(func(tx *registry.Tx) error {
+			res, err := tx.Query(path)
+			if err != nil {
+				return err
+			}
+			found = res.Exists()
+			raw = res.Raw
+			if found && raw == "" {
+				b, err := json.Marshal(res.Value())
+				if err != nil {
+					return err
+				}
+				raw = string(b)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		if !found {
+			return starlark.None, nil
+		}
+		v, err := rawToStarlark([]byte(raw))
+		if err != nil {
+			return nil, errorf(fn, "result of %q: %v", path, err)
+		}
+		return v, nil
+	}
+}
+
+// summarize() -> dict
+func builtinSummarize(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+			return nil, err
+		}
+		var s registry.Summary
+		err := e.Store().View(func(tx *registry.Tx) error {
+			s = tx.Summarize()
+			return nil
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		return summaryValue(s), nil
+	}
+}
+
+// summaryValue converts a registry summary into a dict, with ids as floats
+// like everywhere else.
+func summaryValue(s registry.Summary) starlark.Value {
+	counts := func(m map[string]int) starlark.Value {
+		d := starlark.NewDict(len(m))
+		for _, k := range sortedKeys(m) {
+			d.SetKey(starlark.String(k), starlark.MakeInt(m[k]))
+		}
+		return d
+	}
+	ids := func(list []registry.ID) starlark.Value {
+		v, _ := ToStarlark(append([]registry.ID{}, list...))
+		return v
+	}
+	most := make([]starlark.Value, len(s.Lineage.MostChildren))
+	for i, c := range s.Lineage.MostChildren {
+		d := starlark.NewDict(2)
+		d.SetKey(starlark.String("id"), starlark.Float(c.ID))
+		d.SetKey(starlark.String("children"), starlark.MakeInt(c.Children))
+		most[i] = d
+	}
+	lin := starlark.NewDict(4)
+	lin.SetKey(starlark.String("roots"), ids(s.Lineage.Roots))
+	lin.SetKey(starlark.String("orphans"), ids(s.Lineage.Orphans))
+	lin.SetKey(starlark.String("deepest_chain"), ids(s.Lineage.DeepestChain))
+	lin.SetKey(starlark.String("most_children"), starlark.NewList(most))
+	d := starlark.NewDict(6)
+	d.SetKey(starlark.String("total"), starlark.MakeInt(s.Total))
+	d.SetKey(starlark.String("archived"), starlark.MakeInt(s.Archived))
+	d.SetKey(starlark.String("by_stage"), counts(s.ByStage))
+	d.SetKey(starlark.String("by_device"), counts(s.ByDevice))
+	d.SetKey(starlark.String("by_status"), counts(s.ByStatus))
+	d.SetKey(starlark.String("lineage"), lin)
+	return d
+}
+
+// info(id)
+func builtinInfo(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var idV starlark.Value
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV); err != nil {
+			return nil, err
+		}
+		id, err := toID(fn, "id", idV)
+		if err != nil {
+			return nil, err
+		}
+		var rec *registry.Thread
+		deletedAt := ""
+		err = e.Store().View(func(tx *registry.Tx) error {
+			var err error
+			if rec, err = tx.Get(id); err == nil || !isNotFound(err) {
+				return err
+			}
+			if a, aerr := tx.Archived(id); aerr == nil {
+				rec, deletedAt = a.Thread, a.DeletedAt
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		text := formatInfo(rec, deletedAt)
+		if th.Print != nil {
+			th.Print(th, text)
+		} else {
+			fmt.Println(text)
+		}
+		return starlark.None, nil
+	}
+}
+
+// formatInfo writes every field of t, one per line, then the history (the
+// seed's print_info, as `autonode show` prints it).
+func formatInfo(t *registry.Thread, deletedAt string) string {
+	var b strings.Builder
+	field := func(k, v string) { fmt.Fprintf(&b, "%-13s %s\n", k+":", v) }
+	ids := func(list []registry.ID) string {
+		s := make([]string, len(list))
+		for i, id := range list {
+			s[i] = id.Key()
+		}
+		return strings.Join(s, ", ")
+	}
+	field("id", t.ID.Key())
+	field("name", t.Name)
+	field("stage", t.Stage)
+	field("device", t.Device)
+	field("sandbox", fmt.Sprint(t.Sandbox))
+	field("caching", fmt.Sprint(t.Caching))
+	field("priority", fmt.Sprint(t.Priority))
+	field("ttl", fmt.Sprintf("%s s", registry.ID(t.TTL).Key()))
+	md, err := json.Marshal(t.Metadata)
+	if err != nil {
+		md = []byte("(unprintable)")
+	}
+	field("metadata", string(md))
+	parent := "none"
+	if t.Parent != nil {
+		parent = t.Parent.Key()
+	}
+	field("parent", parent)
+	field("lineage", "["+ids(t.Lineage)+"]")
+	if len(t.MergedFrom) > 0 {
+		field("merged from", ids(t.MergedFrom))
+	}
+	field("status", t.EffectiveStatus())
+	opt := func(k, v string) {
+		if v != "" {
+			field(k, v)
+		}
+	}
+	opt("started at", t.StartedAt)
+	opt("finished at", t.FinishedAt)
+	if t.DurationMS != 0 {
+		field("duration", fmt.Sprintf("%.3f ms", t.DurationMS))
+	}
+	opt("device used", t.DeviceUsed)
+	if t.Cached {
+		field("cached", "true")
+	}
+	if len(t.Result) > 0 {
+		field("result", string(t.Result))
+	}
+	opt("error", t.Error)
+	opt("deleted at", deletedAt)
+	b.WriteString("history:")
+	if len(t.History) == 0 {
+		b.WriteString(" (empty)")
+	}
+	for _, h := range t.History {
+		b.WriteString("\n  " + h)
+	}
+	return b.String()
+}

@@ -1,0 +1,407 @@
+package builtins
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+
+	"github.com/autonode/autonode/registry"
+)
+
+// spawnParams are spawn's parameters, in order; spawn_batch's specs use
+// the same names as dict keys.
+var spawnParams = []string{"id", "stage", "device", "token", "sandbox", "caching", "priority", "ttl",
+	"metadata", "name", "run", "args", "kwargs", "dry_run", "wait"}
+
+// spawnDefaults are the values of omitted spawn parameters.
+func spawnDefaults() map[string]starlark.Value {
+	return map[string]starlark.Value{
+		"id": starlark.None, "stage": starlark.String(registry.StageBase), "device": starlark.String("cpu"),
+		"token": starlark.None, "sandbox": starlark.True, "caching": starlark.True,
+		"priority": starlark.MakeInt(registry.DefaultPriority), "ttl": starlark.Float(registry.DefaultTTL),
+		"metadata": starlark.None, "name": starlark.None, "run": starlark.None, "args": starlark.Tuple{},
+		"kwargs": starlark.None, "dry_run": starlark.False, "wait": starlark.True,
+	}
+}
+
+// token() -> str
+func builtinToken(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+			return nil, err
+		}
+		tok, err := registry.NewToken()
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		return starlark.String(tok), nil
+	}
+}
+
+// spawn(id=None, stage="BASE", ...) -> Thread or Handle
+func builtinSpawn(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		vals := spawnDefaults()
+		ptrs := make([]any, 0, 2*len(spawnParams))
+		holders := make([]starlark.Value, len(spawnParams))
+		for i, p := range spawnParams {
+			holders[i] = vals[p]
+			ptrs = append(ptrs, p+"?", &holders[i])
+		}
+		if err := starlark.UnpackArgs(fn, args, kwargs, ptrs...); err != nil {
+			return nil, err
+		}
+		for i, p := range spawnParams {
+			vals[p] = holders[i]
+		}
+		req, err := spawnRequest(e, th, fn, "", vals)
+		if err != nil {
+			return nil, err
+		}
+		ctx := contextOf(e, th)
+		h, err := e.Spawn(ctx, req)
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		if h == nil {
+			return nil, errorf(fn, "the engine returned no handle")
+		}
+		hv := &handleValue{h: h, e: e}
+		if !req.Wait {
+			return hv, nil
+		}
+		return waitOne(e, th, fn, hv, noTimeout)
+	}
+}
+
+// spawnRequest checks spawn's arguments (from keyword arguments or a
+// spawn_batch spec; prefix names the spec in messages) and builds the
+// request, resolving the token and freezing the body and its arguments.
+func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[string]starlark.Value) (*SpawnRequest, error) {
+	param := func(p string) string { return prefix + p }
+	req := &SpawnRequest{Caller: th}
+	var err error
+	if req.ID, err = toOptID(fn, param("id"), vals["id"]); err != nil {
+		return nil, err
+	}
+	stage, err := toString(fn, param("stage"), vals["stage"])
+	if err != nil {
+		return nil, err
+	}
+	req.Stage = strings.ToUpper(stage)
+	if err := oneOf(fn, param("stage"), vals["stage"], req.Stage, registry.Stages); err != nil {
+		return nil, err
+	}
+	dev, err := toString(fn, param("device"), vals["device"])
+	if err != nil {
+		return nil, err
+	}
+	req.Device = strings.ToLower(dev)
+	if err := oneOf(fn, param("device"), vals["device"], req.Device, registry.Devices); err != nil {
+		return nil, err
+	}
+	for _, b := range []struct {
+		p   string
+		dst *bool
+	}{{"sandbox", &req.Sandbox}, {"caching", &req.Caching}, {"dry_run", &req.DryRun}, {"wait", &req.Wait}} {
+		if *b.dst, err = toBool(fn, param(b.p), vals[b.p]); err != nil {
+			return nil, err
+		}
+	}
+	if req.Priority, err = toInt(fn, param("priority"), vals["priority"]); err != nil {
+		return nil, err
+	}
+	if req.Priority < 0 {
+		return nil, valueError(fn, param("priority"), vals["priority"], "a non-negative integer")
+	}
+	ttl, err := toFloat(fn, param("ttl"), vals["ttl"])
+	if err != nil {
+		return nil, err
+	}
+	if math.IsNaN(ttl) || math.IsInf(ttl, 0) || ttl <= 0 {
+		return nil, valueError(fn, param("ttl"), vals["ttl"], "a positive number of seconds")
+	}
+	req.TTL = ttl
+	if req.Metadata, err = toOptDict(fn, param("metadata"), vals["metadata"]); err != nil {
+		return nil, err
+	}
+	if req.Name, err = toOptString(fn, param("name"), vals["name"]); err != nil {
+		return nil, err
+	}
+	if !isNone(vals["name"]) {
+		if err := registry.ValidateName(req.Name); err != nil {
+			return nil, valueError(fn, param("name"), vals["name"], "a non-empty name without control characters, at most 256 bytes")
+		}
+	}
+	if run := vals["run"]; !isNone(run) {
+		c, ok := run.(starlark.Callable)
+		if !ok {
+			return nil, typeError(fn, param("run"), run, "a function")
+		}
+		req.Run = c
+	}
+	switch a := vals["args"].(type) {
+	case starlark.Tuple:
+		req.Args = append(starlark.Tuple(nil), a...)
+	case *starlark.List:
+		req.Args = starlark.Tuple(listItems(a))
+	default:
+		return nil, typeError(fn, param("args"), a, "a tuple or list of arguments")
+	}
+	if kw := vals["kwargs"]; !isNone(kw) {
+		d, ok := kw.(*starlark.Dict)
+		if !ok {
+			return nil, typeError(fn, param("kwargs"), kw, "a dict of keyword arguments")
+		}
+		for _, kv := range d.Items() {
+			if _, ok := kv[0].(starlark.String); !ok {
+				return nil, valueError(fn, param("kwargs"), kw, "a dict with string keys")
+			}
+			req.Kwargs = append(req.Kwargs, starlark.Tuple{kv[0], kv[1]})
+		}
+	}
+	if (len(req.Args) > 0 || len(req.Kwargs) > 0) && req.Run == nil {
+		return nil, errorf(fn, "%s: arguments were given but no run function to receive them", param("args"))
+	}
+	if req.Token, err = tokenOf(e, fn, param("token"), vals["token"]); err != nil {
+		return nil, err
+	}
+	// The body and its arguments cross to another goroutine: freeze them.
+	if req.Run != nil {
+		req.Run.Freeze()
+	}
+	req.Args.Freeze()
+	for _, kv := range req.Kwargs {
+		kv.Freeze()
+	}
+	return req, nil
+}
+
+// contextOf returns the context that ends th's work.
+func contextOf(e Engine, th *starlark.Thread) context.Context {
+	if ctx := e.Context(th); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// spawnFailure is spawn_batch's entry for a refused spec.
+func spawnFailure(i int, id *registry.ID, err error) starlark.Value {
+	idv := starlark.Value(starlark.None)
+	if id != nil {
+		idv = starlark.Float(*id)
+	}
+	s := starlarkstruct.FromStringDict(starlark.String("spawn_failure"), starlark.StringDict{
+		"ok": starlark.False, "error": starlark.String(err.Error()), "spec_index": starlark.MakeInt(i), "id": idv,
+	})
+	s.Freeze()
+	return s
+}
+
+// spawn_batch(specs, workers=None) -> list
+func builtinSpawnBatch(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var specs, workersV starlark.Value = nil, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "specs", &specs, "workers?", &workersV); err != nil {
+			return nil, err
+		}
+		if !isListLike(specs) {
+			return nil, typeError(fn, "specs", specs, "a list of dicts with spawn's fields")
+		}
+		workers := 0
+		if !isNone(workersV) {
+			w, err := toInt(fn, "workers", workersV)
+			if err != nil {
+				return nil, err
+			}
+			if w < 1 || w > 1<<20 {
+				return nil, valueError(fn, "workers", workersV, "a positive number of workers")
+			}
+			workers = int(w)
+		}
+		items := listItems(specs)
+		out := make([]starlark.Value, len(items))
+		var reqs []*SpawnRequest
+		var index []int
+		for i, it := range items {
+			req, err := batchSpec(e, th, fn, i, it)
+			if err != nil {
+				out[i] = spawnFailure(i, specID(it), err)
+				continue
+			}
+			reqs = append(reqs, req)
+			index = append(index, i)
+		}
+		if len(reqs) == 0 {
+			return starlark.NewList(out), nil
+		}
+		ctx := contextOf(e, th)
+		results := e.SpawnBatch(ctx, reqs, workers)
+		for j, req := range reqs {
+			i := index[j]
+			if j >= len(results) {
+				out[i] = spawnFailure(i, req.ID, errorf(fn, "the engine returned no result for this spec"))
+				continue
+			}
+			r := results[j]
+			switch {
+			case r.Err != nil:
+				out[i] = spawnFailure(i, req.ID, wrapErr(fn, r.Err))
+			case r.Handle == nil:
+				out[i] = spawnFailure(i, req.ID, errorf(fn, "the engine returned no handle for this spec"))
+			case !req.Wait:
+				out[i] = &handleValue{h: r.Handle, e: e}
+			default:
+				v, err := waitOne(e, th, fn, &handleValue{h: r.Handle, e: e}, noTimeout)
+				if err != nil {
+					id := r.Handle.ID()
+					out[i] = spawnFailure(i, &id, err)
+				} else {
+					out[i] = v
+				}
+			}
+		}
+		return starlark.NewList(out), nil
+	}
+}
+
+// batchSpec checks one spawn_batch spec.
+func batchSpec(e Engine, th *starlark.Thread, fn string, i int, spec starlark.Value) (*SpawnRequest, error) {
+	name := fmt.Sprintf("specs[%d]", i)
+	d, ok := spec.(*starlark.Dict)
+	if !ok {
+		return nil, typeError(fn, name, spec, "a dict with spawn's fields")
+	}
+	vals := spawnDefaults()
+	for _, kv := range d.Items() {
+		k, ok := kv[0].(starlark.String)
+		if !ok || vals[string(k)] == nil {
+			return nil, errorf(fn, "%s: unexpected key %s; allowed are %s", name, repr(kv[0]), strings.Join(spawnParams, ", "))
+		}
+		vals[string(k)] = kv[1]
+	}
+	return spawnRequest(e, th, fn, name+".", vals)
+}
+
+// specID is the id a spec asks for, if it names a valid one.
+func specID(spec starlark.Value) *registry.ID {
+	d, ok := spec.(*starlark.Dict)
+	if !ok {
+		return nil
+	}
+	v, found, _ := d.Get(starlark.String("id"))
+	if !found {
+		return nil
+	}
+	id, err := toOptID("", "", v)
+	if err != nil {
+		return nil
+	}
+	return id
+}
+
+// wait(handles, timeout=None) -> Thread or list
+func builtinWait(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var handles, timeoutV starlark.Value = nil, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "handles", &handles, "timeout?", &timeoutV); err != nil {
+			return nil, err
+		}
+		d, err := toTimeout(fn, timeoutV)
+		if err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(d)
+		one := func(param string, v starlark.Value) (starlark.Value, error) {
+			switch x := v.(type) {
+			case *handleValue:
+				left := noTimeout
+				if d >= 0 {
+					left = max(time.Until(deadline), 0)
+				}
+				return waitOne(e, th, fn, x, left)
+			case *Thread:
+				return x, nil // a Thread value is a finished snapshot
+			}
+			return nil, typeError(fn, param, v, "a handle from spawn(wait=False) or a Thread")
+		}
+		if !isListLike(handles) {
+			return one("handles", handles)
+		}
+		items := listItems(handles)
+		out := make([]starlark.Value, len(items))
+		for i, it := range items {
+			v, err := one(fmt.Sprintf("handles[%d]", i), it)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return starlark.NewList(out), nil
+	}
+}
+
+// cancel(id, token=None)
+func builtinCancel(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var idV, tokV starlark.Value = nil, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		id, err := toID(fn, "id", idV)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.Cancel(id, tok); err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		return starlark.None, nil
+	}
+}
+
+// current() -> Thread
+func builtinCurrent(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+			return nil, err
+		}
+		rec := e.Running(th)
+		if rec == nil {
+			return nil, errorf(fn, "not inside a thread body: call current() from a function run by spawn(run=...)")
+		}
+		return NewThread(rec), nil
+	}
+}
+
+// log(msg)
+func builtinLog(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var msg starlark.Value
+		if err := starlark.UnpackArgs(fn, args, kwargs, "msg", &msg); err != nil {
+			return nil, err
+		}
+		text, ok := starlark.AsString(msg)
+		if !ok {
+			text = msg.String()
+		}
+		if e.Running(th) == nil {
+			return nil, errorf(fn, "not inside a thread body: log() appends to the running thread's history; use print() at top level")
+		}
+		if err := e.Log(th, text); err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		return starlark.None, nil
+	}
+}
