@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -185,27 +184,13 @@ func (d *Device) Alloc(dt accel.DType, n int) (accel.Buffer, error) {
 		return nil, err
 	}
 	b := &Buffer{dev: d, mem: mem, dt: dt, n: n}
-	if d.poison.Load() && n > 0 {
-		var err error
-		if dt == accel.Float64 {
-			err = b.Write(fill(n, math.NaN()), 0)
-		} else {
-			err = b.Write(fill(n, float32(math.NaN())), 0)
-		}
-		if err != nil {
+	if d.poison.Load() {
+		if err := gpukern.Poison(b, dt, n); err != nil {
 			b.Free()
 			return nil, err
 		}
 	}
 	return b, nil
-}
-
-func fill[T any](n int, v T) []T {
-	s := make([]T, n)
-	for i := range s {
-		s[i] = v
-	}
-	return s
 }
 
 // Device returns the owning device.
