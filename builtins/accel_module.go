@@ -861,16 +861,9 @@ func methodTranspose(m *accelModule, a *Array, th *starlark.Thread, fn string, a
 	if axes, err = intsArg(fn, "axes", args); err != nil {
 		return nil, err
 	}
-	ex, ctx, arr, release, err := m.operand(a, th, fn)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	out, err := ex.Transpose(ctx, arr, axes...)
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	return m.wrap(ex, ctx, out), nil
+	return m.apply(a, th, fn, func(ex *accel.Exec, ctx context.Context, arr *accel.Array) (*accel.Array, error) {
+		return ex.Transpose(ctx, arr, axes...)
+	})
 }
 
 // a.astype(dtype)
@@ -883,16 +876,9 @@ func methodAstype(m *accelModule, a *Array, th *starlark.Thread, fn string, args
 	if err != nil {
 		return nil, err
 	}
-	ex, ctx, arr, release, err := m.operand(a, th, fn)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	out, err := ex.AsType(ctx, arr, dt)
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	return m.wrap(ex, ctx, out), nil
+	return m.apply(a, th, fn, func(ex *accel.Exec, ctx context.Context, arr *accel.Array) (*accel.Array, error) {
+		return ex.AsType(ctx, arr, dt)
+	})
 }
 
 // a.copy()
@@ -900,12 +886,20 @@ func methodCopy(m *accelModule, a *Array, th *starlark.Thread, fn string, args s
 	if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
 		return nil, err
 	}
+	return m.apply(a, th, fn, func(ex *accel.Exec, ctx context.Context, arr *accel.Array) (*accel.Array, error) {
+		return ex.Copy(ctx, arr)
+	})
+}
+
+// apply runs op on a's array (on its device, under the caller's context)
+// and wraps the result.
+func (m *accelModule) apply(a *Array, th *starlark.Thread, fn string, op func(ex *accel.Exec, ctx context.Context, arr *accel.Array) (*accel.Array, error)) (starlark.Value, error) {
 	ex, ctx, arr, release, err := m.operand(a, th, fn)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	out, err := ex.Copy(ctx, arr)
+	out, err := op(ex, ctx, arr)
 	if err != nil {
 		return nil, wrapErr(fn, err)
 	}
