@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/autonode/autonode/registry"
 )
@@ -77,7 +79,7 @@ With --json, print a JSON array of the records (without token hashes).`,
 			if asJSON {
 				err = writeJSONList(w, threads)
 			} else {
-				writeTable(w, threads)
+				writeTable(w, threads, e.colour(e.stdout))
 			}
 			if ferr := w.Flush(); err == nil {
 				err = ferr
@@ -173,8 +175,9 @@ func writeJSONList(w io.Writer, threads []*registry.Thread) error {
 }
 
 // writeTable writes threads as an aligned table. Column widths are computed
-// first, then rows are written as they go.
-func writeTable(w io.Writer, threads []*registry.Thread) {
+// first, then rows are written as they go. With colour, the status column
+// is coloured by outcome.
+func writeTable(w io.Writer, threads []*registry.Thread, colour bool) {
 	if len(threads) == 0 {
 		fmt.Fprintln(w, "No threads match.")
 		return
@@ -196,21 +199,25 @@ func writeTable(w io.Writer, threads []*registry.Thread) {
 			width[j] = max(width[j], utf8.RuneCountInString(c))
 		}
 	}
-	line := func(cells []string) {
+	line := func(cells []string, colour bool) {
 		var b strings.Builder
 		for j, c := range cells {
+			pad := width[j] - utf8.RuneCountInString(c) + 2
+			if colour && j == statusColumn {
+				c = colourStatus(c)
+			}
 			if j == len(cells)-1 {
 				b.WriteString(c)
 				break
 			}
 			b.WriteString(c)
-			b.WriteString(strings.Repeat(" ", width[j]-utf8.RuneCountInString(c)+2))
+			b.WriteString(strings.Repeat(" ", pad))
 		}
 		fmt.Fprintln(w, b.String())
 	}
-	line(header)
+	line(header, false)
 	for _, r := range rows {
-		line(r)
+		line(r, colour)
 	}
 	unprot := 0
 	for _, t := range threads {
@@ -221,6 +228,34 @@ func writeTable(w io.Writer, threads []*registry.Thread) {
 	if unprot > 0 {
 		fmt.Fprintf(w, "\n%d unprotected thread(s): seed threads without a token; claim them with `autonode claim ID...`.\n", unprot)
 	}
+}
+
+// statusColumn is the index of STATUS in writeTable's columns.
+const statusColumn = 5
+
+// colourStatus wraps a status in the ANSI colour of its outcome.
+func colourStatus(st string) string {
+	code := ""
+	switch st {
+	case registry.StatusSucceeded, registry.StatusCached:
+		code = "32"
+	case registry.StatusFailed, registry.StatusCrashed, registry.StatusTimedOut:
+		code = "31"
+	case registry.StatusRunning, registry.StatusPending:
+		code = "33"
+	case registry.StatusCancelled:
+		code = "35"
+	default:
+		return st
+	}
+	return "\x1b[" + code + "m" + st + "\x1b[0m"
+}
+
+// colour reports whether output to w may be coloured: only on a terminal,
+// and never when NO_COLOR is set (https://no-color.org).
+func (e *env) colour(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && e.getenv("NO_COLOR") == "" && term.IsTerminal(int(f.Fd()))
 }
 
 // truncate shortens s to at most n runes, marking the cut with "…".

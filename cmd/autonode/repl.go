@@ -332,7 +332,7 @@ func (r *repl) command(ctx context.Context, t string) bool {
 			if err != nil {
 				return err
 			}
-			writeTable(r.e.stdout, ts)
+			writeTable(r.e.stdout, ts, r.e.colour(r.e.stdout))
 			return nil
 		})
 		if err != nil {

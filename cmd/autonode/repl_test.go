@@ -159,6 +159,28 @@ func TestREPLTerminal(t *testing.T) {
 		t.Errorf("Ctrl-C took %v to cancel", d)
 	}
 
+	// Ctrl-C also cancels a thread body the statement waits on.
+	s.send("def spin():\r")
+	s.expect("... ", 5*time.Second)
+	s.send("    while True:\r")
+	s.expect("... ", 5*time.Second)
+	s.send("        pass\r")
+	s.expect("... ", 5*time.Second)
+	s.send("\r")
+	s.expect(">>> ", 5*time.Second)
+	s.send("spawn(id=77, run=spin, ttl=120, caching=False)\r")
+	time.Sleep(500 * time.Millisecond)
+	start = time.Now()
+	s.send("\x03")
+	s.expect("interrupted", 5*time.Second)
+	s.expect(">>> ", 5*time.Second)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Ctrl-C took %v to cancel a waited-on body", d)
+	}
+	time.Sleep(300 * time.Millisecond)
+	s.send("get(77).status\r")
+	s.expect(`"cancelled"`, 10*time.Second)
+
 	// Errors print with a backtrace and the session goes on.
 	s.send("1 // 0\r")
 	s.expect("Traceback", 5*time.Second)
@@ -246,5 +268,46 @@ print("done", len(rs))
 	r := bin(t, dir, []string{"AUTONODE_TOKEN=progress-token-0123456789"}, "run", script).want(t, 0)
 	if strings.Contains(r.stderr, "spawn_batch") {
 		t.Errorf("a progress bar was drawn without a terminal:\n%s", r.stderr)
+	}
+}
+
+// TestListColour checks that statuses are coloured on a terminal, and not
+// with NO_COLOR or without a terminal.
+func TestListColour(t *testing.T) {
+	reg := fixture(t)
+	dir := filepath.Dir(reg)
+	// Seed threads have no status: spawn one that succeeds.
+	script := filepath.Join(dir, "s.star")
+	os.WriteFile(script, []byte("spawn(id=500, run=lambda: 1)\n"), 0o600)
+	bin(t, dir, []string{"AUTONODE_TOKEN=colour-token-0123456789"}, "run", script).want(t, 0)
+	show := func(env ...string) string {
+		cmd := exec.Command(binary, "list")
+		cmd.Dir = dir
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TERM=xterm"}, env...)
+		tty, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tty.Close()
+		var out bytes.Buffer
+		buf := make([]byte, 4096)
+		for {
+			n, err := tty.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		cmd.Wait()
+		return out.String()
+	}
+	if out := show(); !strings.Contains(out, "\x1b[32msucceeded\x1b[0m") {
+		t.Errorf("no colour on a terminal:\n%q", out)
+	}
+	if out := show("NO_COLOR=1"); strings.Contains(out, "\x1b[") || !strings.Contains(out, "succeeded") {
+		t.Errorf("colour despite NO_COLOR:\n%q", out)
+	}
+	if out := bin(t, dir, nil, "list").want(t, 0).stdout; strings.Contains(out, "\x1b[") {
+		t.Errorf("colour without a terminal:\n%q", out)
 	}
 }
