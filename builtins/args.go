@@ -308,6 +308,16 @@ func tokenOf(e Engine, fn, param string, v starlark.Value) (string, error) {
 // isNotFound reports whether err means that a thread does not exist.
 func isNotFound(err error) bool { return errors.Is(err, registry.ErrNotFound) }
 
+// refuseSandboxedRead refuses, inside a sandboxed thread body, a read of
+// any record but the body's own (id nil: a read of many records): DESIGN
+// §6 lets such a body read its own record, nothing else.
+func refuseSandboxedRead(e Engine, th *starlark.Thread, fn string, id *registry.ID) error {
+	if rec := e.Running(th); rec != nil && rec.Sandbox && (id == nil || *id != rec.ID) {
+		return errorf(fn, "refused: thread %s is sandboxed and may read only its own record (current()); spawn it with sandbox=False", rec.ID)
+	}
+	return nil
+}
+
 // refuseSandboxed refuses a registry change from a sandboxed thread body:
 // DESIGN §6 lets such a body compute and read, nothing else. Top-level
 // code and unsandboxed bodies pass.

@@ -45,8 +45,9 @@
 // parameter: `spawn: stage: got "FAST", want one of CRITICAL, CORE, BASE`,
 // `branch: source: got "x" (string), want a thread id (number)`; registry
 // errors are wrapped with the builtin's name. No input makes a builtin
-// panic. Registry changes from a sandboxed thread body are refused (DESIGN
-// §6: such a body computes and reads, nothing else).
+// panic. A sandboxed thread body may compute and read its own record,
+// nothing else (DESIGN §6): registry changes and reads of other records
+// from it are refused.
 //
 // Values that cross goroutines are frozen: spawn freezes the body and its
 // arguments, Thread values are immutable snapshots, and accel arrays are

@@ -48,7 +48,9 @@ are frozen first); inside it current() and log() work, and its return value
 (JSON-compatible, or an accel array, stored as a summary) becomes the
 thread's result. Without run the thread does the default work, a 512x512
 float64 matrix product checked against its memory budget. sandbox=True
-(the default) refuses the host module to the body. With caching=True, a
+(the default) lets the body compute and read its own record, nothing
+else: the host module, registry changes and reads of other threads are
+refused. With caching=True, a
 thread whose body, arguments, device and script are unchanged reuses the
 stored result (status "cached").
 

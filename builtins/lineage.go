@@ -310,6 +310,9 @@ func builtinLineage(e Engine) builtinFunc {
 		if err != nil {
 			return nil, err
 		}
+		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
+			return nil, err
+		}
 		var anc, desc []registry.ID
 		err = e.Store().View(func(tx *registry.Tx) error {
 			var err error

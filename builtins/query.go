@@ -21,6 +21,9 @@ func builtinGet(e Engine) builtinFunc {
 		if err != nil {
 			return nil, err
 		}
+		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
+			return nil, err
+		}
 		var rec *registry.Thread
 		err = e.Store().View(func(tx *registry.Tx) error {
 			var err error
@@ -40,6 +43,9 @@ func builtinGet(e Engine) builtinFunc {
 // threads(stage=None, device=None, status=None, parent=None) -> list
 func builtinThreads(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
+			return nil, err
+		}
 		var stageV, deviceV, statusV, parentV starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
 		if err := starlark.UnpackArgs(fn, args, kwargs, "stage?", &stageV, "device?", &deviceV, "status?", &statusV, "parent?", &parentV); err != nil {
 			return nil, err
@@ -95,6 +101,9 @@ func builtinThreads(e Engine) builtinFunc {
 // query(path) -> value
 func builtinQuery(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
+			return nil, err
+		}
 		var pathV starlark.Value
 		if err := starlark.UnpackArgs(fn, args, kwargs, "path", &pathV); err != nil {
 			return nil, err
@@ -138,6 +147,9 @@ func builtinQuery(e Engine) builtinFunc {
 // summarize() -> dict
 func builtinSummarize(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
+			return nil, err
+		}
 		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
 			return nil, err
 		}
@@ -198,6 +210,9 @@ func builtinInfo(e Engine) builtinFunc {
 		}
 		id, err := toID(fn, "id", idV)
 		if err != nil {
+			return nil, err
+		}
+		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
 			return nil, err
 		}
 		var rec *registry.Thread
