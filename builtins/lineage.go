@@ -102,11 +102,7 @@ func builtinFork(e Engine) builtinFunc {
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
-		vals := make([]starlark.Value, len(out))
-		for i, t := range out {
-			vals[i] = NewThread(t)
-		}
-		return starlark.NewList(vals), nil
+		return threadList(out), nil
 	}
 }
 
@@ -269,11 +265,7 @@ func builtinDelete(e Engine) builtinFunc {
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
-		vals := make([]starlark.Value, len(out))
-		for i, t := range out {
-			vals[i] = NewThread(t)
-		}
-		return starlark.NewList(vals), nil
+		return threadList(out), nil
 	}
 }
 

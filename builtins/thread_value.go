@@ -297,3 +297,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// threadList is a Starlark list of Thread values.
+func threadList(ts []*registry.Thread) *starlark.List {
+	vals := make([]starlark.Value, len(ts))
+	for i, t := range ts {
+		vals[i] = NewThread(t)
+	}
+	return starlark.NewList(vals)
+}
