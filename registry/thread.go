@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 // Stages, in scheduling order.
@@ -238,6 +241,11 @@ func (t *Thread) Validate() error {
 			return fmt.Errorf("%w: thread %s cannot be its own parent", ErrCycle, t.ID)
 		}
 	}
+	for k := range t.Extra {
+		if err := validateText("field name", k, MaxNameLen, false); err != nil {
+			return err
+		}
+	}
 	if len(t.Result) > 0 && !json.Valid(t.Result) {
 		return fmt.Errorf("%w: result is not valid JSON", ErrInvalid)
 	}
@@ -449,65 +457,126 @@ func (t *Thread) PublicJSON() ([]byte, error) { return t.encode(false) }
 
 // UnmarshalJSON reads a record, leniently: fields the seed may omit get the
 // seed's defaults, and unknown fields go to Extra. Use Validate to check it.
+// It reads the record with gjson in one pass (listing a large registry
+// decodes every record).
 func (t *Thread) UnmarshalJSON(data []byte) error {
-	var fields map[string]json.RawMessage
-	if err := decodeJSON(data, &fields); err != nil {
-		return fmt.Errorf("%w: record: %v", ErrInvalid, err)
+	if !gjson.ValidBytes(data) {
+		return fmt.Errorf("%w: record is not valid JSON", ErrInvalid)
 	}
-	if fields == nil {
-		return fmt.Errorf("%w: record is null, want an object", ErrInvalid)
+	root := gjson.ParseBytes(data)
+	if !root.IsObject() {
+		return fmt.Errorf("%w: record is %s, want an object", ErrInvalid, jsonKind(root))
 	}
 	*t = Thread{Sandbox: true, Caching: true, Priority: DefaultPriority, TTL: DefaultTTL, Device: "cpu", Stage: StageBase}
-	var idf float64
-	get := func(k string, dst any) error {
-		raw, ok := fields[k]
-		if !ok || string(raw) == "null" {
-			return nil
+	hasID := false
+	var err error
+	root.ForEach(func(k, v gjson.Result) bool {
+		key := k.String()
+		if v.Type == gjson.Null && key != fResult {
+			return true // null: as if absent
 		}
-		if err := decodeJSON(raw, dst); err != nil {
-			return fmt.Errorf("%w: field %s: %v", ErrInvalid, k, err)
+		switch key {
+		case fID:
+			var f float64
+			if f, err = numberField(key, v); err == nil {
+				t.ID, hasID = ID(f), true
+			}
+		case fName:
+			t.Name, err = stringField(key, v)
+		case fStage:
+			t.Stage, err = stringField(key, v)
+		case fDevice:
+			t.Device, err = stringField(key, v)
+		case fSandbox:
+			t.Sandbox, err = boolField(key, v)
+		case fCaching:
+			t.Caching, err = boolField(key, v)
+		case fPriority:
+			var f float64
+			if f, err = numberField(key, v); err == nil {
+				if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+					err = fmt.Errorf("%w: field priority: %s is not an integer", ErrInvalid, v.Raw)
+				}
+				t.Priority = int64(f)
+			}
+		case fTTL:
+			t.TTL, err = numberField(key, v)
+		case fMetadata:
+			if !v.IsObject() {
+				err = fmt.Errorf("%w: field metadata: got %s, want an object", ErrInvalid, jsonKind(v))
+				break
+			}
+			var m any
+			if m, err = jsonValue(v, 0); err == nil {
+				t.Metadata = m.(map[string]any)
+			}
+		case fHistory:
+			if !v.IsArray() {
+				err = fmt.Errorf("%w: field history: got %s, want an array of strings", ErrInvalid, jsonKind(v))
+				break
+			}
+			t.History = []string{}
+			v.ForEach(func(_, h gjson.Result) bool {
+				var s string
+				if s, err = stringField("history entry", h); err == nil {
+					t.History = append(t.History, s)
+				}
+				return err == nil
+			})
+		case fParent:
+			var f float64
+			if f, err = numberField(key, v); err == nil {
+				p := ID(f)
+				t.Parent = &p
+			}
+		case fLineage, fMergedFrom:
+			var ids []ID
+			if ids, err = idsField(key, v); err == nil {
+				if key == fLineage {
+					t.Lineage = ids
+				} else {
+					t.MergedFrom = ids
+				}
+			}
+		case fStatus:
+			t.Status, err = stringField(key, v)
+		case fResult:
+			if v.Type != gjson.Null {
+				t.Result = json.RawMessage(v.Raw)
+			}
+		case fError:
+			t.Error, err = stringField(key, v)
+		case fStartedAt:
+			t.StartedAt, err = stringField(key, v)
+		case fFinishedAt:
+			t.FinishedAt, err = stringField(key, v)
+		case fDurationMS:
+			t.DurationMS, err = numberField(key, v)
+		case fDeviceUsed:
+			t.DeviceUsed, err = stringField(key, v)
+		case fCached:
+			t.Cached, err = boolField(key, v)
+		case fCacheKey:
+			t.CacheKey, err = stringField(key, v)
+		case fOwner:
+			t.Owner, err = stringField(key, v)
+		case fTokenHash:
+			t.tokenHash, err = stringField(key, v)
+		case fSessionHash:
+			t.sessionHash, err = stringField(key, v)
+		default:
+			if t.Extra == nil {
+				t.Extra = map[string]json.RawMessage{}
+			}
+			t.Extra[key] = json.RawMessage(v.Raw)
 		}
-		return nil
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
-	var prio float64 = DefaultPriority
-	var parent *float64
-	var lineage, merged []float64
-	for _, e := range []struct {
-		k string
-		d any
-	}{{fID, &idf}, {fName, &t.Name}, {fStage, &t.Stage}, {fDevice, &t.Device}, {fSandbox, &t.Sandbox},
-		{fCaching, &t.Caching}, {fPriority, &prio}, {fTTL, &t.TTL}, {fMetadata, &t.Metadata},
-		{fHistory, &t.History}, {fParent, &parent}, {fLineage, &lineage}, {fMergedFrom, &merged},
-		{fStatus, &t.Status}, {fError, &t.Error}, {fStartedAt, &t.StartedAt}, {fFinishedAt, &t.FinishedAt},
-		{fDurationMS, &t.DurationMS}, {fDeviceUsed, &t.DeviceUsed}, {fCached, &t.Cached},
-		{fCacheKey, &t.CacheKey}, {fOwner, &t.Owner}, {fTokenHash, &t.tokenHash}, {fSessionHash, &t.sessionHash}} {
-		if err := get(e.k, e.d); err != nil {
-			return err
-		}
-	}
-	if _, ok := fields[fID]; !ok {
+	if !hasID {
 		return fmt.Errorf("%w: record has no id", ErrInvalid)
-	}
-	if prio != math.Trunc(prio) || math.Abs(prio) > 1<<53 {
-		return fmt.Errorf("%w: field priority: %v is not an integer", ErrInvalid, prio)
-	}
-	t.Priority = int64(prio)
-	t.ID = ID(idf)
-	if raw, ok := fields[fResult]; ok && string(raw) != "null" {
-		t.Result = append(json.RawMessage(nil), raw...)
-	}
-	if parent != nil {
-		p := ID(*parent)
-		t.Parent = &p
-	}
-	if lineage != nil {
-		t.Lineage = make([]ID, len(lineage))
-		for i, f := range lineage {
-			t.Lineage[i] = ID(f)
-		}
-	}
-	for _, f := range merged {
-		t.MergedFrom = append(t.MergedFrom, ID(f))
 	}
 	if t.Metadata == nil {
 		t.Metadata = map[string]any{}
@@ -515,15 +584,107 @@ func (t *Thread) UnmarshalJSON(data []byte) error {
 	if t.Name == "" {
 		t.Name = DefaultName(t.ID, t.Stage)
 	}
-	for k, v := range fields {
-		if !contains(knownFields, k) {
-			if t.Extra == nil {
-				t.Extra = map[string]json.RawMessage{}
-			}
-			t.Extra[k] = append(json.RawMessage(nil), v...)
-		}
-	}
 	return nil
+}
+
+// jsonKind names the JSON type of v for error messages.
+func jsonKind(v gjson.Result) string {
+	switch {
+	case v.IsObject():
+		return "an object"
+	case v.IsArray():
+		return "an array"
+	case v.Type == gjson.String:
+		return "a string"
+	case v.Type == gjson.Number:
+		return "a number"
+	case v.Type == gjson.True || v.Type == gjson.False:
+		return "a boolean"
+	}
+	return "null"
+}
+
+func stringField(k string, v gjson.Result) (string, error) {
+	if v.Type != gjson.String {
+		return "", fmt.Errorf("%w: field %s: got %s, want a string", ErrInvalid, k, jsonKind(v))
+	}
+	return v.String(), nil
+}
+
+func boolField(k string, v gjson.Result) (bool, error) {
+	if v.Type != gjson.True && v.Type != gjson.False {
+		return false, fmt.Errorf("%w: field %s: got %s, want true or false", ErrInvalid, k, jsonKind(v))
+	}
+	return v.Bool(), nil
+}
+
+func numberField(k string, v gjson.Result) (float64, error) {
+	if v.Type != gjson.Number {
+		return 0, fmt.Errorf("%w: field %s: got %s, want a number", ErrInvalid, k, jsonKind(v))
+	}
+	f, err := strconv.ParseFloat(v.Raw, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: field %s: %s is out of range", ErrInvalid, k, v.Raw)
+	}
+	return f, nil
+}
+
+func idsField(k string, v gjson.Result) ([]ID, error) {
+	if !v.IsArray() {
+		return nil, fmt.Errorf("%w: field %s: got %s, want an array of ids", ErrInvalid, k, jsonKind(v))
+	}
+	ids := []ID{}
+	var err error
+	v.ForEach(func(_, e gjson.Result) bool {
+		var f float64
+		if f, err = numberField(k+" entry", e); err == nil {
+			ids = append(ids, ID(f))
+		}
+		return err == nil
+	})
+	return ids, err
+}
+
+// jsonValue converts a JSON value to the Go values metadata holds: nil,
+// bool, json.Number (the number's own text), string, []any and
+// map[string]any. Nesting deeper than MaxDepth is refused.
+func jsonValue(v gjson.Result, depth int) (any, error) {
+	if depth > MaxDepth {
+		return nil, fmt.Errorf("%w: metadata is nested deeper than %d levels", ErrInvalid, MaxDepth)
+	}
+	switch {
+	case v.IsObject():
+		m := map[string]any{}
+		var err error
+		v.ForEach(func(k, e gjson.Result) bool {
+			var x any
+			if x, err = jsonValue(e, depth+1); err == nil {
+				m[k.String()] = x
+			}
+			return err == nil
+		})
+		return m, err
+	case v.IsArray():
+		l := []any{}
+		var err error
+		v.ForEach(func(_, e gjson.Result) bool {
+			var x any
+			if x, err = jsonValue(e, depth+1); err == nil {
+				l = append(l, x)
+			}
+			return err == nil
+		})
+		return l, err
+	case v.Type == gjson.String:
+		return v.String(), nil
+	case v.Type == gjson.Number:
+		return json.Number(v.Raw), nil
+	case v.Type == gjson.True:
+		return true, nil
+	case v.Type == gjson.False:
+		return false, nil
+	}
+	return nil, nil
 }
 
 // decodeJSON decodes with json.Number for numbers and rejects trailing data.
