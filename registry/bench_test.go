@@ -178,3 +178,22 @@ func BenchmarkSeedRewrite(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkList decodes every thread of the registry (autonode list).
+func BenchmarkList(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			s, err := OpenFile(writeBenchRegistry(b, n), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := s.View(func(tx *Tx) error { _, err := tx.List(Filter{}); return err }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
