@@ -425,3 +425,34 @@ func TestHostileRecords(t *testing.T) {
 		t.Errorf("fsck = %+v, %v", rep, err)
 	}
 }
+
+// TestSeedMergeLineage checks that merges written by the seed, which have
+// no merged_from field, still link to their sources through the seed's
+// history line.
+func TestSeedMergeLineage(t *testing.T) {
+	s := open(t, seedDir(t), nil)
+	s.View(func(tx *Tx) error {
+		m, _ := tx.Get(30)
+		if got := m.Parents(); !reflect.DeepEqual(got, []ID{1, 4.5}) {
+			t.Errorf("parents of the seed merge 30.0 = %v, want [1.0 4.5]", got)
+		}
+		in, _ := tx.Get(20) // merged in place: 10.0 into 20.0
+		if got := in.Parents(); !reflect.DeepEqual(got, []ID{1, 10}) {
+			t.Errorf("parents of 20.0 = %v, want [1.0 10.0]", got)
+		}
+		b, _ := tx.Get(10) // a branch whose copied history names other merges
+		if got := b.Parents(); !reflect.DeepEqual(got, []ID{1}) {
+			t.Errorf("parents of 10.0 = %v", got)
+		}
+		if anc, _ := tx.Ancestors(30); !reflect.DeepEqual(anc, []ID{1, 4.5}) {
+			t.Errorf("ancestors of 30.0 = %v", anc)
+		}
+		if kids, _ := tx.List(Filter{Parent: func() *ID { i := ID(4.5); return &i }()}); len(kids) != 1 || kids[0].ID != 30 {
+			t.Errorf("children of 4.5 = %v", kids)
+		}
+		if roots := tx.Summarize().Lineage.Roots; containsID(roots, 30) {
+			t.Errorf("the seed merge counts as a root: %v", roots)
+		}
+		return nil
+	})
+}

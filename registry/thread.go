@@ -134,17 +134,54 @@ func (t *Thread) MaxMemoryMB() float64 {
 }
 
 // Parents returns the direct parents: Parent and the sources of a merge.
+// Merges written by the Python seed have no merged_from field; their
+// sources are read from the seed's history line "Merged threads L and R
+// into <this id> with strategy ...".
 func (t *Thread) Parents() []ID {
 	var ps []ID
 	if t.Parent != nil {
 		ps = append(ps, *t.Parent)
 	}
-	for _, m := range t.MergedFrom {
+	sources := t.MergedFrom
+	if len(sources) == 0 {
+		sources = seedMergeSources(t.History, t.ID)
+	}
+	for _, m := range sources {
 		if !containsID(ps, m) {
 			ps = append(ps, m)
 		}
 	}
 	return ps
+}
+
+const seedMergePrefix = "] Merged threads "
+
+// seedMergeSources returns the sources named by history lines that record
+// a merge into self ("[time] Merged threads L and R into self with
+// strategy 's'."), without self. Lines copied from other threads' histories
+// name another target and are ignored.
+func seedMergeSources(history []string, self ID) []ID {
+	var out []ID
+	for _, h := range history {
+		i := strings.Index(h, seedMergePrefix)
+		if i < 0 {
+			continue
+		}
+		var l, r, into string
+		if n, _ := fmt.Sscanf(h[i+len(seedMergePrefix):], "%s and %s into %s with", &l, &r, &into); n != 3 {
+			continue
+		}
+		target, err := ParseID(into)
+		if err != nil || target != self {
+			continue
+		}
+		for _, s := range []string{l, r} {
+			if id, err := ParseID(s); err == nil && id != self && !containsID(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
 }
 
 // Clone returns a deep copy of t.

@@ -62,7 +62,7 @@ func NewRecord(key string, raw []byte, archive bool) *Record {
 	if archive {
 		prefix = "data."
 	}
-	res := gjson.GetManyBytes(raw, prefix+fID, prefix+fStage, prefix+fDevice, prefix+fStatus, prefix+fName, prefix+fParent, prefix+fMergedFrom)
+	res := gjson.GetManyBytes(raw, prefix+fID, prefix+fStage, prefix+fDevice, prefix+fStatus, prefix+fName, prefix+fParent, prefix+fMergedFrom, prefix+fHistory)
 	r.ID = InvalidID
 	if id, ok := jsonID(res[0]); ok {
 		r.ID = id
@@ -74,6 +74,17 @@ func NewRecord(key string, raw []byte, archive bool) *Record {
 	for _, m := range res[6].Array() {
 		if id, ok := jsonID(m); ok && !containsID(r.Parents, id) {
 			r.Parents = append(r.Parents, id)
+		}
+	}
+	if !res[6].Exists() && r.ID != InvalidID && strings.Contains(res[7].Raw, seedMergePrefix) {
+		var history []string
+		for _, h := range res[7].Array() {
+			history = append(history, h.String())
+		}
+		for _, id := range seedMergeSources(history, r.ID) {
+			if !containsID(r.Parents, id) {
+				r.Parents = append(r.Parents, id)
+			}
 		}
 	}
 	return r

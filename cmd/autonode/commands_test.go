@@ -60,7 +60,7 @@ func TestListFilters(t *testing.T) {
 		{nil, strings.Join(fixtureIDs, " ")},
 		{[]string{"--stage", "CORE"}, "1.0 4.5 10.0 11.0 20.0 30.0"},
 		{[]string{"--stage", "core", "--device", "gpu"}, "4.5"},
-		{[]string{"--parent", "1.0"}, "10.0 11.0 20.0 21.0"},
+		{[]string{"--parent", "1.0"}, "10.0 11.0 20.0 21.0 30.0"},
 		{[]string{"--parent", "2"}, "22.0"},
 		{[]string{"--name-prefix", "YourCore"}, "1.0 30.0"},
 		{[]string{"--status", "unknown", "--stage", "BASE"}, "1e-05 2.0 21.0 22.0 123456789.25"},
@@ -240,8 +240,8 @@ func TestSummarize(t *testing.T) {
 	for _, s := range []string{
 		"Threads:          11\n", "Archived:         1\n", "By stage:         CORE 6, BASE 5\n",
 		"By device:        cpu 10, gpu 1\n", "By status:        unknown 11\n",
-		"  roots:          1e-05, 1.0, 2.0, 4.5, 30.0, 123456789.25\n",
-		"  most children:  1.0 (4), 2.0 (1)\n",
+		"  roots:          1e-05, 1.0, 2.0, 4.5, 123456789.25\n",
+		"  most children:  1.0 (5), 2.0 (1), 4.5 (1), 10.0 (1)\n",
 	} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("summarize lacks %q:\n%s", s, r.stdout)
@@ -252,7 +252,7 @@ func TestSummarize(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Total != 11 || s.Archived != 1 || s.ByStage["CORE"] != 6 || s.ByDevice["gpu"] != 1 || len(s.Lineage.Roots) != 6 {
+	if s.Total != 11 || s.Archived != 1 || s.ByStage["CORE"] != 6 || s.ByDevice["gpu"] != 1 || len(s.Lineage.Roots) != 5 {
 		t.Errorf("summarize --json: %+v", s)
 	}
 	noSecrets(t, r.stdout)
@@ -301,7 +301,7 @@ func TestLineageFixture(t *testing.T) {
 		}
 	}
 	r = cli(t, reg, nil, "lineage", "1", "--format", "mermaid").want(t, 0)
-	checkMermaid(t, r.stdout, 5, 4)
+	checkMermaid(t, r.stdout, 6, 6)
 	if !strings.Contains(r.stdout, `n0["1.0<br/>YourCoreThread"]`) {
 		t.Errorf("mermaid labels:\n%s", r.stdout)
 	}
@@ -310,7 +310,7 @@ func TestLineageFixture(t *testing.T) {
 	// A deleted ancestor stays in the lineage, marked as such.
 	cli(t, reg, nil, "delete", "1.0").want(t, 0)
 	r = cli(t, reg, nil, "lineage", "10.0").want(t, 0)
-	want = "Lineage of 10.0 Thread-10-core: 1 ancestor(s), 0 descendant(s)\n1.0 YourCoreThread (deleted)\n└── 10.0 Thread-10-core *\n"
+	want = "Lineage of 10.0 Thread-10-core: 1 ancestor(s), 1 descendant(s)\n1.0 YourCoreThread (deleted)\n├── 10.0 Thread-10-core *\n│   └── 20.0 Thread-10-core\n└── 20.0 Thread-10-core (shown above)\n"
 	if r.stdout != want {
 		t.Errorf("lineage 10.0 after deleting 1.0:\n%s\nwant:\n%s", r.stdout, want)
 	}

@@ -19,7 +19,7 @@ func TestGraph(t *testing.T) {
 		t.Errorf("graph dot:\n%s", dot)
 	}
 	mer := cli(t, reg, nil, "graph", "--format", "mermaid").want(t, 0).stdout
-	if !strings.HasPrefix(mer, "graph TD\n") || strings.Contains(mer, "style ") || strings.Count(mer, "-->") != 5 {
+	if !strings.HasPrefix(mer, "graph TD\n") || strings.Contains(mer, "style ") || strings.Count(mer, "-->") != 8 {
 		t.Errorf("graph mermaid:\n%s", mer)
 	}
 	cli(t, reg, nil, "graph", "--format", "svg").want(t, 2)
