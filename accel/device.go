@@ -178,7 +178,10 @@ func LookupDevice(name string) (Device, error) {
 			if dev != nil {
 				reason = dev.Name() + " runs on the CPU, so it is used only when asked for by name (device=\"" + k + "\")"
 			}
-			reasons = append(reasons, k+": "+reason)
+			if !strings.HasPrefix(reason, k+": ") {
+				reason = k + ": " + reason
+			}
+			reasons = append(reasons, reason)
 		}
 		return nil, errorf(ErrDevice, "device gpu: no GPU available (%s)", strings.Join(reasons, "; "))
 	}
