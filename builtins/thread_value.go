@@ -158,7 +158,7 @@ func (t *Thread) CompareSameType(op syntax.Token, y starlark.Value, depth int) (
 	case syntax.NEQ:
 		return !eq, nil
 	}
-	return false, fmt.Errorf("%s %s %s not implemented", t.Type(), op, u.Type())
+	return false, fmt.Errorf("%s %s %s: threads compare only with == and != (compare t.priority or t.id to order them)", t.Type(), op, u.Type())
 }
 
 // record returns the thread's public record as JSON-compatible Go values.
