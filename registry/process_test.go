@@ -115,13 +115,27 @@ func TestCrashSafety(t *testing.T) {
 		}
 		var lines []string
 		done := make(chan struct{})
+		first := make(chan struct{})
 		go func() {
 			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
+				if len(lines) == 0 {
+					close(first)
+				}
 				lines = append(lines, sc.Text())
 			}
 			close(done)
 		}()
+		// Every other kill waits for the child's first commit, so that a
+		// slow start on a busy machine still leaves operations to check;
+		// the others may land while the child opens the registry.
+		if k%2 == 0 {
+			select {
+			case <-first:
+			case <-done:
+			case <-time.After(10 * time.Second):
+			}
+		}
 		time.Sleep(time.Duration(rng.Intn(60)+1) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-done
@@ -204,7 +218,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 	}
 	t.Logf("%d kills, %d acknowledged threads checked after each, %d forks", kills, len(acked), len(forks))
-	if len(acked) < kills {
+	if len(acked) < kills/2 {
 		t.Errorf("only %d operations acknowledged over %d kills: children die too early to test much", len(acked), kills)
 	}
 }

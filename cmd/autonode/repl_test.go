@@ -151,8 +151,8 @@ func TestREPLTerminal(t *testing.T) {
 	s.expect("... ", 5*time.Second)
 	s.send("\r")
 	time.Sleep(300 * time.Millisecond)
-	start := time.Now()
 	s.send("\x03")
+	start := time.Now() // send pauses first, like a person; time from the key
 	s.expect("interrupted", 5*time.Second)
 	s.expect(">>> ", 5*time.Second)
 	if d := time.Since(start); d > time.Second {
@@ -170,8 +170,8 @@ func TestREPLTerminal(t *testing.T) {
 	s.expect(">>> ", 5*time.Second)
 	s.send("spawn(id=77, run=spin, ttl=120, caching=False)\r")
 	time.Sleep(500 * time.Millisecond)
-	start = time.Now()
 	s.send("\x03")
+	start = time.Now()
 	s.expect("interrupted", 5*time.Second)
 	s.expect(">>> ", 5*time.Second)
 	if d := time.Since(start); d > time.Second {

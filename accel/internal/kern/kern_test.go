@@ -255,10 +255,26 @@ func TestGemmCancel(t *testing.T) {
 	for i := range a {
 		a[i], b[i] = 1, 1
 	}
-	forEachLevel(t, func(t *testing.T) { testCancel(t, n, a, b, c) })
+	forEachLevel(t, func(t *testing.T) {
+		// Best of three, so that one scheduling hiccup on a loaded machine
+		// does not fail the test; a kernel that ignores ctx fails all three.
+		best := time.Duration(1<<63 - 1)
+		for attempt := 0; attempt < 3 && best > 100*time.Millisecond; attempt++ {
+			best = min(best, testCancel(t, n, a, b, c))
+		}
+		bound := 100 * time.Millisecond
+		if raceEnabled {
+			bound = 2 * time.Second // -race slows the Go code between checks
+		}
+		if best > bound {
+			t.Errorf("cancellation took %v, want < %v", best, bound)
+		}
+	})
 }
 
-func testCancel(t *testing.T, n int, a, b, c []float64) {
+// testCancel cancels a running product and returns how long it took to
+// return.
+func testCancel(t *testing.T, n int, a, b, c []float64) time.Duration {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	start := time.Now()
@@ -272,13 +288,11 @@ func testCancel(t *testing.T, n int, a, b, c []float64) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if lat > 100*time.Millisecond {
-		t.Errorf("cancellation took %v, want < 100ms", lat)
-	}
 	// An already-cancelled context returns at once.
 	if err := GemmF32(ctx, 2, 2, 2, make([]float32, 4), 2, make([]float32, 4), 2, make([]float32, 4), 2); !errors.Is(err, context.Canceled) {
 		t.Errorf("pre-cancelled: err = %v", err)
 	}
+	return lat
 }
 
 func FuzzGemm(f *testing.F) {
