@@ -723,29 +723,26 @@ func methodClip(m *accelModule, a *Array, th *starlark.Thread, fn string, args s
 
 // a.dot(b) -> float
 func methodDot(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var bV starlark.Value
-	if err := starlark.UnpackArgs(fn, args, kwargs, "b", &bV); err != nil {
-		return nil, err
-	}
-	ex, ctx, arr, release, err := m.operand(a, th, fn)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	b, brel, err := m.toArray(fn, "b", ex, ctx, bV)
-	if err != nil {
-		return nil, err
-	}
-	defer brel()
-	v, err := ex.Dot(ctx, arr, b)
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	return starlark.Float(v), nil
+	return m.withOther(a, th, fn, args, kwargs, func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error) {
+		v, err := ex.Dot(ctx, x, y)
+		return starlark.Float(v), err
+	})
 }
 
 // a.matmul(b) -> array
 func methodMatmul(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	return m.withOther(a, th, fn, args, kwargs, func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error) {
+		out, err := ex.Matmul(ctx, x, y)
+		if err != nil {
+			return nil, err
+		}
+		return m.wrap(ex, ctx, out), nil
+	})
+}
+
+// withOther runs op on a's array and the method's one argument b (an
+// array, or a value that converts to one), wrapping op's error with fn.
+func (m *accelModule) withOther(a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple, op func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error)) (starlark.Value, error) {
 	var bV starlark.Value
 	if err := starlark.UnpackArgs(fn, args, kwargs, "b", &bV); err != nil {
 		return nil, err
@@ -760,11 +757,11 @@ func methodMatmul(m *accelModule, a *Array, th *starlark.Thread, fn string, args
 		return nil, err
 	}
 	defer brel()
-	out, err := ex.Matmul(ctx, arr, b)
+	v, err := op(ex, ctx, arr, b)
 	if err != nil {
 		return nil, wrapErr(fn, err)
 	}
-	return m.wrap(ex, ctx, out), nil
+	return v, nil
 }
 
 // intsArg collects int arguments given one by one or as one tuple or list

@@ -16,27 +16,23 @@ const (
 	opMulScalar
 )
 
-// kernels64 and kernels32 are the per-level kernel tables for one chunk of
-// data (no parallelism inside). Index by level; the architecture init
-// fills the SIMD levels, entries it leaves nil fall back to Go.
-type kernels64 struct {
-	bin   func(op int, dst, x, y []float64)
-	scal  func(op int, dst, x []float64, s float64)
-	axpy  func(alpha float64, x, y []float64)
-	triad func(dst, b, c []float64, s float64)
-	sum   func(x []float64) float64
-	dot   func(x, y []float64) float64
+// kernels is the per-level kernel table of one element type, for one
+// chunk of data (no parallelism inside). Index by level; the architecture
+// init fills the SIMD levels, entries it leaves nil fall back to Go. sum
+// and dot accumulate in float64 for both types.
+type kernels[T float32 | float64] struct {
+	bin   func(op int, dst, x, y []T)
+	scal  func(op int, dst, x []T, s T)
+	axpy  func(alpha T, x, y []T)
+	triad func(dst, b, c []T, s T)
+	sum   func(x []T) float64
+	dot   func(x, y []T) float64
 }
 
-type kernels32 struct {
-	bin   func(op int, dst, x, y []float32)
-	scal  func(op int, dst, x []float32, s float32)
-	axpy  func(alpha float32, x, y []float32)
-	triad func(dst, b, c []float32, s float32)
-	// sum and dot accumulate in float64.
-	sum func(x []float32) float64
-	dot func(x, y []float32) float64
-}
+type (
+	kernels64 = kernels[float64]
+	kernels32 = kernels[float32]
+)
 
 var (
 	tab64 [3]kernels64
@@ -49,33 +45,13 @@ func setupTables() {
 	tab64[levelGeneric] = g64
 	tab32[levelGeneric] = g32
 	for l := levelGeneric + 1; l < len(tab64); l++ {
-		fill64(&tab64[l], &g64)
-		fill32(&tab32[l], &g32)
+		fillKernels(&tab64[l], &g64)
+		fillKernels(&tab32[l], &g32)
 	}
 }
 
-func fill64(t, g *kernels64) {
-	if t.bin == nil {
-		t.bin = g.bin
-	}
-	if t.scal == nil {
-		t.scal = g.scal
-	}
-	if t.axpy == nil {
-		t.axpy = g.axpy
-	}
-	if t.triad == nil {
-		t.triad = g.triad
-	}
-	if t.sum == nil {
-		t.sum = g.sum
-	}
-	if t.dot == nil {
-		t.dot = g.dot
-	}
-}
-
-func fill32(t, g *kernels32) {
+// fillKernels sets the entries t lacks from the generic table g.
+func fillKernels[T float32 | float64](t, g *kernels[T]) {
 	if t.bin == nil {
 		t.bin = g.bin
 	}
