@@ -9,39 +9,17 @@ package gpukern
 const Source = Helpers + Kernels
 
 // Helpers are the types and device functions every kernel library (OpenCL,
-// CUDA and Metal) shares: the binary and unary operations and the
-// reduction steps.
-const Helpers = `
+// CUDA and Metal) shares: the binary and unary operations (ElementwiseOps)
+// and the reduction steps.
+const Helpers = helperTypes + ElementwiseOps + reductionSteps
+
+const helperTypes = `
 typedef struct { I64 n[8]; I64 a[8]; I64 b[8]; int nd; int pad; } Meta;
 typedef struct { ACC v; I64 i; } VI;
 
-DEVFN T binop(int op, T a, T b) {
-	switch (op) {
-	case 1: return a + b;
-	case 2: return a - b;
-	case 3: return a * b;
-	case 4: return a / b;
-	case 5: return pow(a, b);
-	case 6: if (a != a || b != b) return a + b; return a > b ? a : b;
-	default: if (a != a || b != b) return a + b; return a < b ? a : b;
-	}
-}
+`
 
-DEVFN T unop(int op, T v) {
-	switch (op) {
-	case 1: return -v;
-	case 2: return fabs(v);
-	case 3: return exp(v);
-	case 4: return log(v);
-	case 5: return sqrt(v);
-	case 6: return tanh(v);
-	case 7:
-		if (v >= (T)0) return (T)1 / ((T)1 + exp(-v));
-		{ T e = exp(v); return e / ((T)1 + e); }
-	default: return (v > (T)0 || v != v) ? v : (T)0;
-	}
-}
-
+const reductionSteps = `
 // Reductions: 1 sum, 2 mean, 3 min, 4 max, 5 argmin, 6 argmax, 7 norm,
 // 8 dot. An index below zero marks an empty slot.
 DEVFN VI vi(ACC v, I64 i) { VI r; r.v = v; r.i = i; return r; }
