@@ -57,7 +57,7 @@ func builtinThreads(e Engine) builtinFunc {
 		}
 		if f.Stage != "" {
 			f.Stage = strings.ToUpper(f.Stage)
-			if err := oneOf(fn, "stage", stageV, f.Stage, registry.Stages); err != nil {
+			if err := oneOf(fn, "stage", stageV, f.Stage, registry.Stages()); err != nil {
 				return nil, err
 			}
 		}
@@ -66,7 +66,7 @@ func builtinThreads(e Engine) builtinFunc {
 		}
 		if f.Device != "" {
 			f.Device = strings.ToLower(f.Device)
-			if err := oneOf(fn, "device", deviceV, f.Device, registry.Devices); err != nil {
+			if err := oneOf(fn, "device", deviceV, f.Device, registry.Devices()); err != nil {
 				return nil, err
 			}
 		}
@@ -74,7 +74,7 @@ func builtinThreads(e Engine) builtinFunc {
 			return nil, err
 		}
 		if f.Status != "" {
-			if err := oneOf(fn, "status", statusV, f.Status, append(append([]string(nil), registry.Statuses...), registry.StatusUnknown)); err != nil {
+			if err := oneOf(fn, "status", statusV, f.Status, append(append([]string(nil), registry.Statuses()...), registry.StatusUnknown)); err != nil {
 				return nil, err
 			}
 		}

@@ -94,7 +94,7 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 		return nil, err
 	}
 	req.Stage = strings.ToUpper(stage)
-	if err := oneOf(fn, param("stage"), vals["stage"], req.Stage, registry.Stages); err != nil {
+	if err := oneOf(fn, param("stage"), vals["stage"], req.Stage, registry.Stages()); err != nil {
 		return nil, err
 	}
 	dev, err := toString(fn, param("device"), vals["device"])
@@ -102,7 +102,7 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 		return nil, err
 	}
 	req.Device = strings.ToLower(dev)
-	if err := oneOf(fn, param("device"), vals["device"], req.Device, registry.Devices); err != nil {
+	if err := oneOf(fn, param("device"), vals["device"], req.Device, registry.Devices()); err != nil {
 		return nil, err
 	}
 	for _, b := range []struct {

@@ -46,16 +46,16 @@ With --json, print a JSON array of the records (without token hashes).`,
 			f := registry.Filter{Device: device, Status: status, NamePrefix: prefix}
 			if stage != "" {
 				up := strings.ToUpper(stage)
-				if !contains(registry.Stages, up) {
-					return usageErrorf("--stage %q: want one of %s", stage, strings.Join(registry.Stages, ", "))
+				if !contains(registry.Stages(), up) {
+					return usageErrorf("--stage %q: want one of %s", stage, strings.Join(registry.Stages(), ", "))
 				}
 				f.Stage = up
 			}
-			if device != "" && !contains(registry.Devices, device) {
-				return usageErrorf("--device %q: want one of %s", device, strings.Join(registry.Devices, ", "))
+			if device != "" && !contains(registry.Devices(), device) {
+				return usageErrorf("--device %q: want one of %s", device, strings.Join(registry.Devices(), ", "))
 			}
-			if status != "" && status != registry.StatusUnknown && !contains(registry.Statuses, status) {
-				return usageErrorf("--status %q: want one of %s, %s", status, strings.Join(registry.Statuses, ", "), registry.StatusUnknown)
+			if status != "" && status != registry.StatusUnknown && !contains(registry.Statuses(), status) {
+				return usageErrorf("--status %q: want one of %s, %s", status, strings.Join(registry.Statuses(), ", "), registry.StatusUnknown)
 			}
 			if parent != "" {
 				id, err := registry.ParseID(parent)
@@ -88,9 +88,9 @@ With --json, print a JSON array of the records (without token hashes).`,
 		}),
 	}
 	fl := list.Flags()
-	fl.StringVar(&stage, "stage", "", "only threads of this `STAGE`: "+strings.Join(registry.Stages, ", "))
-	fl.StringVar(&device, "device", "", "only threads for this `DEVICE`: "+strings.Join(registry.Devices, ", "))
-	fl.StringVar(&status, "status", "", "only threads with this `STATUS`: "+strings.Join(registry.Statuses, ", ")+", "+registry.StatusUnknown+" (seed threads)")
+	fl.StringVar(&stage, "stage", "", "only threads of this `STAGE`: "+strings.Join(registry.Stages(), ", "))
+	fl.StringVar(&device, "device", "", "only threads for this `DEVICE`: "+strings.Join(registry.Devices(), ", "))
+	fl.StringVar(&status, "status", "", "only threads with this `STATUS`: "+strings.Join(registry.Statuses(), ", ")+", "+registry.StatusUnknown+" (seed threads)")
 	fl.StringVar(&parent, "parent", "", "only direct children (branches and merges) of this thread `ID`")
 	fl.StringVar(&prefix, "name-prefix", "", "only threads whose name starts with this `PREFIX`")
 	fl.BoolVar(&asJSON, "json", false, "print a JSON array of records")
