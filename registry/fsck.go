@@ -366,10 +366,16 @@ type piece struct {
 func salvage(data []byte) []piece {
 	var out []piece
 	next := 0
+	damaged := "" // the first key whose entry did not parse since next
 	gap := func(upTo int) {
 		if seg := bytes.TrimSpace(bytes.Trim(bytes.TrimSpace(data[next:upTo]), "{},")); len(seg) > 0 {
-			out = append(out, piece{raw: append([]byte(nil), data[next:upTo]...), off: int64(next), reason: "these bytes do not parse as registry entries"})
+			p := piece{key: damaged, raw: append([]byte(nil), data[next:upTo]...), off: int64(next), reason: "these bytes do not parse as registry entries"}
+			if damaged != "" {
+				p.reason = "the entry does not parse as a JSON object"
+			}
+			out = append(out, p)
 		}
+		damaged = ""
 	}
 	for _, m := range topLevelKey.FindAllSubmatchIndex(data, -1) {
 		if m[0] < next {
@@ -382,6 +388,9 @@ func salvage(data []byte) []piece {
 		d := json.NewDecoder(bytes.NewReader(data[m[1]:]))
 		var raw json.RawMessage
 		if err := d.Decode(&raw); err != nil || !gjson.ParseBytes(raw).IsObject() {
+			if damaged == "" {
+				damaged = key
+			}
 			continue
 		}
 		gap(m[0])

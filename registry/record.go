@@ -59,6 +59,9 @@ func (r *Record) Status() string { return r.load().status }
 // merge (read from the seed's history line for a merge the seed wrote).
 func (r *Record) Parents() []ID { return r.load().parents }
 
+// Protected reports whether the record holds a token hash.
+func (r *Record) Protected() bool { return r.load().protected }
+
 // Version is the record's version (see Thread.Version).
 func (r *Record) Version() int64 { return r.load().version }
 

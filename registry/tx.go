@@ -560,6 +560,9 @@ func hasPrefix(h, prefix []string) bool {
 
 // Claim protects an unprotected thread (one from a seed registry) with tok.
 func (tx *Tx) Claim(id ID, tok string) (*Thread, error) {
+	if r, ok := tx.record(id.Key()); ok && r.Protected() {
+		return nil, fmt.Errorf("claim %s: %w", id, ErrProtected)
+	}
 	t, err := tx.open(id, tok)
 	if err != nil {
 		return nil, err

@@ -26,7 +26,7 @@ threads with the most children. Seed threads have status "unknown".`,
 		Args: noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
 			var sum registry.Summary
-			err := e.withStore(func(s *registry.FileStore) error {
+			err := e.withReader(func(s registry.Store) error {
 				return s.View(func(tx *registry.Tx) error {
 					sum = tx.Summarize()
 					return nil
