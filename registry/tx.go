@@ -506,7 +506,7 @@ func (tx *Tx) checkFree(id ID) error {
 
 // Create inserts a new thread protected by the given tokens (the thread's
 // token and, optionally, the session token that created it). It fails with
-// ErrExists when the id is taken.
+// ErrExists when the id is taken. t.Version is set to the new version.
 func (tx *Tx) Create(t *Thread, tokens ...string) error {
 	if err := tx.check(true); err != nil {
 		return err
@@ -514,19 +514,24 @@ func (tx *Tx) Create(t *Thread, tokens ...string) error {
 	if err := tx.checkFree(t.ID); err != nil {
 		return err
 	}
-	t = t.Clone()
-	if err := t.setOwners(tokens); err != nil {
+	n := t.Clone()
+	if err := n.setOwners(tokens); err != nil {
 		return fmt.Errorf("thread %s: %w", t.ID, err)
 	}
-	if t.Status == "" {
-		t.Status = StatusPending
+	if n.Status == "" {
+		n.Status = StatusPending
 	}
-	return tx.write(t)
+	if err := tx.write(n); err != nil {
+		return err
+	}
+	t.Version = n.Version
+	return nil
 }
 
 // Put inserts t, or replaces the stored thread when tok opens it. A
 // replacement keeps the stored history: t's history is appended to it
 // unless it already starts with it. A new thread is protected by tok.
+// t.Version is set to the version the record has once committed.
 func (tx *Tx) Put(t *Thread, tok string) error {
 	if err := tx.check(true); err != nil {
 		return err
@@ -543,7 +548,11 @@ func (tx *Tx) Put(t *Thread, tok string) error {
 	if !hasPrefix(n.History, old.History) {
 		n.History = append(append([]string(nil), old.History...), n.History...)
 	}
-	return tx.write(n)
+	if err := tx.write(n); err != nil {
+		return err
+	}
+	t.Version = n.Version
+	return nil
 }
 
 func hasPrefix(h, prefix []string) bool {
