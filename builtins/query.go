@@ -244,4 +244,3 @@ func builtinInfo(e Engine) builtinFunc {
 		return starlark.None, nil
 	}
 }
-

@@ -112,24 +112,36 @@ func filePaths(path string, opts *FileOptions) (given, real, arch, journal, lock
 	if path == "" {
 		path = DefaultPath()
 	}
-	real = path
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		if r, err := filepath.EvalSymlinks(path); err == nil {
-			real = r
-		}
-	}
+	real = resolveLink(path)
 	if opts != nil {
 		arch = opts.ArchivePath
 	}
 	if arch == "" {
 		arch = filepath.Join(filepath.Dir(path), DefaultArchiveFile)
 	}
-	if fi, err := os.Lstat(arch); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		if r, err := filepath.EvalSymlinks(arch); err == nil {
-			arch = r
-		}
-	}
+	arch = resolveLink(arch)
 	return path, real, arch, real + ".journal", real + ".lock"
+}
+
+// resolveLink follows path while it is a symbolic link (also to a target
+// that does not exist yet), so that writes replace the target, not the
+// link.
+func resolveLink(path string) string {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return path
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return path
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return path
 }
 
 // OpenFile opens the registry at path and its archive and reads them; it
