@@ -312,6 +312,9 @@ func isNotFound(err error) bool { return errors.Is(err, registry.ErrNotFound) }
 // any record but the body's own (id nil: a read of many records): DESIGN
 // §6 lets such a body read its own record, nothing else.
 func refuseSandboxedRead(e Engine, th *starlark.Thread, fn string, id *registry.ID) error {
+	if err := refuseInUpdate(th, fn); err != nil {
+		return err
+	}
 	if rec := e.Running(th); rec != nil && rec.Sandbox && (id == nil || *id != rec.ID) {
 		return errorf(fn, "refused: thread %s is sandboxed and may read only its own record (current()); spawn it with sandbox=False", rec.ID)
 	}
@@ -322,6 +325,9 @@ func refuseSandboxedRead(e Engine, th *starlark.Thread, fn string, id *registry.
 // DESIGN §6 lets such a body compute and read, nothing else. Top-level
 // code and unsandboxed bodies pass.
 func refuseSandboxed(e Engine, th *starlark.Thread, fn string) error {
+	if err := refuseInUpdate(th, fn); err != nil {
+		return err
+	}
 	if rec := e.Running(th); rec != nil && rec.Sandbox {
 		return errorf(fn, "refused: thread %s is sandboxed and may not change the registry; spawn it with sandbox=False", rec.ID)
 	}

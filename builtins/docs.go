@@ -164,12 +164,25 @@ rename(id, name, token=None) -> Thread`,
 
 	"mutate": `Change fields of a thread.
 
-mutate(id, updates, safe_fields=None, token=None) -> Thread
+mutate(id, updates, safe_fields=None, token=None, if_version=None) -> Thread
 
 updates is a dict of field: value; metadata is merged key by key; id
-cannot change; history, lineage and run state cannot be mutated. With
+cannot change; history, parent, lineage and AutoNode's run state (the
+"autonode" key) cannot be mutated; any other name is your own field. With
 safe_fields (a list of names), other fields are left unchanged and a
-warning naming them is printed.`,
+warning naming them is printed. With if_version=N, the change applies only
+if the thread is still at version N (t.version when you read it), else it
+fails with "changed since it was read".`,
+
+	"update": `Change a thread atomically from its current state.
+
+update(id, fn, token=None) -> Thread
+
+fn(thread) returns a dict of changes (as mutate's updates) or None. It runs
+inside the registry transaction, so nothing changes the thread between the
+read fn is given and the write of what it returns: four processes adding 1
+to a counter 300 times each end at exactly 1200. fn may only compute: the
+registry and engine builtins are refused inside it.`,
 
 	"delete": `Delete threads, keeping them in the archive.
 
@@ -220,7 +233,8 @@ Only inside a thread body; at top level use print.`,
 
 Attributes: id, name, stage, device, priority, ttl, sandbox, caching,
 metadata, history, parent, lineage, status, result, error, duration_ms,
-started_at, finished_at, device_used, cached. It prints as
+started_at, finished_at, device_used, cached, version (bumped by every
+committed change; see mutate's if_version). It prints as
 <Thread 1.0 'name' CORE cpu succeeded>, never shows the token, hashes by
 id (usable as a dict key) and compares equal to a snapshot with the same
 id and content. Call get(t.id) for a fresh snapshot.`,

@@ -161,15 +161,26 @@ func builtinRename(e Engine) builtinFunc {
 	}
 }
 
-// mutate(id, updates, safe_fields=None, token=None) -> Thread
+// mutate(id, updates, safe_fields=None, token=None, if_version=None) -> Thread
 func builtinMutate(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		if err := refuseSandboxed(e, th, fn); err != nil {
 			return nil, err
 		}
-		var idV, updV, safeV, tokV starlark.Value = nil, nil, starlark.None, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "updates", &updV, "safe_fields?", &safeV, "token?", &tokV); err != nil {
+		var idV, updV, safeV, tokV, verV starlark.Value = nil, nil, starlark.None, starlark.None, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "updates", &updV, "safe_fields?", &safeV, "token?", &tokV, "if_version?", &verV); err != nil {
 			return nil, err
+		}
+		var ifVersion *int64
+		if !isNone(verV) {
+			v, err := toInt(fn, "if_version", verV)
+			if err != nil {
+				return nil, err
+			}
+			if v < 0 {
+				return nil, valueError(fn, "if_version", verV, "a non-negative int (a Thread's version)")
+			}
+			ifVersion = &v
 		}
 		id, err := toID(fn, "id", idV)
 		if err != nil {
@@ -194,6 +205,14 @@ func builtinMutate(e Engine) builtinFunc {
 		}
 		var dropped []string
 		v, err := update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) {
+			if ifVersion != nil {
+				if _, err := tx.Open(id, tok); err != nil {
+					return nil, err
+				}
+				if err := tx.Expect(id, *ifVersion); err != nil {
+					return nil, err
+				}
+			}
 			t, d, err := tx.Mutate(id, upd, safe, tok)
 			dropped = d
 			return t, err
@@ -210,6 +229,73 @@ func builtinMutate(e Engine) builtinFunc {
 		}
 		return v, nil
 	}
+}
+
+// update(id, fn, token=None) -> Thread
+//
+// fn runs inside the registry transaction, so that nothing can change the
+// thread between the read it is given and the write of what it returns:
+// an atomic read-modify-write. While it runs, the builtins that use the
+// registry or the engine are refused on its thread (they would wait for
+// the transaction fn is part of).
+func builtinUpdate(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseSandboxed(e, th, fn); err != nil {
+			return nil, err
+		}
+		var idV, fnV, tokV starlark.Value = nil, nil, starlark.None
+		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "fn", &fnV, "token?", &tokV); err != nil {
+			return nil, err
+		}
+		id, err := toID(fn, "id", idV)
+		if err != nil {
+			return nil, err
+		}
+		call, ok := fnV.(starlark.Callable)
+		if !ok {
+			return nil, typeError(fn, "fn", fnV, "a function (thread) -> dict of changes")
+		}
+		tok, err := tokenOf(e, fn, "token", tokV)
+		if err != nil {
+			return nil, err
+		}
+		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) {
+			cur, err := tx.Open(id, tok)
+			if err != nil {
+				return nil, err
+			}
+			th.SetLocal(inUpdateKey, fn)
+			res, err := starlark.Call(th, call, starlark.Tuple{NewThread(cur)}, nil)
+			th.SetLocal(inUpdateKey, nil)
+			if err != nil {
+				return nil, fmt.Errorf("%s: fn: %w", fn, err)
+			}
+			if isNone(res) {
+				return cur, nil
+			}
+			if _, ok := res.(*starlark.Dict); !ok {
+				return nil, errorf(fn, "fn returned %s (%s); want a dict of the fields to change (or None for no change)", repr(res), typeName(res))
+			}
+			changes, err := toDict(fn, "fn's result", res)
+			if err != nil {
+				return nil, err
+			}
+			t, _, err := tx.Mutate(id, changes, nil, tok)
+			return t, err
+		})
+	}
+}
+
+// inUpdateKey marks a Starlark thread running the fn of update().
+const inUpdateKey = "autonode.update"
+
+// refuseInUpdate refuses a builtin that uses the registry or the engine
+// inside update's fn: the transaction fn runs in holds the registry.
+func refuseInUpdate(th *starlark.Thread, fn string) error {
+	if outer, ok := th.Local(inUpdateKey).(string); ok && outer != "" {
+		return errorf(fn, "refused inside the function given to %s: it runs inside the registry transaction, so it may only compute and return the changes", outer)
+	}
+	return nil
 }
 
 // update runs op in a registry write transaction and returns its thread.

@@ -29,6 +29,7 @@ var threadBuiltins = map[string]func(Engine) builtinFunc{
 	"reparent":    builtinReparent,
 	"rename":      builtinRename,
 	"mutate":      builtinMutate,
+	"update":      builtinUpdate,
 	"delete":      builtinDelete,
 	"restore":     builtinRestore,
 	"summarize":   builtinSummarize,

@@ -57,7 +57,7 @@ func builtinThreads(e Engine) builtinFunc {
 		}
 		if f.Stage != "" {
 			f.Stage = strings.ToUpper(f.Stage)
-			if err := oneOf(fn, "stage", stageV, f.Stage, registry.Stages); err != nil {
+			if err := oneOf(fn, "stage", stageV, f.Stage, registry.Stages()); err != nil {
 				return nil, err
 			}
 		}
@@ -66,7 +66,7 @@ func builtinThreads(e Engine) builtinFunc {
 		}
 		if f.Device != "" {
 			f.Device = strings.ToLower(f.Device)
-			if err := oneOf(fn, "device", deviceV, f.Device, registry.Devices); err != nil {
+			if err := oneOf(fn, "device", deviceV, f.Device, registry.Devices()); err != nil {
 				return nil, err
 			}
 		}
@@ -74,7 +74,7 @@ func builtinThreads(e Engine) builtinFunc {
 			return nil, err
 		}
 		if f.Status != "" {
-			if err := oneOf(fn, "status", statusV, f.Status, append(append([]string(nil), registry.Statuses...), registry.StatusUnknown)); err != nil {
+			if err := oneOf(fn, "status", statusV, f.Status, append(append([]string(nil), registry.Statuses()...), registry.StatusUnknown)); err != nil {
 				return nil, err
 			}
 		}
@@ -231,7 +231,11 @@ func builtinInfo(e Engine) builtinFunc {
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
-		text := formatInfo(rec, deletedAt)
+		var b strings.Builder
+		if err := registry.WriteInfo(&b, rec, deletedAt); err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		text := strings.TrimSuffix(b.String(), "\n")
 		if th.Print != nil {
 			th.Print(th, text)
 		} else {
@@ -239,68 +243,4 @@ func builtinInfo(e Engine) builtinFunc {
 		}
 		return starlark.None, nil
 	}
-}
-
-// formatInfo writes every field of t, one per line, then the history (the
-// seed's print_info, as `autonode show` prints it).
-func formatInfo(t *registry.Thread, deletedAt string) string {
-	var b strings.Builder
-	field := func(k, v string) { fmt.Fprintf(&b, "%-13s %s\n", k+":", v) }
-	ids := func(list []registry.ID) string {
-		s := make([]string, len(list))
-		for i, id := range list {
-			s[i] = id.Key()
-		}
-		return strings.Join(s, ", ")
-	}
-	field("id", t.ID.Key())
-	field("name", t.Name)
-	field("stage", t.Stage)
-	field("device", t.Device)
-	field("sandbox", fmt.Sprint(t.Sandbox))
-	field("caching", fmt.Sprint(t.Caching))
-	field("priority", fmt.Sprint(t.Priority))
-	field("ttl", fmt.Sprintf("%s s", registry.ID(t.TTL).Key()))
-	md, err := json.Marshal(t.Metadata)
-	if err != nil {
-		md = []byte("(unprintable)")
-	}
-	field("metadata", string(md))
-	parent := "none"
-	if t.Parent != nil {
-		parent = t.Parent.Key()
-	}
-	field("parent", parent)
-	field("lineage", "["+ids(t.Lineage)+"]")
-	if len(t.MergedFrom) > 0 {
-		field("merged from", ids(t.MergedFrom))
-	}
-	field("status", t.EffectiveStatus())
-	opt := func(k, v string) {
-		if v != "" {
-			field(k, v)
-		}
-	}
-	opt("started at", t.StartedAt)
-	opt("finished at", t.FinishedAt)
-	if t.DurationMS != 0 {
-		field("duration", fmt.Sprintf("%.3f ms", t.DurationMS))
-	}
-	opt("device used", t.DeviceUsed)
-	if t.Cached {
-		field("cached", "true")
-	}
-	if len(t.Result) > 0 {
-		field("result", string(t.Result))
-	}
-	opt("error", t.Error)
-	opt("deleted at", deletedAt)
-	b.WriteString("history:")
-	if len(t.History) == 0 {
-		b.WriteString(" (empty)")
-	}
-	for _, h := range t.History {
-		b.WriteString("\n  " + h)
-	}
-	return b.String()
 }

@@ -46,6 +46,9 @@ func builtinToken(e Engine) builtinFunc {
 // spawn(id=None, stage="BASE", ...) -> Thread or Handle
 func builtinSpawn(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseInUpdate(th, fn); err != nil {
+			return nil, err
+		}
 		vals := spawnDefaults()
 		ptrs := make([]any, 0, 2*len(spawnParams))
 		holders := make([]starlark.Value, len(spawnParams))
@@ -94,7 +97,7 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 		return nil, err
 	}
 	req.Stage = strings.ToUpper(stage)
-	if err := oneOf(fn, param("stage"), vals["stage"], req.Stage, registry.Stages); err != nil {
+	if err := oneOf(fn, param("stage"), vals["stage"], req.Stage, registry.Stages()); err != nil {
 		return nil, err
 	}
 	dev, err := toString(fn, param("device"), vals["device"])
@@ -102,7 +105,7 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 		return nil, err
 	}
 	req.Device = strings.ToLower(dev)
-	if err := oneOf(fn, param("device"), vals["device"], req.Device, registry.Devices); err != nil {
+	if err := oneOf(fn, param("device"), vals["device"], req.Device, registry.Devices()); err != nil {
 		return nil, err
 	}
 	for _, b := range []struct {
@@ -206,6 +209,9 @@ func spawnFailure(i int, id *registry.ID, err error) starlark.Value {
 // spawn_batch(specs, workers=None) -> list
 func builtinSpawnBatch(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseInUpdate(th, fn); err != nil {
+			return nil, err
+		}
 		var specs, workersV starlark.Value = nil, starlark.None
 		if err := starlark.UnpackArgs(fn, args, kwargs, "specs", &specs, "workers?", &workersV); err != nil {
 			return nil, err
@@ -308,6 +314,9 @@ func specID(spec starlark.Value) *registry.ID {
 // wait(handles, timeout=None) -> Thread or list
 func builtinWait(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseInUpdate(th, fn); err != nil {
+			return nil, err
+		}
 		var handles, timeoutV starlark.Value = nil, starlark.None
 		if err := starlark.UnpackArgs(fn, args, kwargs, "handles", &handles, "timeout?", &timeoutV); err != nil {
 			return nil, err
@@ -349,6 +358,9 @@ func builtinWait(e Engine) builtinFunc {
 // cancel(id, token=None)
 func builtinCancel(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseInUpdate(th, fn); err != nil {
+			return nil, err
+		}
 		if err := refuseSandboxed(e, th, fn); err != nil {
 			return nil, err
 		}
@@ -388,6 +400,9 @@ func builtinCurrent(e Engine) builtinFunc {
 // log(msg)
 func builtinLog(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := refuseInUpdate(th, fn); err != nil {
+			return nil, err
+		}
 		var msg starlark.Value
 		if err := starlark.UnpackArgs(fn, args, kwargs, "msg", &msg); err != nil {
 			return nil, err

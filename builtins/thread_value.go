@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -19,6 +18,7 @@ import (
 var threadAttrs = []string{
 	"cached", "caching", "device", "device_used", "duration_ms", "error", "finished_at", "history", "id",
 	"lineage", "metadata", "name", "parent", "priority", "result", "sandbox", "stage", "started_at", "status", "ttl",
+	"version",
 }
 
 // Thread is the read-only Starlark value of a thread record: a snapshot
@@ -110,6 +110,7 @@ func newThread(t *registry.Thread) (*Thread, error) {
 	}
 	a["device_used"] = optStr(rec.DeviceUsed)
 	a["cached"] = starlark.Bool(rec.Cached)
+	a["version"] = starlark.MakeInt64(rec.Version)
 	if firstErr == nil {
 		firstErr = perr
 	}
@@ -122,7 +123,7 @@ func (t *Thread) Record() *registry.Thread { return t.rec.Clone() }
 // String returns a compact description:
 // <Thread 1.0 'YourCoreThread' CORE cpu succeeded>.
 func (t *Thread) String() string {
-	return fmt.Sprintf("<Thread %s %s %s %s %s>", t.rec.ID, pyQuote(t.rec.Name), t.rec.Stage, t.rec.Device, t.rec.EffectiveStatus())
+	return fmt.Sprintf("<Thread %s %s %s %s %s>", t.rec.ID, registry.PyRepr(t.rec.Name), t.rec.Stage, t.rec.Device, t.rec.EffectiveStatus())
 }
 
 // Type returns "Thread".
@@ -170,36 +171,6 @@ func (t *Thread) record() (any, error) {
 		return nil, fmt.Errorf("thread %s: %v", t.rec.ID, err)
 	}
 	return m, nil
-}
-
-// pyQuote quotes s as Python's repr of a str does.
-func pyQuote(s string) string {
-	q := "'"
-	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
-		q = `"`
-	}
-	var b strings.Builder
-	b.WriteString(q)
-	for _, r := range s {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case string(r) == q:
-			b.WriteString(`\` + q)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < ' ' || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteString(q)
-	return b.String()
 }
 
 // handleValue is the Starlark value of a submitted thread (spawn with

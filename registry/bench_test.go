@@ -4,23 +4,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
 
-var benchSizes = []int{1_000, 10_000, 100_000}
+var benchSizes = func() []int {
+	if os.Getenv("AUTONODE_BENCH_1M") != "" {
+		return []int{1_000, 10_000, 100_000, 1_000_000}
+	}
+	return []int{1_000, 10_000, 100_000}
+}()
 
 // writeBenchRegistry writes a seed-shaped registry of n threads, each like
 // a seed entry after a spawn (three history lines, small metadata).
 func writeBenchRegistry(b *testing.B, n int) string {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), DefaultRegistryFile)
-	m := make(map[string]*entry, n)
+	tab := newTable(&snapshot{index: map[string]int32{}})
 	for i := 1; i <= n; i++ {
-		t := NewThread(ID(i), Stages[i%3])
+		t := NewThread(ID(i), stages[i%3])
 		t.Metadata = map[string]any{"max_memory_mb": json.Number("1000"), "lr": json.Number("0.1")}
 		t.AddHistory("Thread '%s' initialized with priority 1.", t.Name)
 		t.AddHistory("Spawning '%s' | ID: %s | Device: CPU | Stage: %s | Priority: 1 | TTL: 10.0s | Metadata: {'max_memory_mb': 1000}", t.Name, t.ID, t.Stage)
@@ -34,9 +42,13 @@ func writeBenchRegistry(b *testing.B, n int) string {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m[t.Key()] = &entry{rec: &Record{Key: t.Key(), Raw: raw}, seq: int64(i)}
+		tab.set(t.Key(), NewRecord(t.Key(), raw, false))
 	}
-	if err := os.WriteFile(path, encodeSnapshot(m), 0o600); err != nil {
+	data, err := tab.encode(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		b.Fatal(err)
 	}
 	return path
@@ -194,6 +206,136 @@ func BenchmarkList(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkShow opens a registry and reads one thread (autonode show).
+func BenchmarkShow(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			path := writeBenchRegistry(b, n)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s, err := OpenFile(path, &FileOptions{ReadOnly: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.View(func(tx *Tx) error { _, err := tx.Get(ID(n / 2)); return err }); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkQuery runs the README's query over an open registry.
+func BenchmarkQuery(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			s, err := OpenFile(writeBenchRegistry(b, n), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := s.View(func(tx *Tx) error { _, err := tx.Query(`@values.#(stage=="CORE")#.id`); return err }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSummarize summarizes an open registry.
+func BenchmarkSummarize(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			s, err := OpenFile(writeBenchRegistry(b, n), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s.View(func(tx *Tx) error { tx.Summarize(); return nil })
+			}
+		})
+	}
+}
+
+// BenchmarkCreateAutoID is one durable create with the next free id (a
+// spawn without an id): the same cost at every size.
+func BenchmarkCreateAutoID(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			s, err := OpenFile(writeBenchRegistry(b, n), &FileOptions{NoCompactOnClose: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ds := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				if err := s.Update(func(tx *Tx) error { return tx.Create(NewThread(tx.NextID(), ""), tok) }); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			reportLatency(b, ds)
+		})
+	}
+}
+
+// BenchmarkBranchAutoID is one durable branch to the next free id.
+func BenchmarkBranchAutoID(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			s, err := OpenFile(writeBenchRegistry(b, n), &FileOptions{NoCompactOnClose: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ds := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				if err := s.Update(func(tx *Tx) error { _, err := tx.Branch(ID(i%n+1), tx.NextID(), nil, tok); return err }); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			reportLatency(b, ds)
+		})
+	}
+}
+
+// BenchmarkPythonJSONLoad is the reference of BenchmarkShow: Python's
+// json.load of the same file and a lookup, timed inside Python (skipped
+// without python3).
+func BenchmarkPythonJSONLoad(b *testing.B) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		b.Skip("python3 not found")
+	}
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
+			path := writeBenchRegistry(b, n)
+			script := "import json,sys,time\nt=time.perf_counter()\nd=json.load(open(sys.argv[1]))\nd[sys.argv[2]]\nprint(time.perf_counter()-t)"
+			var total float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				out, err := exec.Command(py, "-c", script, path, ID(n/2).Key()).Output()
+				if err != nil {
+					b.Fatal(err)
+				}
+				f, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+				total += f
+			}
+			b.ReportMetric(total/float64(b.N)*1000, "ms-in-python")
 		})
 	}
 }

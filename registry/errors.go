@@ -22,7 +22,7 @@ var (
 	ErrInvalid = errors.New("invalid value")
 
 	// ErrTokenRequired: a new thread needs a token that will protect it.
-	ErrTokenRequired = errors.New("a token is required (create one with `autonode token`)")
+	ErrTokenRequired = errors.New("a token is required")
 
 	// ErrCycle: a reparent would make a thread its own ancestor.
 	ErrCycle = errors.New("lineage cycle")
@@ -31,8 +31,8 @@ var (
 	ErrConflict = errors.New("unresolved merge conflicts")
 
 	// ErrCorrupt: a registry, archive or journal file does not parse. The
-	// file is never overwritten; `autonode fsck` and `autonode recover`
-	// deal with it.
+	// file is never overwritten; Fsck reports the damage and Recover
+	// salvages what parses.
 	ErrCorrupt = errors.New("corrupt registry file")
 
 	// ErrModified: the registry or archive was changed by another program
@@ -47,4 +47,20 @@ var (
 
 	// ErrQuery: a query path is malformed.
 	ErrQuery = errors.New("invalid query path")
+
+	// ErrTxClosed: a transaction was used after its View or Update
+	// returned.
+	ErrTxClosed = errors.New("transaction used after its View or Update returned")
+
+	// ErrVersionMismatch: a record is not at the version a caller expected
+	// (Tx.Expect): it changed since the caller read it.
+	ErrVersionMismatch = errors.New("record version mismatch")
+
+	// ErrProtected: Claim refuses a thread that already has a token.
+	ErrProtected = errors.New("already protected by a token; only its token opens it")
+
+	// ErrJournalLost: the journal was removed or replaced by another
+	// program while it held committed operations (see JournalLostError);
+	// Recover replays the copy that was saved.
+	ErrJournalLost = errors.New("registry journal lost")
 )

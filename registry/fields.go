@@ -10,8 +10,9 @@ import (
 
 // applyUpdates sets the fields named in updates on t, converting and
 // checking each value, and returns the names it applied, sorted. metadata
-// is merged key by key. Fields the engine owns (history, lineage, run
-// state) are refused with a message that says what to use instead.
+// is merged key by key. Fields the engine owns (history, parent,
+// lineage, the "autonode" run state) are refused with a message that says
+// what to use instead; any other name is the user's own field.
 func applyUpdates(t *Thread, updates map[string]any, op string) ([]string, error) {
 	keys := make([]string, 0, len(updates))
 	for k := range updates {
@@ -32,16 +33,16 @@ func applyUpdates(t *Thread, updates map[string]any, op string) ([]string, error
 			var s string
 			if s, err = wantString(k, v); err == nil {
 				t.Stage = strings.ToUpper(s)
-				if !contains(Stages, t.Stage) {
-					err = fmt.Errorf("%w: stage: got %q, want one of %s", ErrInvalid, s, strings.Join(Stages, ", "))
+				if ValidateStage(t.Stage) != nil {
+					err = fmt.Errorf("%w: stage: got %q, want one of %s", ErrInvalid, s, strings.Join(stages, ", "))
 				}
 			}
 		case fDevice:
 			var s string
 			if s, err = wantString(k, v); err == nil {
 				t.Device = strings.ToLower(s)
-				if !contains(Devices, t.Device) {
-					err = fmt.Errorf("%w: device: got %q, want one of %s", ErrInvalid, s, strings.Join(Devices, ", "))
+				if ValidateDevice(t.Device) != nil {
+					err = fmt.Errorf("%w: device: got %q, want one of %s", ErrInvalid, s, strings.Join(devices, ", "))
 				}
 			}
 		case fSandbox:
@@ -66,7 +67,7 @@ func applyUpdates(t *Thread, updates map[string]any, op string) ([]string, error
 				err = fmt.Errorf("%w: metadata: got %s, want a dict", ErrInvalid, describe(v))
 				break
 			}
-			if err = validateJSONValue("metadata", m, 0); err != nil {
+			if err = ValidateMetadata(m); err != nil {
 				break
 			}
 			if t.Metadata == nil {
@@ -75,16 +76,14 @@ func applyUpdates(t *Thread, updates map[string]any, op string) ([]string, error
 			for mk, mv := range m {
 				t.Metadata[mk] = cloneValue(mv)
 			}
-		case fTokenHash, fSessionHash:
-			err = fmt.Errorf("%w: %s cannot be set; tokens are given to operations, never stored", ErrInvalid, k)
-		case fParent, fLineage, fMergedFrom:
+		case fParent, fLineage:
 			err = fmt.Errorf("%w: %s cannot be changed by %s; use reparent", ErrInvalid, k, op)
+		case fHistory:
+			err = fmt.Errorf("%w: %s is kept by AutoNode and cannot be changed by %s", ErrInvalid, k, op)
+		case RunStateKey:
+			err = fmt.Errorf("%w: %s holds AutoNode's run state and cannot be changed by %s (every other field name is yours)", ErrInvalid, k, op)
 		default:
-			if contains(engineFields, k) {
-				err = fmt.Errorf("%w: %s is kept by AutoNode and cannot be changed by %s", ErrInvalid, k, op)
-				break
-			}
-			if err = validateText("field name", k, MaxNameLen, false); err != nil {
+			if err = ValidateFieldName(k); err != nil {
 				break
 			}
 			if err = validateJSONValue(k, v, 0); err != nil {

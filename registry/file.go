@@ -7,14 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
-	"github.com/tidwall/gjson"
 )
 
 // Default file names, in the working directory unless moved.
@@ -37,6 +37,9 @@ type FileOptions struct {
 	CompactBytes int64
 	// NoCompactOnClose leaves journaled operations in the journal on Close.
 	NoCompactOnClose bool
+	// ReadOnly opens the registry for reading only: Update fails with
+	// ErrReadOnly. (Reads never change anything on disk in any mode.)
+	ReadOnly bool
 }
 
 // FileStore is the JSON-file Store: a seed-shaped snapshot
@@ -44,45 +47,54 @@ type FileOptions struct {
 // like "1.0") plus an append-only, checksummed journal
 // (thread_registry.json.journal) of the operations committed since. A
 // commit appends one journal line and fsyncs it, so its cost does not grow
-// with the registry; compaction (past a size threshold, on Close, and on
-// Compact) rewrites the snapshots atomically (temporary file, fsync,
-// rename, directory fsync) so that a seed reader sees every operation.
-// Processes sharing a registry serialize on an flock of
-// thread_registry.json.lock and pick up each other's commits before every
-// transaction. A file that does not parse is never overwritten.
+// with the registry; compaction (past a size threshold, on Close after a
+// write, and on Compact) rewrites the snapshots atomically (temporary
+// file, fsync, rename, directory fsync) so that a seed reader sees every
+// operation.
+//
+// Opening and reading cost what is read: a snapshot is indexed (where each
+// entry starts and ends) and an entry is parsed when it is used. Reads
+// never write: View creates no file, cuts no torn journal tail and takes
+// only a shared lock (when the lock file exists), so that it works on a
+// read-only file system and on files the user may only read. Writers
+// serialize on an flock of thread_registry.json.lock, pick up each
+// other's commits before every transaction, and are the only ones that
+// repair (cut a torn tail, finish an interrupted compaction). A file that
+// does not parse is never overwritten. A registry path that is a symbolic
+// link is written through to its target, with the journal and lock beside
+// the target.
 //
 // A FileStore is safe for concurrent use by several goroutines.
 type FileStore struct {
 	mu          sync.Mutex
-	path        string
+	path        string // as given
+	realPath    string // symbolic links resolved
 	archivePath string
 	journalPath string
-	lock        *flock.Flock
+	lockPath    string
 	opts        FileOptions
 	closed      bool
 
-	threads map[string]*entry
-	archive map[string]*entry
-	seq     int64 // insertion order of entries
+	wlock *flock.Flock // exclusive, creates the lock file
+	rlock *flock.Flock // shared, only when the lock file exists
 
-	journal    *os.File
-	journalFI  os.FileInfo
-	journalEnd int64
-	journalOps int   // committed transactions in the journal
-	txSeq      int64 // last transaction number
-	snapFI     os.FileInfo
-	archFI     os.FileInfo
-	snapSize   int64
-	// dirtyR and dirtyA report journaled changes not yet in the snapshots.
-	dirtyR, dirtyA bool
-	// CompactErr is the last error of a threshold compaction (the commit
-	// that triggered it was durable regardless).
+	loaded     bool
+	reg, arch  *table
+	jf         *os.File // the journal as last read (O_RDWR once prepared for writing)
+	jWritable  bool
+	jfi        os.FileInfo
+	jEnd       int64
+	jOps       int // committed transactions in the journal
+	jTorn      bool
+	jMarks     bool // the journal holds a compaction mark (interrupted compaction)
+	header     *journalHeader
+	txSeq      int64
+	prepared   bool // writer repairs done for the current load
+	wrote      bool // this store committed something
+	broken     error
+	maxID      float64
+	maxKnown   bool
 	compactErr error
-}
-
-type entry struct {
-	rec *Record
-	seq int64
 }
 
 // DefaultPath is the registry path from AUTONODE_REGISTRY, or
@@ -94,34 +106,67 @@ func DefaultPath() string {
 	return DefaultRegistryFile
 }
 
-// OpenFile opens (creating when absent) the registry at path and its
-// archive. A file that does not parse yields an error wrapping ErrCorrupt
-// that names the file, the byte offset and what to do.
-func OpenFile(path string, opts *FileOptions) (*FileStore, error) {
+// filePaths resolves the files of the registry at path: the registry (its
+// symbolic links followed), the archive, the journal and the lock.
+func filePaths(path string, opts *FileOptions) (given, real, arch, journal, lock string) {
 	if path == "" {
 		path = DefaultPath()
 	}
-	s := &FileStore{path: path, journalPath: path + ".journal"}
+	real = resolveLink(path)
+	if opts != nil {
+		arch = opts.ArchivePath
+	}
+	if arch == "" {
+		arch = filepath.Join(filepath.Dir(path), DefaultArchiveFile)
+	}
+	arch = resolveLink(arch)
+	return path, real, arch, real + ".journal", real + ".lock"
+}
+
+// resolveLink follows path while it is a symbolic link (also to a target
+// that does not exist yet), so that writes replace the target, not the
+// link.
+func resolveLink(path string) string {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return path
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return path
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return path
+}
+
+// OpenFile opens the registry at path and its archive and reads them; it
+// creates nothing (the files are created by the first Update). A file
+// that does not parse yields an error wrapping ErrCorrupt (a
+// *CorruptError) that names the file and the byte offset.
+func OpenFile(path string, opts *FileOptions) (*FileStore, error) {
+	s := &FileStore{}
+	s.path, s.realPath, s.archivePath, s.journalPath, s.lockPath = filePaths(path, opts)
 	if opts != nil {
 		s.opts = *opts
 	}
-	s.archivePath = s.opts.ArchivePath
-	if s.archivePath == "" {
-		s.archivePath = filepath.Join(filepath.Dir(path), DefaultArchiveFile)
+	if fi, err := os.Stat(s.realPath); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("open registry %s: %w: it is a directory; want a file path such as %s", s.path, ErrInvalid, filepath.Join(s.path, DefaultRegistryFile))
 	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("open registry %s: %w: it is a directory; want a file path such as %s", path, ErrInvalid, filepath.Join(path, DefaultRegistryFile))
+	if _, err := os.Stat(filepath.Dir(s.realPath)); err != nil {
+		return nil, fmt.Errorf("open registry %s: %w", s.path, err)
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("open registry %s: %w", path, err)
-		}
-	}
-	s.lock = flock.New(path+".lock", flock.SetPermissions(0o600))
-	if err := s.lockFiles(); err != nil {
+	s.wlock = flock.New(s.lockPath, flock.SetPermissions(0o600))
+	s.rlock = flock.New(s.lockPath, flock.SetFlag(os.O_RDONLY))
+	unlock, err := s.lockRead()
+	if err != nil {
 		return nil, err
 	}
-	defer s.unlockFiles()
+	defer unlock()
 	if err := s.load(); err != nil {
 		s.closeJournal()
 		return nil, err
@@ -129,84 +174,53 @@ func OpenFile(path string, opts *FileOptions) (*FileStore, error) {
 	return s, nil
 }
 
-// Path returns the registry file's path.
+// Path returns the registry file's path, as given to OpenFile.
 func (s *FileStore) Path() string { return s.path }
 
 // ArchivePath returns the archive file's path.
 func (s *FileStore) ArchivePath() string { return s.archivePath }
 
-func (s *FileStore) lockFiles() error {
+// Location implements Locator.
+func (s *FileStore) Location() string { return s.path }
+
+// ArchiveLocation implements Locator.
+func (s *FileStore) ArchiveLocation() string { return s.archivePath }
+
+func (s *FileStore) lockWrite() error {
 	if s.opts.LockTimeout <= 0 {
-		if err := s.lock.Lock(); err != nil {
+		if err := s.wlock.Lock(); err != nil {
 			return fmt.Errorf("lock registry %s: %w", s.path, err)
 		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.LockTimeout)
 	defer cancel()
-	ok, err := s.lock.TryLockContext(ctx, 5*time.Millisecond)
+	ok, err := s.wlock.TryLockContext(ctx, 5*time.Millisecond)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("lock registry %s: %w", s.path, err)
 	}
 	if !ok {
-		return fmt.Errorf("lock registry %s: another process has held %s for more than %v", s.path, s.lock.Path(), s.opts.LockTimeout)
+		return fmt.Errorf("lock registry %s: another process has held %s for more than %v", s.path, s.lockPath, s.opts.LockTimeout)
 	}
 	return nil
 }
 
-func (s *FileStore) unlockFiles() { _ = s.lock.Unlock() }
+// lockRead takes the shared lock when the lock file exists (a writer
+// made it); without one, no writer has ever run and there is nothing to
+// wait for. A lock file that cannot be opened (a read-only file the user
+// may not read) is no reason to refuse a read either.
+func (s *FileStore) lockRead() (unlock func(), err error) {
+	if err := s.rlock.RLock(); err != nil {
+		return func() {}, nil
+	}
+	return func() { _ = s.rlock.Unlock() }, nil
+}
 
 func (s *FileStore) closeJournal() {
-	if s.journal != nil {
-		s.journal.Close()
-		s.journal = nil
+	if s.jf != nil {
+		s.jf.Close()
+		s.jf, s.jWritable = nil, false
 	}
-}
-
-// readSnapshot reads and checks a snapshot file. present is false when the
-// file does not exist.
-func readSnapshot(path string) (data []byte, fi os.FileInfo, present bool, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, false, nil
-	}
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer f.Close()
-	if fi, err = f.Stat(); err != nil {
-		return nil, nil, false, fmt.Errorf("read %s: %w", path, err)
-	}
-	if data, err = io.ReadAll(f); err != nil {
-		return nil, nil, false, fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := checkSnapshot(path, data); err != nil {
-		return nil, nil, false, err
-	}
-	return data, fi, true, nil
-}
-
-// checkSnapshot reports why data is not a JSON object, with the offset.
-func checkSnapshot(path string, data []byte) error {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return corruptError(path, 0, "the file is empty; a registry is a JSON object")
-	}
-	if gjson.ValidBytes(data) {
-		if gjson.ParseBytes(data).IsObject() {
-			return nil
-		}
-		return corruptError(path, 0, "the top level is not a JSON object")
-	}
-	var v any
-	err := json.Unmarshal(data, &v)
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return corruptError(path, se.Offset, se.Error())
-	}
-	if err != nil {
-		return corruptError(path, int64(len(data)), err.Error())
-	}
-	return corruptError(path, 0, "the file does not parse as JSON")
 }
 
 // CorruptError describes a registry file that does not parse.
@@ -217,7 +231,7 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("%s does not parse at byte %d: %s. AutoNode has not changed it. Run `autonode fsck` to see the problems and `autonode recover` to salvage every entry that parses (the original is kept as a dated copy)", e.Path, e.Offset, e.Reason)
+	return fmt.Sprintf("%s does not parse at byte %d: %s; AutoNode has not changed it", e.Path, e.Offset, e.Reason)
 }
 
 // Is makes errors.Is(err, ErrCorrupt) hold.
@@ -227,35 +241,61 @@ func corruptError(path string, off int64, reason string) error {
 	return &CorruptError{Path: path, Offset: off, Reason: reason}
 }
 
-// load reads the snapshots and the journal and replays it. The lock is
-// held.
+// load reads the snapshots and the journal and replays it, writing
+// nothing. When the files are caught between the steps of another
+// process's compaction (a reader holds no lock when there is no lock
+// file), it reads them again.
 func (s *FileStore) load() error {
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = s.loadOnce(); !errors.Is(err, ErrModified) {
+			return err
+		}
+		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+	}
+	return err
+}
+
+func (s *FileStore) loadOnce() error {
 	s.closeJournal()
-	s.removeStaleTemps()
-	rdata, rfi, rok, err := readSnapshot(s.path)
+	s.loaded, s.prepared, s.maxKnown = false, false, false
+	reg, err := readSnapshot(s.realPath, false)
 	if err != nil {
 		return err
 	}
-	adata, afi, aok, err := readSnapshot(s.archivePath)
+	arch, err := readSnapshot(s.archivePath, true)
 	if err != nil {
 		return err
 	}
-	jdata, err := os.ReadFile(s.journalPath)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	jf, err := os.Open(s.journalPath)
+	var jdata []byte
+	var jfi os.FileInfo
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return fmt.Errorf("read %s: %w", s.journalPath, err)
+	default:
+		if jfi, err = jf.Stat(); err == nil {
+			jdata, err = io.ReadAll(jf)
+		}
+		if err != nil {
+			jf.Close()
+			return fmt.Errorf("read %s: %w", s.journalPath, err)
+		}
 	}
 	pj, err := parseJournal(jdata, 0, true)
 	if err != nil {
-		return fmt.Errorf("%s: %w. AutoNode has not changed it; run `autonode fsck` and `autonode recover`", s.journalPath, err)
+		if jf != nil {
+			jf.Close()
+		}
+		return fmt.Errorf("%s: %w", s.journalPath, err)
 	}
-	fpR, fpA := fingerprint(rdata, rok), fingerprint(adata, aok)
 	ops := 0
 	for _, r := range pj.records {
 		if r.Compact == nil {
 			ops++
 		}
 	}
-	replayR, replayA := false, false
 	if pj.header != nil && ops > 0 {
 		match := func(fp string, pick func(*journalHeader) string) bool {
 			if fp == pick(pj.header) {
@@ -268,53 +308,42 @@ func (s *FileStore) load() error {
 			}
 			return false
 		}
-		replayR = match(fpR, func(h *journalHeader) string { return h.Registry })
-		replayA = match(fpA, func(h *journalHeader) string { return h.Archive })
-		if !replayR || !replayA {
+		okR := match(reg.fingerprint(), func(h *journalHeader) string { return h.Registry })
+		okA := match(arch.fingerprint(), func(h *journalHeader) string { return h.Archive })
+		if !okR || !okA {
+			if jf != nil {
+				jf.Close()
+			}
 			which := s.path
-			if replayR {
+			if okR {
 				which = s.archivePath
 			}
-			return fmt.Errorf("%w: %s was changed by another program while %s still held %d committed operation(s). Nothing has been changed; run `autonode recover` to apply the journaled operations on top of the current file (both are kept as dated copies)", ErrModified, which, s.journalPath, ops)
+			return &ModifiedError{File: which, Journal: s.journalPath, Ops: ops}
 		}
 	}
-	s.threads, s.archive, s.seq = map[string]*entry{}, map[string]*entry{}, 0
-	s.loadEntries(rdata, s.threads, false)
-	s.loadEntries(adata, s.archive, true)
-	s.snapFI, s.archFI, s.snapSize = rfi, afi, int64(len(rdata))
-	s.journalOps = ops
-	s.dirtyR, s.dirtyA = false, false
+	s.reg, s.arch = newTable(reg), newTable(arch)
+	s.jf, s.jfi, s.jEnd, s.jTorn, s.header = jf, jfi, pj.end, pj.torn, pj.header
+	s.jOps, s.jMarks = ops, hasCompactMark(pj)
 	for _, r := range pj.records {
 		s.apply(r)
 	}
-	switch {
-	case hasCompactMark(pj):
-		// A compaction was interrupted: finish it.
-		return s.compactLocked()
-	case pj.header == nil || ops == 0 && (pj.header.Registry != fpR || pj.header.Archive != fpA):
-		// No journal yet, or an empty one for other snapshots: start one.
-		head, err := encodeLine(journalHeader{Version: journalVersion, Registry: fpR, Archive: fpA})
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(s.journalPath, head); err != nil {
-			return err
-		}
-		return s.openJournal(int64(len(head)), false)
-	}
-	return s.openJournal(pj.end, pj.torn)
+	s.loaded = true
+	return nil
 }
 
-// removeStaleTemps deletes temporary files left by a process that died
-// while replacing a file; with the lock held no one else is writing them.
-func (s *FileStore) removeStaleTemps() {
-	for _, p := range []string{s.path, s.archivePath, s.journalPath} {
-		matches, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*"))
-		for _, m := range matches {
-			os.Remove(m)
-		}
-	}
+// ModifiedError reports a snapshot changed by another program while the
+// journal held operations for it. It matches ErrModified.
+type ModifiedError struct {
+	File, Journal string
+	Ops           int
 }
+
+func (e *ModifiedError) Error() string {
+	return fmt.Sprintf("%s was changed by another program while %s still held %d committed operation(s); nothing has been changed", e.File, e.Journal, e.Ops)
+}
+
+// Is makes errors.Is(err, ErrModified) hold.
+func (e *ModifiedError) Is(target error) bool { return target == ErrModified }
 
 func hasCompactMark(pj *parsedJournal) bool {
 	for _, r := range pj.records {
@@ -325,90 +354,85 @@ func hasCompactMark(pj *parsedJournal) bool {
 	return false
 }
 
-func (s *FileStore) loadEntries(data []byte, into map[string]*entry, archive bool) {
-	if len(data) == 0 {
-		return
-	}
-	gjson.ParseBytes(data).ForEach(func(k, v gjson.Result) bool {
-		s.seq++
-		key := k.String()
-		seq := s.seq
-		if old, ok := into[key]; ok {
-			seq = old.seq // a duplicate key: the last one wins, as in Python
-		}
-		into[key] = &entry{rec: NewRecord(key, []byte(v.Raw), archive), seq: seq}
-		return true
-	})
-}
-
 func (s *FileStore) apply(r journalRecord) {
 	for _, op := range r.Ops {
-		m := s.threads
+		t := s.reg
 		if op.Archive {
-			m = s.archive
-		}
-		if op.Archive {
-			s.dirtyA = true
-		} else {
-			s.dirtyR = true
+			t = s.arch
 		}
 		if op.Delete {
-			delete(m, op.Key)
+			t.set(op.Key, nil)
 			continue
 		}
-		if old, ok := m[op.Key]; ok {
-			old.rec = NewRecord(op.Key, op.Value, op.Archive)
-			continue
+		t.set(op.Key, NewRecord(op.Key, op.Value, op.Archive))
+		if s.maxKnown {
+			s.noteID(op.Key, nil)
 		}
-		s.seq++
-		m[op.Key] = &entry{rec: NewRecord(op.Key, op.Value, op.Archive), seq: s.seq}
 	}
 	if r.Seq > s.txSeq {
 		s.txSeq = r.Seq
 	}
 }
 
-// openJournal opens the journal for appending at end, cutting a torn tail.
-func (s *FileStore) openJournal(end int64, torn bool) error {
-	f, err := os.OpenFile(s.journalPath, os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", s.journalPath, err)
+// noteID raises the highest id in use by the id under key (or of r).
+func (s *FileStore) noteID(key string, r *Record) {
+	if id, err := ParseID(key); err == nil && id.Key() == key {
+		s.maxID = math.Max(s.maxID, float64(id))
+		return
 	}
-	if torn {
-		if err := f.Truncate(end); err != nil {
-			f.Close()
-			return fmt.Errorf("cut the torn tail of %s: %w", s.journalPath, err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("sync %s: %w", s.journalPath, err)
+	if r == nil {
+		r, _ = s.reg.get(key)
+		if r == nil {
+			r, _ = s.arch.get(key)
 		}
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("stat %s: %w", s.journalPath, err)
+	if r != nil && r.ID() != InvalidID {
+		s.maxID = math.Max(s.maxID, float64(r.ID()))
 	}
-	s.journal, s.journalFI, s.journalEnd = f, fi, end
-	return nil
+}
+
+// nextID is the smallest integral id above every id in the registry and
+// the archive, found once per load and then kept as commits apply.
+func (s *FileStore) nextID() ID {
+	if !s.maxKnown {
+		s.maxID, s.maxKnown = 0, true
+		for _, t := range []*table{s.reg, s.arch} {
+			t.each(func(r *Record) bool { s.noteID(r.Key, r); return true })
+		}
+	}
+	return ID(math.Floor(s.maxID) + 1)
 }
 
 // refresh picks up what other processes committed since this one last
-// looked. The lock is held.
+// looked, writing nothing. The lock is held.
 func (s *FileStore) refresh() error {
-	jfi, err := os.Stat(s.journalPath)
-	if err != nil || s.journal == nil || !os.SameFile(jfi, s.journalFI) || jfi.Size() < s.journalEnd ||
-		changed(s.path, s.snapFI) || changed(s.archivePath, s.archFI) {
+	if !s.loaded {
 		return s.load()
 	}
-	if jfi.Size() == s.journalEnd {
+	jfi, err := os.Stat(s.journalPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("stat %s: %w", s.journalPath, err)
+	}
+	if jfi == nil {
+		if s.jOps > 0 && s.jf != nil {
+			return s.journalLost("removed")
+		}
+		if s.jf != nil || s.snapChanged() {
+			return s.load()
+		}
 		return nil
 	}
-	buf := make([]byte, jfi.Size()-s.journalEnd)
-	if _, err := s.journal.ReadAt(buf, s.journalEnd); err != nil && !errors.Is(err, io.EOF) {
+	if s.jf == nil || !os.SameFile(jfi, s.jfi) || jfi.Size() < s.jEnd || s.snapChanged() {
+		return s.load()
+	}
+	if jfi.Size() == s.jEnd {
+		return nil
+	}
+	buf := make([]byte, jfi.Size()-s.jEnd)
+	if _, err := s.jf.ReadAt(buf, s.jEnd); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read %s: %w", s.journalPath, err)
 	}
-	pj, err := parseJournal(buf, s.journalEnd, false)
+	pj, err := parseJournal(buf, s.jEnd, false)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.journalPath, err)
 	}
@@ -417,18 +441,14 @@ func (s *FileStore) refresh() error {
 			return s.load()
 		}
 		s.apply(r)
-		s.journalOps++
+		s.jOps++
 	}
-	s.journalEnd = pj.end
-	if pj.torn {
-		if err := s.journal.Truncate(pj.end); err != nil {
-			return fmt.Errorf("cut the torn tail of %s: %w", s.journalPath, err)
-		}
-		if err := s.journal.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", s.journalPath, err)
-		}
-	}
+	s.jEnd, s.jTorn = pj.end, pj.torn
 	return nil
+}
+
+func (s *FileStore) snapChanged() bool {
+	return changed(s.realPath, s.reg.snap.fi) || changed(s.archivePath, s.arch.snap.fi)
 }
 
 // changed reports whether the file at path is no longer the one described
@@ -441,88 +461,163 @@ func changed(path string, fi os.FileInfo) bool {
 	return fi == nil || !os.SameFile(now, fi) || now.Size() != fi.Size() || !now.ModTime().Equal(fi.ModTime())
 }
 
-// fileRecords is the committed state as Records.
-type fileRecords struct{ s *FileStore }
-
-func (r fileRecords) Thread(key string) (*Record, bool) {
-	e, ok := r.s.threads[key]
-	if !ok {
-		return nil, false
+// prepareWrite makes the files ready for a commit, with the exclusive lock
+// held: it removes temporary files a dead process left, finishes an
+// interrupted compaction, starts a journal when there is none (or one for
+// other snapshots), and cuts a torn tail.
+func (s *FileStore) prepareWrite() error {
+	if s.prepared {
+		return nil
 	}
-	return e.rec, true
-}
-
-func (r fileRecords) Archived(key string) (*Record, bool) {
-	e, ok := r.s.archive[key]
-	if !ok {
-		return nil, false
-	}
-	return e.rec, true
-}
-
-func (r fileRecords) RangeThreads(fn func(*Record) bool) {
-	for _, e := range r.s.threads {
-		if !fn(e.rec) {
-			return
+	if s.header == nil || s.jOps == 0 {
+		if m := readLockMark(s.lockPath); m != nil && m.PendingOps > 0 && s.jf == nil {
+			return &JournalLostError{Journal: s.journalPath, Ops: m.PendingOps, Saved: m.Lost}
 		}
 	}
-}
-
-func (r fileRecords) RangeArchived(fn func(*Record) bool) {
-	for _, e := range r.s.archive {
-		if !fn(e.rec) {
-			return
+	s.removeStaleTemps()
+	fpR, fpA := s.reg.snap.fingerprint(), s.arch.snap.fingerprint()
+	if s.header == nil || s.jOps == 0 && (s.header.Registry != fpR || s.header.Archive != fpA) {
+		head, err := encodeLine(journalHeader{Version: journalVersion, Registry: fpR, Archive: fpA})
+		if err != nil {
+			return err
 		}
+		if err := writeFileAtomic(s.journalPath, head); err != nil {
+			return err
+		}
+		s.header = &journalHeader{Version: journalVersion, Registry: fpR, Archive: fpA}
+		s.jEnd, s.jTorn, s.jOps, s.jMarks = int64(len(head)), false, 0, false
+		s.closeJournal()
 	}
-}
-
-func (s *FileStore) begin() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
+	if !s.jWritable {
+		f, err := os.OpenFile(s.journalPath, os.O_RDWR, 0o600)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", s.journalPath, err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("stat %s: %w", s.journalPath, err)
+		}
+		if s.jf != nil && !os.SameFile(fi, s.jfi) {
+			f.Close()
+			return s.load() // replaced meanwhile: the caller starts over
+		}
+		s.closeJournal()
+		s.jf, s.jfi, s.jWritable = f, fi, true
 	}
-	if err := s.lockFiles(); err != nil {
-		s.mu.Unlock()
-		return err
+	if s.jTorn {
+		if err := s.jf.Truncate(s.jEnd); err != nil {
+			return fmt.Errorf("cut the torn tail of %s: %w", s.journalPath, err)
+		}
+		if err := s.jf.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", s.journalPath, err)
+		}
+		s.jTorn = false
 	}
-	if err := s.refresh(); err != nil {
-		s.unlockFiles()
-		s.mu.Unlock()
-		return err
+	s.prepared = true
+	if s.jMarks {
+		// A compaction was interrupted: finish it.
+		return s.compactLocked()
 	}
 	return nil
 }
 
-func (s *FileStore) end() {
-	s.unlockFiles()
-	s.mu.Unlock()
+// removeStaleTemps deletes temporary files left by a process that died
+// while replacing a file; with the lock held no one else is writing them.
+func (s *FileStore) removeStaleTemps() {
+	for _, p := range []string{s.realPath, s.archivePath, s.journalPath} {
+		matches, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*"))
+		for _, m := range matches {
+			os.Remove(m)
+		}
+	}
 }
 
-// View implements Store.
+// fileRecords is the committed state as Records.
+type fileRecords struct{ s *FileStore }
+
+func (r fileRecords) Thread(key string) (*Record, bool)   { return r.s.reg.get(key) }
+func (r fileRecords) Archived(key string) (*Record, bool) { return r.s.arch.get(key) }
+func (r fileRecords) RangeThreads(fn func(*Record) bool)  { r.s.reg.each(fn) }
+func (r fileRecords) RangeArchived(fn func(*Record) bool) { r.s.arch.each(fn) }
+func (r fileRecords) NextID() ID                          { return r.s.nextID() }
+func (r fileRecords) CountThreads() int                   { return r.s.reg.len() }
+
+func (s *FileStore) begin(write bool) (end func(), err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if write && s.opts.ReadOnly {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("registry %s: %w: it was opened read-only", s.path, ErrReadOnly)
+	}
+	if write && s.broken != nil {
+		s.mu.Unlock()
+		return nil, s.broken
+	}
+	unlock := func() {}
+	if write {
+		if err := s.lockWrite(); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		unlock = func() { _ = s.wlock.Unlock() }
+	} else {
+		unlock, _ = s.lockRead()
+	}
+	end = func() { unlock(); s.mu.Unlock() }
+	if err := s.refresh(); err != nil {
+		end()
+		return nil, err
+	}
+	if write {
+		if err := s.prepareWrite(); err != nil {
+			end()
+			return nil, err
+		}
+		if !s.prepared { // the journal was replaced meanwhile: reloaded
+			if err := s.prepareWrite(); err != nil {
+				end()
+				return nil, err
+			}
+		}
+	}
+	return end, nil
+}
+
+// View implements Store. It writes nothing.
 func (s *FileStore) View(fn func(tx *Tx) error) error {
-	if err := s.begin(); err != nil {
+	end, err := s.begin(false)
+	if err != nil {
 		return err
 	}
-	defer s.end()
-	return fn(NewTx(fileRecords{s}, false))
+	defer end()
+	tx := NewTx(fileRecords{s}, false)
+	defer tx.Close()
+	return fn(tx)
 }
 
 // Update implements Store.
 func (s *FileStore) Update(fn func(tx *Tx) error) error {
-	if err := s.begin(); err != nil {
+	end, err := s.begin(true)
+	if err != nil {
 		return err
 	}
-	defer s.end()
+	defer end()
 	tx := NewTx(fileRecords{s}, true)
-	if err := fn(tx); err != nil {
+	err = fn(tx)
+	tx.Close()
+	if err != nil {
 		return err
 	}
 	return s.commit(tx.Changes())
 }
 
-// commit appends the changes as one journal line, fsyncs it, and only then
-// applies them in memory.
+// commit appends the changes as one journal line, fsyncs it, checks that
+// the journal is still the file at its path, and only then applies them
+// in memory.
 func (s *FileStore) commit(changes []Change) error {
 	if len(changes) == 0 {
 		return nil
@@ -543,77 +638,200 @@ func (s *FileStore) commit(changes []Change) error {
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	if err := s.checkJournal(); err != nil {
+		return err
+	}
 	if err := s.appendJournal(line); err != nil {
 		return err
 	}
+	if err := s.checkJournal(); err != nil {
+		return err
+	}
 	s.apply(rec)
-	s.journalOps++
+	s.jOps++
+	s.wrote = true
+	s.writeLockMark()
 	limit := s.opts.CompactBytes
 	if limit <= 0 {
-		limit = max(4<<20, s.snapSize)
+		limit = max(4<<20, int64(len(s.reg.snap.data)))
 	}
-	if s.journalEnd > limit {
+	if s.jEnd > limit {
 		s.compactErr = s.compactLocked()
 	}
 	return nil
 }
 
-func (s *FileStore) appendJournal(line []byte) error {
-	if _, err := s.journal.WriteAt(line, s.journalEnd); err != nil {
-		_ = s.journal.Truncate(s.journalEnd)
-		return fmt.Errorf("write %s: %w", s.journalPath, err)
+// checkJournal verifies that the open journal is still the file at its
+// path (not removed, not replaced): a commit appended to a journal that
+// is no longer there would be acknowledged and lost.
+func (s *FileStore) checkJournal() error {
+	fi, err := s.jf.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", s.journalPath, err)
 	}
-	if err := s.journal.Sync(); err != nil {
-		_ = s.journal.Truncate(s.journalEnd)
-		return fmt.Errorf("sync %s: %w", s.journalPath, err)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+		return s.journalLost("removed")
 	}
-	s.journalEnd += int64(len(line))
-	if fi, err := s.journal.Stat(); err == nil {
-		s.journalFI = fi
+	now, err := os.Stat(s.journalPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return s.journalLost("removed")
+	}
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", s.journalPath, err)
+	}
+	if !os.SameFile(now, fi) {
+		return s.journalLost("replaced")
 	}
 	return nil
+}
+
+// JournalLostError reports a journal that another program removed or
+// replaced while it held committed operations. It matches ErrJournalLost.
+type JournalLostError struct {
+	Journal string
+	How     string // "removed" or "replaced"
+	Ops     int
+	// Saved is the copy of the journal that this process still had open
+	// ("" when there was none to save).
+	Saved string
+}
+
+func (e *JournalLostError) Error() string {
+	how := e.How
+	if how == "" {
+		how = "removed"
+	}
+	msg := fmt.Sprintf("the journal %s was %s by another program while it held %d committed operation(s) that are in no snapshot", e.Journal, how, e.Ops)
+	if e.Saved != "" {
+		msg += "; they are kept in " + e.Saved
+	}
+	return msg + "; nothing more is written until the registry is recovered"
+}
+
+// Is makes errors.Is(err, ErrJournalLost) hold.
+func (e *JournalLostError) Is(target error) bool { return target == ErrJournalLost }
+
+// journalLost saves what the open journal holds beside it (a dated copy),
+// records the loss in the lock file for fsck, and stops writes.
+func (s *FileStore) journalLost(how string) error {
+	e := &JournalLostError{Journal: s.journalPath, How: how, Ops: s.jOps}
+	if s.jf != nil && s.jOps > 0 {
+		if data, err := io.ReadAll(io.NewSectionReader(s.jf, 0, s.jEnd)); err == nil && len(data) > 0 {
+			saved := s.journalPath + ".lost-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+			if writeFileAtomic(saved, data) == nil {
+				e.Saved = saved
+			}
+		}
+	}
+	writeLockFile(s.lockPath, lockMark{PendingOps: s.jOps, Lost: e.Saved, JournalGone: true})
+	s.broken = e
+	s.loaded = false
+	return e
+}
+
+func (s *FileStore) appendJournal(line []byte) error {
+	if _, err := s.jf.WriteAt(line, s.jEnd); err != nil {
+		_ = s.jf.Truncate(s.jEnd)
+		return fmt.Errorf("write %s: %w", s.journalPath, err)
+	}
+	if err := s.jf.Sync(); err != nil {
+		_ = s.jf.Truncate(s.jEnd)
+		return fmt.Errorf("sync %s: %w", s.journalPath, err)
+	}
+	s.jEnd += int64(len(line))
+	if fi, err := s.jf.Stat(); err == nil {
+		s.jfi = fi
+	}
+	return nil
+}
+
+// lockMark is what writers keep in the lock file: how many committed
+// operations the journal holds, so that fsck can tell when a journal
+// vanished with operations in it.
+type lockMark struct {
+	Version     int    `json:"autonode_lock"`
+	JournalDev  uint64 `json:"journal_dev,omitempty"`
+	JournalIno  uint64 `json:"journal_ino,omitempty"`
+	PendingOps  int    `json:"pending_ops"`
+	JournalGone bool   `json:"journal_gone,omitempty"`
+	Lost        string `json:"lost,omitempty"`
+}
+
+func (s *FileStore) writeLockMark() {
+	m := lockMark{PendingOps: s.jOps}
+	if s.jfi != nil {
+		m.JournalDev, m.JournalIno = fileID(s.jfi)
+	}
+	writeLockFile(s.lockPath, m)
+}
+
+// writeLockFile writes m into the lock file (the flock is on the file,
+// not on its content). Errors are ignored: the mark only informs fsck.
+func writeLockFile(path string, m lockMark) {
+	m.Version = 1
+	data, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	data = append(data, '\n')
+	if _, err := f.WriteAt(data, 0); err == nil {
+		_ = f.Truncate(int64(len(data)))
+	}
+}
+
+// readLockMark reads the mark in the lock file, or nil.
+func readLockMark(path string) *lockMark {
+	data, err := os.ReadFile(path)
+	if err != nil || len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	var m lockMark
+	if json.Unmarshal(data, &m) != nil || m.Version != 1 {
+		return nil
+	}
+	return &m
 }
 
 // Compact writes every journaled operation into the snapshot files and
 // starts an empty journal.
 func (s *FileStore) Compact() error {
-	if err := s.begin(); err != nil {
+	end, err := s.begin(true)
+	if err != nil {
 		return err
 	}
-	defer s.end()
+	defer end()
 	return s.compactLocked()
 }
 
 // compactLocked writes the snapshots that journaled operations changed,
 // then a fresh journal. A compaction mark in the journal first names the
 // new snapshots, so a crash at any point leaves files that load to the
-// same state.
+// same state. A snapshot with duplicate keys is first kept as a dated
+// copy, since the rewrite keeps only the last entry of each key.
 func (s *FileStore) compactLocked() error {
-	writeR := s.dirtyR || s.snapFI == nil
-	writeA := s.dirtyA && (len(s.archive) > 0 || s.archFI != nil)
+	writeR := s.reg.dirty || !s.reg.snap.present() || s.reg.snap.dups > 0
+	writeA := (s.arch.dirty || s.arch.snap.dups > 0) && (s.arch.len() > 0 || s.arch.snap.present())
 	var newR, newA []byte
-	fpR, fpA := "", "absent"
+	var err error
+	fpR, fpA := s.reg.snap.fingerprint(), s.arch.snap.fingerprint()
 	if writeR {
-		newR = encodeSnapshot(s.threads)
-		fpR = fingerprint(newR, true)
-	} else {
-		data, _, ok, err := readSnapshot(s.path)
-		if err != nil {
+		if newR, err = s.reg.encode(s.realPath); err != nil {
 			return err
 		}
-		fpR = fingerprint(data, ok)
+		fpR = fingerprint(newR, true)
 	}
 	if writeA {
-		newA = encodeSnapshot(s.archive)
-		fpA = fingerprint(newA, true)
-	} else if s.archFI != nil {
-		data, _, ok, err := readSnapshot(s.archivePath)
-		if err != nil {
+		if newA, err = s.arch.encode(s.archivePath); err != nil {
 			return err
 		}
-		fpA = fingerprint(data, ok)
+		fpA = fingerprint(newA, true)
 	}
-	if (writeR || writeA) && s.journal != nil {
+	if (writeR || writeA) && s.jf != nil && s.jWritable {
 		mark, err := encodeLine(journalRecord{Compact: &journalHeader{Version: journalVersion, Registry: fpR, Archive: fpA}})
 		if err != nil {
 			return err
@@ -622,16 +840,27 @@ func (s *FileStore) compactLocked() error {
 			return err
 		}
 	}
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	for _, d := range []struct {
+		write bool
+		t     *table
+		path  string
+	}{{writeR, s.reg, s.realPath}, {writeA, s.arch, s.archivePath}} {
+		if d.write && d.t.snap.dups > 0 {
+			if err := writeFileAtomic(d.path+".dup-"+stamp, d.t.snap.data); err != nil {
+				return fmt.Errorf("keep a copy of %s before removing its duplicate keys: %w", d.path, err)
+			}
+		}
+	}
 	if writeA {
 		if err := writeFileAtomic(s.archivePath, newA); err != nil {
 			return err
 		}
 	}
 	if writeR {
-		if err := writeFileAtomic(s.path, newR); err != nil {
+		if err := writeFileAtomic(s.realPath, newR); err != nil {
 			return err
 		}
-		s.snapSize = int64(len(newR))
 	}
 	head, err := encodeLine(journalHeader{Version: journalVersion, Registry: fpR, Archive: fpA})
 	if err != nil {
@@ -641,51 +870,13 @@ func (s *FileStore) compactLocked() error {
 		return err
 	}
 	s.closeJournal()
-	if s.snapFI, err = os.Stat(s.path); err != nil {
-		return fmt.Errorf("stat %s: %w", s.path, err)
+	// Read back what was written: the snapshots as new, the journal empty.
+	if err := s.loadOnce(); err != nil {
+		return err
 	}
-	if s.archFI, err = os.Stat(s.archivePath); err != nil {
-		s.archFI = nil
-	}
-	s.journalOps = 0
-	s.dirtyR, s.dirtyA = false, false
-	return s.openJournal(int64(len(head)), false)
-}
-
-// encodeSnapshot writes entries as the seed does: json.dump(indent=2), in
-// insertion order.
-func encodeSnapshot(m map[string]*entry) []byte {
-	if len(m) == 0 {
-		return []byte("{}")
-	}
-	es := make([]*entry, 0, len(m))
-	size := 2
-	for _, e := range m {
-		es = append(es, e)
-		size += len(e.rec.Key) + len(e.rec.Raw)*2 + 8
-	}
-	sort.Slice(es, func(i, j int) bool { return es[i].seq < es[j].seq })
-	b := bytes.NewBuffer(make([]byte, 0, size))
-	b.WriteString("{\n")
-	for i, e := range es {
-		b.WriteString("  ")
-		b.Write(quote(e.rec.Key))
-		b.WriteString(": ")
-		raw := e.rec.Raw
-		if bytes.IndexByte(raw, '\n') < 0 {
-			var ind bytes.Buffer
-			if json.Indent(&ind, raw, "  ", "  ") == nil {
-				raw = ind.Bytes()
-			}
-		}
-		b.Write(raw)
-		if i < len(es)-1 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('\n')
-	}
-	b.WriteByte('}')
-	return b.Bytes()
+	s.reg.snap.valid, s.arch.snap.valid = true, true
+	s.writeLockMark()
+	return s.prepareWrite()
 }
 
 // writeFileAtomic replaces path with data: a temporary file in the same
@@ -732,23 +923,26 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Close compacts the journal into the snapshots (unless NoCompactOnClose)
-// and releases the store. It reports a compaction error, after which the
-// journal still holds every committed operation.
+// Close compacts the journal into the snapshots when this store committed
+// something (unless NoCompactOnClose) and releases the store. It reports a
+// compaction error, after which the journal still holds every committed
+// operation. A store that only read closes without touching the files.
 func (s *FileStore) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil
 	}
+	wrote := s.wrote
 	s.mu.Unlock()
 	var err error
-	if !s.opts.NoCompactOnClose {
-		if err = s.begin(); err == nil {
-			if s.journalOps > 0 {
+	if wrote && !s.opts.NoCompactOnClose {
+		var end func()
+		if end, err = s.begin(true); err == nil {
+			if s.jOps > 0 {
 				err = s.compactLocked()
 			}
-			s.end()
+			end()
 		}
 	}
 	s.mu.Lock()
@@ -763,5 +957,3 @@ func (s *FileStore) Close() error {
 	}
 	return err
 }
-
-func filepathJoin(registry, name string) string { return filepath.Join(filepath.Dir(registry), name) }

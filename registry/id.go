@@ -24,9 +24,9 @@ func ValidateID(f float64) error {
 	case math.IsInf(f, 0):
 		return fmt.Errorf("%w: thread id is infinite; want a number between 0 and %d", ErrInvalid, int64(MaxID))
 	case f < 0:
-		return fmt.Errorf("%w: thread id %s is negative; want a number between 0 and %d", ErrInvalid, pyFloat(f), int64(MaxID))
+		return fmt.Errorf("%w: thread id %s is negative; want a number between 0 and %d", ErrInvalid, PyFloat(f), int64(MaxID))
 	case f > MaxID:
-		return fmt.Errorf("%w: thread id %s is too large; want a number between 0 and %d", ErrInvalid, pyFloat(f), int64(MaxID))
+		return fmt.Errorf("%w: thread id %s is too large; want a number between 0 and %d", ErrInvalid, PyFloat(f), int64(MaxID))
 	}
 	return nil
 }
@@ -53,7 +53,7 @@ func ParseID(s string) (ID, error) {
 }
 
 // Key is the registry key of id: the id printed as Python prints a float.
-func (id ID) Key() string { return pyFloat(float64(id)) }
+func (id ID) Key() string { return PyFloat(float64(id)) }
 
 // String returns the same text as Key.
 func (id ID) String() string { return id.Key() }
@@ -61,10 +61,10 @@ func (id ID) String() string { return id.Key() }
 // Int is the integer part of id, as Python's int(id): used in default names.
 func (id ID) Int() int64 { return int64(math.Trunc(float64(id))) }
 
-// pyFloat formats f as Python's repr(float) does: the shortest text that
+// PyFloat formats f as Python's repr(float) does: the shortest text that
 // reads back as f, in fixed notation when the decimal exponent is in
 // [-4, 16) and with ".0" when integral, in exponent notation otherwise.
-func pyFloat(f float64) string {
+func PyFloat(f float64) string {
 	switch {
 	case math.IsNaN(f):
 		return "nan"
@@ -91,5 +91,5 @@ func (id ID) MarshalJSON() ([]byte, error) {
 	if err := ValidateID(float64(id)); err != nil && id != InvalidID {
 		return nil, err
 	}
-	return []byte(pyFloat(float64(id))), nil
+	return []byte(PyFloat(float64(id))), nil
 }

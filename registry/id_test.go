@@ -15,8 +15,8 @@ func TestPyFloat(t *testing.T) {
 		{123456789.25, "123456789.25"}, {1e15, "1000000000000000.0"}, {1e16, "1e+16"},
 		{0, "0.0"}, {0.1, "0.1"}, {1.5e16, "1.5e+16"}, {15, "15.0"}, {1e22, "1e+22"}, {3e-7, "3e-07"},
 	} {
-		if got := pyFloat(c.f); got != c.want {
-			t.Errorf("pyFloat(%v) = %q, want %q", c.f, got, c.want)
+		if got := PyFloat(c.f); got != c.want {
+			t.Errorf("PyFloat(%v) = %q, want %q", c.f, got, c.want)
 		}
 	}
 }

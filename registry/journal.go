@@ -14,8 +14,9 @@ import (
 // header, naming the fingerprints of the snapshot files the operations
 // apply to; each following line is one committed transaction (or a
 // compaction mark naming the fingerprints of the snapshots being written).
-// A line cut short by a crash (a torn tail) is never acknowledged and is
-// dropped; a bad line followed by good ones is corruption.
+// A last line without its newline (a torn tail, cut short by a crash) was
+// never acknowledged: readers ignore it and the next writer cuts it. A
+// complete line that fails its checksum is corruption wherever it is.
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -115,28 +116,10 @@ func parseJournal(data []byte, base int64, header bool) (*parsedJournal, error) 
 			}
 		}
 		if !ok {
-			if laterGoodLine(data[off+nl+1:]) {
-				return nil, fmt.Errorf("%w: journal line at byte %d is damaged and later lines are intact", ErrCorrupt, base+int64(off))
-			}
-			p.torn = true
-			break
+			return nil, fmt.Errorf("%w: journal line at byte %d is damaged (its checksum or content does not match)", ErrCorrupt, base+int64(off))
 		}
 		off += nl + 1
 		p.end = base + int64(off)
 	}
 	return p, nil
-}
-
-func laterGoodLine(data []byte) bool {
-	for len(data) > 0 {
-		nl := bytes.IndexByte(data, '\n')
-		if nl < 0 {
-			return false
-		}
-		if _, ok := decodeLine(data[:nl]); ok {
-			return true
-		}
-		data = data[nl+1:]
-	}
-	return false
 }

@@ -15,19 +15,34 @@ type graph struct {
 func (tx *Tx) graph() *graph {
 	g := &graph{parents: map[ID][]ID{}, children: map[ID][]ID{}}
 	tx.rangeThreads(func(r *Record) bool {
-		if r.ID == InvalidID {
+		id := r.ID()
+		if id == InvalidID {
 			return true
 		}
-		g.parents[r.ID] = r.Parents
-		for _, p := range r.Parents {
-			g.children[p] = append(g.children[p], r.ID)
+		g.parents[id] = r.Parents()
+		for _, p := range r.Parents() {
+			g.children[p] = append(g.children[p], id)
 		}
 		return true
 	})
 	for _, c := range g.children {
-		sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+		sortIDs(c)
 	}
 	return g
+}
+
+// graphWith is the registry's graph with id in it: a live thread, or an
+// archived one (with its parents as archived); ErrNotFound otherwise.
+func (tx *Tx) graphWith(id ID) (*graph, error) {
+	g := tx.graph()
+	if _, ok := g.parents[id]; ok {
+		return g, nil
+	}
+	if r, ok := tx.archived(id.Key()); ok {
+		g.parents[id] = r.Parents()
+		return g, nil
+	}
+	return nil, ErrNotFound
 }
 
 // walk returns the ids reachable from start through next, nearest first,
@@ -50,21 +65,157 @@ func walk(start ID, next map[ID][]ID) []ID {
 	return out
 }
 
-// Ancestors returns the ids the thread derives from (parents, their
-// parents, ...), nearest first. Ids of deleted ancestors are included.
+// Ancestors returns the ids the thread (live or archived) derives from
+// (parents, their parents, ...), nearest first. Ids of deleted ancestors
+// are included.
 func (tx *Tx) Ancestors(id ID) ([]ID, error) {
-	if !tx.Exists(id) {
-		return nil, fmt.Errorf("ancestors of %s: %w", id, ErrNotFound)
+	if err := tx.check(false); err != nil {
+		return nil, err
 	}
-	return walk(id, tx.graph().parents), nil
+	g, err := tx.graphWith(id)
+	if err != nil {
+		return nil, fmt.Errorf("ancestors of %s: %w", id, err)
+	}
+	return walk(id, g.parents), nil
 }
 
-// Descendants returns the threads derived from the thread, nearest first.
+// Descendants returns the threads derived from the thread (live or
+// archived), nearest first.
 func (tx *Tx) Descendants(id ID) ([]ID, error) {
-	if !tx.Exists(id) {
-		return nil, fmt.Errorf("descendants of %s: %w", id, ErrNotFound)
+	if err := tx.check(false); err != nil {
+		return nil, err
 	}
-	return walk(id, tx.graph().children), nil
+	g, err := tx.graphWith(id)
+	if err != nil {
+		return nil, fmt.Errorf("descendants of %s: %w", id, err)
+	}
+	return walk(id, g.children), nil
+}
+
+// GraphNode is one thread of a lineage Graph.
+type GraphNode struct {
+	ID ID
+	// Name is the thread's name; "" when the thread is in neither the
+	// registry nor the archive (a parent that was removed by hand).
+	Name string
+	// Deleted reports a thread that is in the archive.
+	Deleted bool
+	// Parents are the node's parents (branch parent, merge sources) that
+	// are in the graph; Children the nodes it is a parent of, in id order.
+	Parents, Children []ID
+}
+
+// Graph is a lineage graph: threads and the parent -> child edges between
+// them, ready to draw. Nodes are in id order.
+type Graph struct {
+	// Focus is the thread the graph was made for (Tx.Lineage), or
+	// InvalidID for the whole registry (Tx.Graph).
+	Focus ID
+	Nodes []*GraphNode
+	byID  map[ID]*GraphNode
+}
+
+// Node returns the node of id, or nil.
+func (g *Graph) Node(id ID) *GraphNode { return g.byID[id] }
+
+// Roots are the nodes without a parent in the graph, in id order.
+func (g *Graph) Roots() []ID {
+	var out []ID
+	for _, n := range g.Nodes {
+		if len(n.Parents) == 0 {
+			out = append(out, n.ID)
+		}
+	}
+	return out
+}
+
+// Related counts the graph's ancestors (up) or descendants of the focus.
+func (g *Graph) Related(up bool) int {
+	seen := map[ID]bool{g.Focus: true}
+	queue := []ID{g.Focus}
+	for len(queue) > 0 {
+		n := g.byID[queue[0]]
+		queue = queue[1:]
+		if n == nil {
+			continue
+		}
+		next := n.Children
+		if up {
+			next = n.Parents
+		}
+		for _, id := range next {
+			if !seen[id] {
+				seen[id] = true
+				queue = append(queue, id)
+			}
+		}
+	}
+	return len(seen) - 1
+}
+
+// newGraph builds the graph of ids, with names and parents read from the
+// registry or, for deleted threads, the archive.
+func (tx *Tx) newGraph(focus ID, ids []ID) *Graph {
+	g := &Graph{Focus: focus, byID: map[ID]*GraphNode{}}
+	parents := map[ID][]ID{}
+	for _, id := range ids {
+		if _, ok := g.byID[id]; ok {
+			continue
+		}
+		n := &GraphNode{ID: id}
+		if r, ok := tx.record(id.Key()); ok {
+			n.Name, parents[id] = r.Name(), r.Parents()
+			if n.Name == "" {
+				n.Name = DefaultName(id, r.Stage())
+			}
+		} else if r, ok := tx.archived(id.Key()); ok {
+			n.Name, parents[id], n.Deleted = r.Name(), r.Parents(), true
+			if n.Name == "" {
+				n.Name = DefaultName(id, r.Stage())
+			}
+		}
+		g.byID[id] = n
+		g.Nodes = append(g.Nodes, n)
+	}
+	sort.Slice(g.Nodes, func(i, j int) bool { return g.Nodes[i].ID < g.Nodes[j].ID })
+	for _, n := range g.Nodes {
+		for _, p := range parents[n.ID] {
+			if pn, ok := g.byID[p]; ok && !containsID(n.Parents, p) {
+				n.Parents = append(n.Parents, p)
+				pn.Children = append(pn.Children, n.ID)
+			}
+		}
+	}
+	return g
+}
+
+// Lineage returns the graph of a thread (live or archived): it, its
+// ancestors and its descendants.
+func (tx *Tx) Lineage(id ID) (*Graph, error) {
+	if err := tx.check(false); err != nil {
+		return nil, err
+	}
+	g, err := tx.graphWith(id)
+	if err != nil {
+		return nil, fmt.Errorf("lineage of %s: %w", id, err)
+	}
+	ids := append(append([]ID{id}, walk(id, g.parents)...), walk(id, g.children)...)
+	return tx.newGraph(id, ids), nil
+}
+
+// Graph returns the lineage graph of every thread in the registry.
+func (tx *Tx) Graph() (*Graph, error) {
+	if err := tx.check(false); err != nil {
+		return nil, err
+	}
+	var ids []ID
+	tx.rangeThreads(func(r *Record) bool {
+		if id := r.ID(); id != InvalidID {
+			ids = append(ids, id)
+		}
+		return true
+	})
+	return tx.newGraph(InvalidID, ids), nil
 }
 
 // Summary describes the registry (the seed's summarize, extended).
@@ -99,23 +250,26 @@ type ChildCount struct {
 // Summarize counts threads by stage, device and status and describes the
 // lineage.
 func (tx *Tx) Summarize() Summary {
+	if tx.closed {
+		return Summary{}
+	}
 	s := Summary{ByStage: map[string]int{}, ByDevice: map[string]int{}, ByStatus: map[string]int{}}
 	g := tx.graph()
 	tx.rangeThreads(func(r *Record) bool {
 		s.Total++
-		s.ByStage[r.Stage]++
-		s.ByDevice[r.Device]++
-		st := r.Status
+		s.ByStage[r.Stage()]++
+		s.ByDevice[r.Device()]++
+		st := r.Status()
 		if st == "" {
 			st = StatusUnknown
 		}
 		s.ByStatus[st]++
-		if len(r.Parents) == 0 {
-			s.Lineage.Roots = append(s.Lineage.Roots, r.ID)
+		if len(r.Parents()) == 0 {
+			s.Lineage.Roots = append(s.Lineage.Roots, r.ID())
 		}
-		for _, p := range r.Parents {
+		for _, p := range r.Parents() {
 			if _, ok := g.parents[p]; !ok {
-				s.Lineage.Orphans = append(s.Lineage.Orphans, r.ID)
+				s.Lineage.Orphans = append(s.Lineage.Orphans, r.ID())
 				break
 			}
 		}

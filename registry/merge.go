@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -16,8 +17,10 @@ const (
 	Manual      = "manual"
 )
 
+var strategies = []string{PreferLeft, PreferRight, Manual}
+
 // Strategies lists the merge strategies.
-var Strategies = []string{PreferLeft, PreferRight, Manual}
+func Strategies() []string { return slices.Clone(strategies) }
 
 // MergeOptions configures Tx.Merge.
 type MergeOptions struct {
@@ -85,13 +88,13 @@ func ParseStrategy(s string) (strategy, inplace string, err error) {
 	case PreferRight + "-inplace-right":
 		return PreferRight, "right", nil
 	}
-	return "", "", fmt.Errorf("%w: strategy: got %q, want one of %s (or prefer-left-inplace-left, prefer-right-inplace-right)", ErrInvalid, s, strings.Join(Strategies, ", "))
+	return "", "", fmt.Errorf("%w: strategy: got %q, want one of %s (or prefer-left-inplace-left, prefer-right-inplace-right)", ErrInvalid, s, strings.Join(strategies, ", "))
 }
 
-// mergeKeys are the fields that take part in a merge; id, tokens and run
-// state never do.
+// mergeable reports whether field k takes part in a merge: id, parent and
+// lineage are the merge's own, and the run state never merges.
 func mergeable(k string) bool {
-	return k != fID && (k == fHistory || !contains(engineFields, k))
+	return k != fID && k != fParent && k != fLineage && k != RunStateKey
 }
 
 // Merge combines left and right over the union of their keys (DESIGN §3):
@@ -169,7 +172,7 @@ func (tx *Tx) Merge(left, right ID, o MergeOptions) (*Thread, error) {
 		return nil, fmt.Errorf("merge %s and %s: %w", left, right, err)
 	}
 	m := new(Thread)
-	if err := json.Unmarshal(raw, m); err != nil {
+	if err := m.UnmarshalJSON(raw); err != nil {
 		return nil, fmt.Errorf("merge %s and %s: result: %w", left, right, err)
 	}
 	if o.Name != "" {
@@ -204,7 +207,7 @@ func (tx *Tx) Merge(left, right ID, o MergeOptions) (*Thread, error) {
 	if inplace != "" {
 		seedName = strategy + "-inplace-" + inplace
 	}
-	m.AddHistory("Merged threads %s and %s into %s with strategy %s.", left, right, target, pyRepr(seedName))
+	m.AddHistory("Merged threads %s and %s into %s with strategy %s.", left, right, target, PyRepr(seedName))
 	switch inplace {
 	case "left":
 		m.copyOwners(l)
@@ -262,7 +265,7 @@ func mergeMaps(l, r map[string]any, strategy string, o MergeOptions) (map[string
 		case !inL:
 			out[k] = rv
 			continue
-		case o.ConflictKeys != nil && !contains(o.ConflictKeys, k):
+		case o.ConflictKeys != nil && !slices.Contains(o.ConflictKeys, k):
 			out[k] = lv
 			continue
 		}

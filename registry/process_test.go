@@ -168,8 +168,8 @@ func TestCrashSafety(t *testing.T) {
 			present := map[ID]*Record{}
 			children := map[ID]int{}
 			tx.rangeThreads(func(r *Record) bool {
-				present[r.ID] = r
-				for _, p := range r.Parents {
+				present[r.ID()] = r
+				for _, p := range r.Parents() {
 					children[p]++
 				}
 				return true
@@ -198,7 +198,7 @@ func TestCrashSafety(t *testing.T) {
 				}
 			}
 			for id, r := range present {
-				if int64(id)%100 == 0 && len(r.Parents) == 0 {
+				if int64(id)%100 == 0 && len(r.Parents()) == 0 {
 					if c := children[id]; c != 0 && c != 50 {
 						return fmt.Errorf("fork %s half applied: %d children", id, c)
 					}

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 )
 
 // MaxQueryLen bounds query paths (gjson's path language has had
@@ -20,54 +18,92 @@ const MaxQueryLen = 1024
 func PathForID(id ID) string { return gjson.Escape(id.Key()) }
 
 // Query evaluates a gjson path (github.com/tidwall/gjson SYNTAX) over the
-// registry as a seed-shaped JSON object keyed by thread id, without token
-// hashes. Write ids with PathForID, e.g. `1\.0.name`, or query across
-// threads: `@values.#(stage=="CORE")#.id`. A malformed path is an error
-// wrapping ErrQuery; a path that matches nothing gives a Result whose
-// Exists is false.
+// registry as a seed-shaped JSON object keyed by thread id, in id order,
+// without token hashes. Write ids with PathForID, e.g. `1\.0.name`, or
+// query across threads: `@values.#(stage=="CORE")#.id`; AutoNode's run
+// state is under "autonode": `@values.#(autonode.status=="failed")#.id`.
+// A malformed path is an error wrapping ErrQuery; a path that matches
+// nothing gives a Result whose Exists is false.
 func (tx *Tx) Query(path string) (gjson.Result, error) {
 	if err := ValidatePath(path); err != nil {
 		return gjson.Result{}, err
 	}
-	doc, err := tx.Document()
+	if err := tx.check(false); err != nil {
+		return gjson.Result{}, err
+	}
+	// @values first: the array of records, built directly.
+	for _, prefix := range []string{"@values.", "@values|"} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok {
+			doc, err := tx.document(false)
+			if err != nil {
+				return gjson.Result{}, err
+			}
+			return compactResult(gjson.GetBytes(doc, rest)), nil
+		}
+	}
+	doc, err := tx.document(true)
 	if err != nil {
 		return gjson.Result{}, err
 	}
-	return gjson.GetBytes(doc, path), nil
+	return compactResult(gjson.GetBytes(doc, path)), nil
+}
+
+// compactResult removes the indentation a result has when it comes from
+// an indented snapshot.
+func compactResult(r gjson.Result) gjson.Result {
+	if !strings.ContainsAny(r.Raw, "\n\t") || r.Type == gjson.String {
+		return r
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, []byte(r.Raw)) != nil {
+		return r
+	}
+	return gjson.ParseBytes(b.Bytes())
 }
 
 // Document returns the registry as one JSON object keyed by thread id in
 // id order, without token hashes.
 func (tx *Tx) Document() ([]byte, error) {
-	var recs []*Record
-	tx.rangeThreads(func(r *Record) bool { recs = append(recs, r); return true })
-	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
-	var b bytes.Buffer
-	b.WriteByte('{')
+	if err := tx.check(false); err != nil {
+		return nil, err
+	}
+	return tx.document(true)
+}
+
+// document writes the records in id order as an object keyed by id, or
+// (keyed false) as an array.
+func (tx *Tx) document(keyed bool) ([]byte, error) {
+	recs := tx.sortedRecords(Filter{})
+	size := 2
+	for _, r := range recs {
+		size += len(r.Key) + len(r.Raw) + 4
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	open, close := byte('{'), byte('}')
+	if !keyed {
+		open, close = '[', ']'
+	}
+	b.WriteByte(open)
 	for i, r := range recs {
-		raw := r.Raw
-		var err error
-		for _, f := range []string{fTokenHash, fSessionHash} {
-			if gjson.GetBytes(raw, f).Exists() {
-				if raw, err = sjson.DeleteBytes(raw, f); err != nil {
-					return nil, fmt.Errorf("query: thread %s: %w", r.Key, err)
-				}
-			}
+		raw, err := publicRaw(r.Raw)
+		if err != nil {
+			return nil, fmt.Errorf("query: thread %s: %w", r.Key, err)
+		}
+		if !gjson.ValidBytes(raw) {
+			return nil, fmt.Errorf("query: thread %s: %w: the record is not valid JSON", r.Key, ErrInvalid)
 		}
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(quote(r.Key))
-		b.WriteByte(':')
-		if err := json.Compact(&b, raw); err != nil {
-			return nil, fmt.Errorf("query: thread %s: %w", r.Key, err)
+		if keyed {
+			b.Write(quote(r.Key))
+			b.WriteByte(':')
 		}
+		b.Write(raw)
 	}
-	b.WriteByte('}')
+	b.WriteByte(close)
 	return b.Bytes(), nil
 }
-
-var builtinModifiers = []string{"reverse", "ugly", "pretty", "this", "valid", "flatten", "join", "keys", "values", "tostr", "fromstr", "group", "dig"}
 
 // ValidatePath checks a gjson path's syntax: length, characters, balanced
 // brackets and quotes, complete escapes, no empty components, and known
@@ -137,8 +173,8 @@ func ValidatePath(path string) error {
 				if j := strings.IndexAny(name, ".|:"); j >= 0 {
 					name = name[:j]
 				}
-				if !contains(builtinModifiers, name) {
-					return bad("unknown modifier @%s; known: @%s", name, strings.Join(builtinModifiers, ", @"))
+				if !gjson.ModifierExists(name, nil) {
+					return bad("unknown modifier @%s; see the modifiers in gjson's SYNTAX.md (@values, @keys, @reverse, ...)", name)
 				}
 			}
 		}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,12 +22,16 @@ const (
 	StageBase     = "BASE"
 )
 
+var stages = []string{StageCritical, StageCore, StageBase}
+
 // Stages lists the allowed stages, most urgent first.
-var Stages = []string{StageCritical, StageCore, StageBase}
+func Stages() []string { return slices.Clone(stages) }
+
+var devices = []string{"cpu", "gpu", "cuda", "metal", "opencl"}
 
 // Devices lists the allowed values of Thread.Device: the seed's two and the
 // GPU backends' own names.
-var Devices = []string{"cpu", "gpu", "cuda", "metal", "opencl"}
+func Devices() []string { return slices.Clone(devices) }
 
 // Statuses of a thread's lifecycle (DESIGN §4). Threads written by the Python
 // seed have no status; StatusUnknown stands for that in summaries.
@@ -44,8 +48,11 @@ const (
 	StatusUnknown   = "unknown"
 )
 
-// Statuses lists every status a record may carry.
-var Statuses = []string{StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled, StatusCached, StatusDryRun, StatusCrashed}
+var statuses = []string{StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled, StatusCached, StatusDryRun, StatusCrashed}
+
+// Statuses lists every status a record may carry (StatusUnknown is not
+// one: it stands for no status).
+func Statuses() []string { return slices.Clone(statuses) }
 
 // Defaults from the seed (DESIGN §3).
 const (
@@ -62,11 +69,12 @@ const (
 	MaxRecordBytes = 16 << 20
 )
 
-// Thread is one registry record. The JSON form is the seed's entry shape
-// (id, name, stage, device, sandbox, caching, priority, ttl, metadata,
-// history, parent, lineage) followed by AutoNode's own fields; fields this
-// version does not know are kept in Extra and written back unchanged.
-// Token hashes are stored with the record but never exposed.
+// Thread is one registry record. Its JSON form is the seed's entry (id,
+// name, stage, device, sandbox, caching, priority, ttl, metadata, history,
+// parent, lineage), then the user's own fields (any other top-level name,
+// kept in Extra and written back unchanged), then AutoNode's run state
+// under the one reserved key "autonode" (RunStateKey). Token hashes are
+// stored there but never exposed.
 type Thread struct {
 	ID       ID
 	Name     string
@@ -88,7 +96,7 @@ type Thread struct {
 	// MergedFrom lists the two sources of a merge result.
 	MergedFrom []ID
 
-	// Run state, written by the engine.
+	// Run state, written by the engine (under "autonode" in the JSON).
 	Status     string
 	Result     json.RawMessage
 	Error      string
@@ -100,9 +108,17 @@ type Thread struct {
 	CacheKey   string
 	// Owner identifies the process running the thread (see Tx.MarkCrashed).
 	Owner string
+	// Version counts the committed changes of the record: every commit
+	// that writes it stores the version it read plus one (0: never
+	// written by AutoNode, such as a seed record). See Tx.Expect.
+	Version int64
 
-	// Extra keeps fields unknown to this version, as raw JSON.
+	// Extra keeps the user's own top-level fields (anything but the
+	// seed's fields and "autonode"), as raw JSON.
 	Extra map[string]json.RawMessage
+	// RunExtra keeps members of the "autonode" object that this version
+	// does not know (written by a newer AutoNode), as raw JSON.
+	RunExtra map[string]json.RawMessage
 
 	tokenHash   string
 	sessionHash string
@@ -196,13 +212,20 @@ func (t *Thread) Clone() *Thread {
 	c.Lineage = append([]ID(nil), t.Lineage...)
 	c.MergedFrom = append([]ID(nil), t.MergedFrom...)
 	c.Result = append(json.RawMessage(nil), t.Result...)
-	if t.Extra != nil {
-		c.Extra = make(map[string]json.RawMessage, len(t.Extra))
-		for k, v := range t.Extra {
-			c.Extra[k] = append(json.RawMessage(nil), v...)
-		}
-	}
+	c.Extra = cloneRaw(t.Extra)
+	c.RunExtra = cloneRaw(t.RunExtra)
 	return &c
+}
+
+func cloneRaw(m map[string]json.RawMessage) map[string]json.RawMessage {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		c[k] = append(json.RawMessage(nil), v...)
+	}
+	return c
 }
 
 // NewThread returns a record with the seed's defaults: stage BASE unless
@@ -224,12 +247,18 @@ func DefaultName(id ID, stage string) string {
 	return fmt.Sprintf("Thread-%d-%s", id.Int(), strings.ToLower(stage))
 }
 
-// Now formats the current local time as the seed's history timestamps do.
-var Now = func() time.Time { return time.Now() }
+// now is the clock of history lines and archive times (tests may stop it).
+var now = time.Now
+
+// HistoryLine returns msg as a history entry: "[YYYY-MM-DD HH:MM:SS] msg",
+// in local time as the seed writes them.
+func HistoryLine(msg string) string {
+	return "[" + now().Format("2006-01-02 15:04:05") + "] " + msg
+}
 
 // AddHistory appends "[YYYY-MM-DD HH:MM:SS] msg" to the history.
 func (t *Thread) AddHistory(format string, args ...any) {
-	t.History = append(t.History, "["+Now().Format("2006-01-02 15:04:05")+"] "+fmt.Sprintf(format, args...))
+	t.History = append(t.History, HistoryLine(fmt.Sprintf(format, args...)))
 }
 
 // Validate checks every field against what the registry allows.
@@ -237,26 +266,17 @@ func (t *Thread) Validate() error {
 	if err := ValidateID(float64(t.ID)); err != nil {
 		return err
 	}
-	if err := ValidateName(t.Name); err != nil {
-		return err
+	for _, err := range []error{ValidateName(t.Name), ValidateStage(t.Stage), ValidateDevice(t.Device),
+		ValidatePriority(t.Priority), ValidateTTL(t.TTL), ValidateMetadata(t.Metadata)} {
+		if err != nil {
+			return err
+		}
 	}
-	if !contains(Stages, t.Stage) {
-		return fmt.Errorf("%w: stage: got %q, want one of %s", ErrInvalid, t.Stage, strings.Join(Stages, ", "))
+	if t.Status != "" && !slices.Contains(statuses, t.Status) {
+		return fmt.Errorf("%w: status: got %q, want one of %s", ErrInvalid, t.Status, strings.Join(statuses, ", "))
 	}
-	if !contains(Devices, t.Device) {
-		return fmt.Errorf("%w: device: got %q, want one of %s", ErrInvalid, t.Device, strings.Join(Devices, ", "))
-	}
-	if t.Priority < 0 {
-		return fmt.Errorf("%w: priority: got %d, want a non-negative integer", ErrInvalid, t.Priority)
-	}
-	if math.IsNaN(t.TTL) || math.IsInf(t.TTL, 0) || t.TTL <= 0 {
-		return fmt.Errorf("%w: ttl: got %s, want a positive number of seconds", ErrInvalid, pyFloat(t.TTL))
-	}
-	if t.Status != "" && !contains(Statuses, t.Status) {
-		return fmt.Errorf("%w: status: got %q, want one of %s", ErrInvalid, t.Status, strings.Join(Statuses, ", "))
-	}
-	if err := validateJSONValue("metadata", t.Metadata, 0); err != nil {
-		return err
+	if t.Version < 0 {
+		return fmt.Errorf("%w: version: got %d, want a non-negative integer", ErrInvalid, t.Version)
 	}
 	for i, h := range t.History {
 		if err := validateText(fmt.Sprintf("history[%d]", i), h, MaxStringLen, true); err != nil {
@@ -279,7 +299,7 @@ func (t *Thread) Validate() error {
 		}
 	}
 	for k := range t.Extra {
-		if err := validateText("field name", k, MaxNameLen, false); err != nil {
+		if err := ValidateFieldName(k); err != nil {
 			return err
 		}
 	}
@@ -287,6 +307,52 @@ func (t *Thread) Validate() error {
 		return fmt.Errorf("%w: result is not valid JSON", ErrInvalid)
 	}
 	return nil
+}
+
+// ValidateStage checks a stage: one of Stages(), in capitals.
+func ValidateStage(s string) error {
+	if !slices.Contains(stages, s) {
+		return fmt.Errorf("%w: stage: got %q, want one of %s", ErrInvalid, s, strings.Join(stages, ", "))
+	}
+	return nil
+}
+
+// ValidateDevice checks a device: one of Devices(), in lower case.
+func ValidateDevice(s string) error {
+	if !slices.Contains(devices, s) {
+		return fmt.Errorf("%w: device: got %q, want one of %s", ErrInvalid, s, strings.Join(devices, ", "))
+	}
+	return nil
+}
+
+// ValidatePriority checks a priority: a non-negative integer.
+func ValidatePriority(p int64) error {
+	if p < 0 {
+		return fmt.Errorf("%w: priority: got %d, want a non-negative integer", ErrInvalid, p)
+	}
+	return nil
+}
+
+// ValidateTTL checks a TTL: a positive, finite number of seconds.
+func ValidateTTL(ttl float64) error {
+	if math.IsNaN(ttl) || math.IsInf(ttl, 0) || ttl <= 0 {
+		return fmt.Errorf("%w: ttl: got %s, want a positive number of seconds", ErrInvalid, PyFloat(ttl))
+	}
+	return nil
+}
+
+// ValidateMetadata checks metadata: JSON values (no NaN or infinity),
+// nested at most MaxDepth levels, keys and strings of valid UTF-8 text.
+func ValidateMetadata(m map[string]any) error { return validateJSONValue("metadata", m, 0) }
+
+// ValidateFieldName checks the name of a user's own top-level field:
+// non-reserved, at most MaxNameLen bytes of text without control
+// characters.
+func ValidateFieldName(k string) error {
+	if k == RunStateKey {
+		return fmt.Errorf("%w: field %q is reserved for AutoNode's run state", ErrInvalid, k)
+	}
+	return validateText("field name", k, MaxNameLen, false)
 }
 
 // ValidateName checks a thread name: non-empty, at most MaxNameLen bytes of
@@ -343,283 +409,6 @@ func validateJSONValue(path string, v any, depth int) error {
 		}
 	default:
 		return fmt.Errorf("%w: %s has a value of Go type %T, which is not JSON", ErrInvalid, path, v)
-	}
-	return nil
-}
-
-// Field names of the JSON record.
-const (
-	fID          = "id"
-	fName        = "name"
-	fStage       = "stage"
-	fDevice      = "device"
-	fSandbox     = "sandbox"
-	fCaching     = "caching"
-	fPriority    = "priority"
-	fTTL         = "ttl"
-	fMetadata    = "metadata"
-	fHistory     = "history"
-	fParent      = "parent"
-	fLineage     = "lineage"
-	fMergedFrom  = "merged_from"
-	fStatus      = "status"
-	fResult      = "result"
-	fError       = "error"
-	fStartedAt   = "started_at"
-	fFinishedAt  = "finished_at"
-	fDurationMS  = "duration_ms"
-	fDeviceUsed  = "device_used"
-	fCached      = "cached"
-	fCacheKey    = "cache_key"
-	fOwner       = "owner"
-	fTokenHash   = "token_hash"
-	fSessionHash = "session_hash"
-)
-
-// knownFields in the order they are written.
-var knownFields = []string{fID, fName, fStage, fDevice, fSandbox, fCaching, fPriority, fTTL, fMetadata,
-	fHistory, fParent, fLineage, fMergedFrom, fStatus, fResult, fError, fStartedAt, fFinishedAt,
-	fDurationMS, fDeviceUsed, fCached, fCacheKey, fOwner, fTokenHash, fSessionHash}
-
-// engineFields are written by the engine and the registry, never by mutate
-// or merge.
-var engineFields = []string{fHistory, fParent, fLineage, fMergedFrom, fStatus, fResult, fError, fStartedAt,
-	fFinishedAt, fDurationMS, fDeviceUsed, fCached, fCacheKey, fOwner, fTokenHash, fSessionHash}
-
-// MarshalJSON writes the record in the seed's field order, compactly.
-func (t *Thread) MarshalJSON() ([]byte, error) { return t.encode(true) }
-
-func (t *Thread) encode(withSecrets bool) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	n := 0
-	field := func(k string, raw []byte) {
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		n++
-		b.Write(quote(k))
-		b.WriteByte(':')
-		b.Write(raw)
-	}
-	val := func(k string, v any) error {
-		raw, err := marshalValue(v)
-		if err != nil {
-			return fmt.Errorf("thread %s: %s: %w", t.ID, k, err)
-		}
-		field(k, raw)
-		return nil
-	}
-	field(fID, []byte(pyFloat(float64(t.ID))))
-	if err := val(fName, t.Name); err != nil {
-		return nil, err
-	}
-	val(fStage, t.Stage)
-	val(fDevice, t.Device)
-	val(fSandbox, t.Sandbox)
-	val(fCaching, t.Caching)
-	val(fPriority, t.Priority)
-	field(fTTL, []byte(pyFloat(t.TTL)))
-	md := t.Metadata
-	if md == nil {
-		md = map[string]any{}
-	}
-	if err := val(fMetadata, md); err != nil {
-		return nil, err
-	}
-	h := t.History
-	if h == nil {
-		h = []string{}
-	}
-	val(fHistory, h)
-	if t.Parent != nil {
-		field(fParent, []byte(pyFloat(float64(*t.Parent))))
-	}
-	if t.Lineage != nil {
-		field(fLineage, idList(t.Lineage))
-	}
-	if len(t.MergedFrom) > 0 {
-		field(fMergedFrom, idList(t.MergedFrom))
-	}
-	str := func(k, v string) {
-		if v != "" {
-			val(k, v)
-		}
-	}
-	str(fStatus, t.Status)
-	if len(t.Result) > 0 {
-		var c bytes.Buffer
-		if err := json.Compact(&c, t.Result); err != nil {
-			return nil, fmt.Errorf("thread %s: result: %w", t.ID, err)
-		}
-		field(fResult, c.Bytes())
-	}
-	str(fError, t.Error)
-	str(fStartedAt, t.StartedAt)
-	str(fFinishedAt, t.FinishedAt)
-	if t.DurationMS != 0 {
-		val(fDurationMS, t.DurationMS)
-	}
-	str(fDeviceUsed, t.DeviceUsed)
-	if t.Cached {
-		val(fCached, true)
-	}
-	str(fCacheKey, t.CacheKey)
-	str(fOwner, t.Owner)
-	if withSecrets {
-		str(fTokenHash, t.tokenHash)
-		str(fSessionHash, t.sessionHash)
-	}
-	keys := make([]string, 0, len(t.Extra))
-	for k := range t.Extra {
-		if !contains(knownFields, k) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		var c bytes.Buffer
-		if err := json.Compact(&c, t.Extra[k]); err != nil {
-			return nil, fmt.Errorf("thread %s: %s: %w", t.ID, k, err)
-		}
-		field(k, c.Bytes())
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// PublicJSON is the record without its token hashes: what queries, listings
-// and scripts see.
-func (t *Thread) PublicJSON() ([]byte, error) { return t.encode(false) }
-
-// UnmarshalJSON reads a record, leniently: fields the seed may omit get the
-// seed's defaults, and unknown fields go to Extra. Use Validate to check it.
-// It reads the record with gjson in one pass (listing a large registry
-// decodes every record).
-func (t *Thread) UnmarshalJSON(data []byte) error {
-	if !gjson.ValidBytes(data) {
-		return fmt.Errorf("%w: record is not valid JSON", ErrInvalid)
-	}
-	root := gjson.ParseBytes(data)
-	if !root.IsObject() {
-		return fmt.Errorf("%w: record is %s, want an object", ErrInvalid, jsonKind(root))
-	}
-	*t = Thread{Sandbox: true, Caching: true, Priority: DefaultPriority, TTL: DefaultTTL, Device: "cpu", Stage: StageBase}
-	hasID := false
-	var err error
-	root.ForEach(func(k, v gjson.Result) bool {
-		key := k.String()
-		if v.Type == gjson.Null && key != fResult {
-			return true // null: as if absent
-		}
-		switch key {
-		case fID:
-			var f float64
-			if f, err = numberField(key, v); err == nil {
-				t.ID, hasID = ID(f), true
-			}
-		case fName:
-			t.Name, err = stringField(key, v)
-		case fStage:
-			t.Stage, err = stringField(key, v)
-		case fDevice:
-			t.Device, err = stringField(key, v)
-		case fSandbox:
-			t.Sandbox, err = boolField(key, v)
-		case fCaching:
-			t.Caching, err = boolField(key, v)
-		case fPriority:
-			var f float64
-			if f, err = numberField(key, v); err == nil {
-				if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-					err = fmt.Errorf("%w: field priority: %s is not an integer", ErrInvalid, v.Raw)
-				}
-				t.Priority = int64(f)
-			}
-		case fTTL:
-			t.TTL, err = numberField(key, v)
-		case fMetadata:
-			if !v.IsObject() {
-				err = fmt.Errorf("%w: field metadata: got %s, want an object", ErrInvalid, jsonKind(v))
-				break
-			}
-			var m any
-			if m, err = jsonValue(v, 0); err == nil {
-				t.Metadata = m.(map[string]any)
-			}
-		case fHistory:
-			if !v.IsArray() {
-				err = fmt.Errorf("%w: field history: got %s, want an array of strings", ErrInvalid, jsonKind(v))
-				break
-			}
-			t.History = []string{}
-			v.ForEach(func(_, h gjson.Result) bool {
-				var s string
-				if s, err = stringField("history entry", h); err == nil {
-					t.History = append(t.History, s)
-				}
-				return err == nil
-			})
-		case fParent:
-			var f float64
-			if f, err = numberField(key, v); err == nil {
-				p := ID(f)
-				t.Parent = &p
-			}
-		case fLineage, fMergedFrom:
-			var ids []ID
-			if ids, err = idsField(key, v); err == nil {
-				if key == fLineage {
-					t.Lineage = ids
-				} else {
-					t.MergedFrom = ids
-				}
-			}
-		case fStatus:
-			t.Status, err = stringField(key, v)
-		case fResult:
-			if v.Type != gjson.Null {
-				t.Result = json.RawMessage(v.Raw)
-			}
-		case fError:
-			t.Error, err = stringField(key, v)
-		case fStartedAt:
-			t.StartedAt, err = stringField(key, v)
-		case fFinishedAt:
-			t.FinishedAt, err = stringField(key, v)
-		case fDurationMS:
-			t.DurationMS, err = numberField(key, v)
-		case fDeviceUsed:
-			t.DeviceUsed, err = stringField(key, v)
-		case fCached:
-			t.Cached, err = boolField(key, v)
-		case fCacheKey:
-			t.CacheKey, err = stringField(key, v)
-		case fOwner:
-			t.Owner, err = stringField(key, v)
-		case fTokenHash:
-			t.tokenHash, err = stringField(key, v)
-		case fSessionHash:
-			t.sessionHash, err = stringField(key, v)
-		default:
-			if t.Extra == nil {
-				t.Extra = map[string]json.RawMessage{}
-			}
-			t.Extra[key] = json.RawMessage(v.Raw)
-		}
-		return err == nil
-	})
-	if err != nil {
-		return err
-	}
-	if !hasID {
-		return fmt.Errorf("%w: record has no id", ErrInvalid)
-	}
-	if t.Metadata == nil {
-		t.Metadata = map[string]any{}
-	}
-	if t.Name == "" {
-		t.Name = DefaultName(t.ID, t.Stage)
 	}
 	return nil
 }
@@ -760,29 +549,13 @@ func idList(ids []ID) []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(pyFloat(float64(id)))
+		b.WriteString(PyFloat(float64(id)))
 	}
 	b.WriteByte(']')
 	return b.Bytes()
 }
 
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
-func containsID(list []ID, id ID) bool {
-	for _, e := range list {
-		if e == id {
-			return true
-		}
-	}
-	return false
-}
+func containsID(list []ID, id ID) bool { return slices.Contains(list, id) }
 
 func toFloat(v any) (float64, bool) {
 	switch x := v.(type) {

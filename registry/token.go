@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -32,7 +33,7 @@ func ValidateToken(tok string) error {
 		return ErrTokenRequired
 	}
 	if len(tok) < MinTokenLen || len(tok) > MaxTokenLen {
-		return fmt.Errorf("%w: token is %d characters long; want %d to %d (create one with `autonode token`)", ErrInvalid, len(tok), MinTokenLen, MaxTokenLen)
+		return fmt.Errorf("%w: token is %d characters long; want %d to %d", ErrInvalid, len(tok), MinTokenLen, MaxTokenLen)
 	}
 	for i := 0; i < len(tok); i++ {
 		if c := tok[i]; c <= ' ' || c > '~' {
@@ -91,7 +92,7 @@ func (t *Thread) setOwners(tokens []string) error {
 			return err
 		}
 		h := HashToken(tok)
-		if !contains(hs, h) {
+		if !slices.Contains(hs, h) {
 			hs = append(hs, h)
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +24,9 @@ type Store interface {
 	// acknowledged before it started, from any process.
 	View(fn func(tx *Tx) error) error
 	// Update runs fn with a read-write transaction and commits its changes
-	// durably (or none of them) before returning.
+	// durably (or none of them) before returning. A store with optimistic
+	// concurrency may run fn again when another writer got in first, so fn
+	// must do nothing but read and change the registry through tx.
 	Update(fn func(tx *Tx) error) error
 	// Close releases the store, compacting what it can.
 	Close() error
@@ -39,71 +43,25 @@ type Records interface {
 	Archived(key string) (*Record, bool)
 	// RangeArchived calls fn for every archive entry until fn returns false.
 	RangeArchived(fn func(*Record) bool)
+	// NextID returns the smallest integral id above every id of a thread
+	// or an archive entry (1.0 when there is none). A store keeps it as
+	// it goes, so that it costs the same at any size.
+	NextID() ID
+	// CountThreads returns the number of threads.
+	CountThreads() int
 }
 
-// Record is one stored entry (a thread, or an archive entry) as raw JSON,
-// with the fields that listings and lineage need, read once with gjson.
-type Record struct {
-	Key     string
-	Raw     []byte
-	ID      ID
-	Stage   string
-	Device  string
-	Status  string
-	Name    string
-	Parents []ID
+// Locator is implemented by stores that can say where they keep the
+// registry and the archive, for messages ("archived in ...").
+type Locator interface {
+	Location() string
+	ArchiveLocation() string
 }
 
-// NewRecord indexes raw, the JSON of a thread entry (or, with archive set,
-// of an archive entry {"deleted_at": ..., "data": entry}).
-func NewRecord(key string, raw []byte, archive bool) *Record {
-	r := &Record{Key: key, Raw: raw}
-	prefix := ""
-	if archive {
-		prefix = "data."
-	}
-	res := gjson.GetManyBytes(raw, prefix+fID, prefix+fStage, prefix+fDevice, prefix+fStatus, prefix+fName, prefix+fParent, prefix+fMergedFrom, prefix+fHistory)
-	r.ID = InvalidID
-	if id, ok := jsonID(res[0]); ok {
-		r.ID = id
-	}
-	r.Stage, r.Device, r.Status, r.Name = res[1].String(), res[2].String(), res[3].String(), res[4].String()
-	if id, ok := jsonID(res[5]); ok {
-		r.Parents = append(r.Parents, id)
-	}
-	for _, m := range res[6].Array() {
-		if id, ok := jsonID(m); ok && !containsID(r.Parents, id) {
-			r.Parents = append(r.Parents, id)
-		}
-	}
-	if !res[6].Exists() && r.ID != InvalidID && strings.Contains(res[7].Raw, seedMergePrefix) {
-		var history []string
-		for _, h := range res[7].Array() {
-			history = append(history, h.String())
-		}
-		for _, id := range seedMergeSources(history, r.ID) {
-			if !containsID(r.Parents, id) {
-				r.Parents = append(r.Parents, id)
-			}
-		}
-	}
-	return r
-}
-
-// InvalidID marks a record whose id field is not a valid id (a hand-edited
-// file); such records are kept and reported by fsck but take no part in
-// lineage.
-const InvalidID = ID(-1)
-
-func jsonID(v gjson.Result) (ID, bool) {
-	if v.Type != gjson.Number {
-		return 0, false
-	}
-	f := v.Float()
-	if ValidateID(f) != nil {
-		return 0, false
-	}
-	return ID(f), true
+// Compacter is implemented by stores that can fold what they journaled
+// into their main files (FileStore).
+type Compacter interface {
+	Compact() error
 }
 
 // Change is one committed change: a thread or archive entry written (Raw
@@ -116,28 +74,54 @@ type Change struct {
 
 // Tx is a transaction. Its operations check tokens (DESIGN §5): reads need
 // none; anything that changes a thread needs that thread's token, and a
-// missing thread and a wrong token give the same ErrAccess.
+// missing thread and a wrong token give the same ErrAccess. A Tx is only
+// valid inside the View or Update that made it: afterwards every method
+// that returns an error returns ErrTxClosed, and the others return zero
+// values.
 type Tx struct {
 	recs     Records
 	writable bool
+	closed   bool
 	threads  map[string]*Record // pending writes; nil value = removed
 	archive  map[string]*Record
 	order    []Change
+	maxID    float64          // the highest id this transaction wrote
+	versions map[string]int64 // the version each written key has after the commit
 }
 
-// NewTx starts a transaction over recs. Store implementations call it.
+// NewTx starts a transaction over recs. Store implementations call it,
+// and Close once the function they ran with it has returned.
 func NewTx(recs Records, writable bool) *Tx {
 	return &Tx{recs: recs, writable: writable, threads: map[string]*Record{}, archive: map[string]*Record{}}
+}
+
+// Close ends the transaction: from now on it refuses to be used.
+func (tx *Tx) Close() { tx.closed = true }
+
+// check returns ErrTxClosed for a closed transaction and, with write,
+// ErrReadOnly inside View.
+func (tx *Tx) check(write bool) error {
+	if tx.closed {
+		return ErrTxClosed
+	}
+	if write && !tx.writable {
+		return ErrReadOnly
+	}
+	return nil
 }
 
 // Changes returns the transaction's changes in the order they were made,
 // the last change to each key only.
 func (tx *Tx) Changes() []Change {
-	seen := map[[2]string]bool{}
+	type side struct {
+		archive bool
+		key     string
+	}
+	seen := map[side]bool{}
 	var out []Change
 	for i := len(tx.order) - 1; i >= 0; i-- {
 		c := tx.order[i]
-		k := [2]string{fmt.Sprint(c.Archive), c.Key}
+		k := side{c.Archive, c.Key}
 		if !seen[k] {
 			seen[k] = true
 			out = append(out, c)
@@ -209,7 +193,7 @@ func (tx *Tx) rangeArchived(fn func(*Record) bool) {
 
 func decodeThread(r *Record) (*Thread, error) {
 	t := new(Thread)
-	if err := json.Unmarshal(r.Raw, t); err != nil {
+	if err := t.UnmarshalJSON(r.Raw); err != nil {
 		return nil, fmt.Errorf("thread %s: %w", r.Key, err)
 	}
 	return t, nil
@@ -217,6 +201,9 @@ func decodeThread(r *Record) (*Thread, error) {
 
 // Get returns the thread with the given id, or ErrNotFound.
 func (tx *Tx) Get(id ID) (*Thread, error) {
+	if err := tx.check(false); err != nil {
+		return nil, err
+	}
 	r, ok := tx.record(id.Key())
 	if !ok {
 		return nil, fmt.Errorf("thread %s: %w", id, ErrNotFound)
@@ -226,12 +213,21 @@ func (tx *Tx) Get(id ID) (*Thread, error) {
 
 // Exists reports whether a thread with the id is in the registry.
 func (tx *Tx) Exists(id ID) bool {
+	if tx.closed {
+		return false
+	}
 	_, ok := tx.record(id.Key())
 	return ok
 }
 
 // Len is the number of threads in the registry.
 func (tx *Tx) Len() int {
+	if tx.closed {
+		return 0
+	}
+	if len(tx.threads) == 0 {
+		return tx.recs.CountThreads()
+	}
 	n := 0
 	tx.rangeThreads(func(*Record) bool { n++; return true })
 	return n
@@ -246,71 +242,189 @@ type Filter struct {
 	NamePrefix string
 }
 
+// all reports whether f matches every thread.
+func (f Filter) all() bool {
+	return f.Stage == "" && f.Device == "" && f.Status == "" && f.Parent == nil && f.NamePrefix == ""
+}
+
 func (f Filter) match(r *Record) bool {
-	st := r.Status
+	if f.all() {
+		return true
+	}
+	st := r.Status()
 	if st == "" {
 		st = StatusUnknown
 	}
-	return (f.Stage == "" || strings.EqualFold(f.Stage, r.Stage)) &&
-		(f.Device == "" || f.Device == r.Device) &&
+	return (f.Stage == "" || strings.EqualFold(f.Stage, r.Stage())) &&
+		(f.Device == "" || f.Device == r.Device()) &&
 		(f.Status == "" || f.Status == st) &&
-		(f.Parent == nil || containsID(r.Parents, *f.Parent)) &&
-		strings.HasPrefix(r.Name, f.NamePrefix)
+		(f.Parent == nil || containsID(r.Parents(), *f.Parent)) &&
+		strings.HasPrefix(r.Name(), f.NamePrefix)
 }
 
-// List returns the threads that match f, in id order.
+// List returns the threads that match f, in id order. A record that
+// cannot be decoded fails the whole list; Each goes on past it.
 func (tx *Tx) List(f Filter) ([]*Thread, error) {
-	var recs []*Record
+	var out []*Thread
+	err := tx.Each(f, func(t *Thread, err error) error {
+		if err != nil {
+			return err
+		}
+		out = append(out, t)
+		return nil
+	})
+	if out == nil && err == nil {
+		out = []*Thread{}
+	}
+	return out, err
+}
+
+// Each calls fn with every thread that matches f, in id order, decoding
+// one at a time (a listing of a large registry holds one thread at a
+// time). A record that cannot be decoded is passed as its error (wrapping
+// ErrInvalid, naming the key); fn decides whether to go on. Each stops at
+// the first error fn returns, and returns it.
+func (tx *Tx) Each(f Filter, fn func(t *Thread, err error) error) error {
+	if err := tx.check(false); err != nil {
+		return err
+	}
+	for _, r := range tx.sortedRecords(f) {
+		t, err := decodeThread(r)
+		if err := fn(t, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sortedRecords returns the records that match f, in id order (records
+// with an invalid id first, by key).
+func (tx *Tx) sortedRecords(f Filter) []*Record {
+	recs := make([]*Record, 0, tx.recs.CountThreads()+len(tx.threads))
 	tx.rangeThreads(func(r *Record) bool {
 		if f.match(r) {
 			recs = append(recs, r)
 		}
 		return true
 	})
-	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
-	out := make([]*Thread, 0, len(recs))
-	for _, r := range recs {
-		t, err := decodeThread(r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
+	type keyed struct {
+		id ID
+		r  *Record
 	}
-	return out, nil
+	ks := make([]keyed, len(recs))
+	for i, r := range recs {
+		ks[i] = keyed{recordID(r), r}
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].id != ks[j].id {
+			return ks[i].id < ks[j].id
+		}
+		return ks[i].r.Key < ks[j].r.Key
+	})
+	for i := range ks {
+		recs[i] = ks[i].r
+	}
+	return recs
+}
+
+// recordID is the record's id, from its key when the key is an id's
+// canonical spelling (no parse of the record), else from its id field.
+func recordID(r *Record) ID {
+	if f, err := strconv.ParseFloat(r.Key, 64); err == nil && ValidateID(f) == nil && PyFloat(f) == r.Key {
+		if m := r.meta.Load(); m == nil || m.id == ID(f) {
+			return ID(f)
+		}
+	}
+	return r.ID()
 }
 
 // IDs returns the ids of every thread, in order.
 func (tx *Tx) IDs() []ID {
+	if tx.closed {
+		return nil
+	}
 	var ids []ID
-	tx.rangeThreads(func(r *Record) bool {
-		if r.ID != InvalidID {
-			ids = append(ids, r.ID)
+	for _, r := range tx.sortedRecords(Filter{}) {
+		if id := recordID(r); id != InvalidID {
+			ids = append(ids, id)
 		}
-		return true
-	})
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	}
 	return ids
 }
 
 // NextID returns the smallest integral id above every id in use, in the
-// registry or the archive (1.0 for an empty registry).
+// registry or the archive (1.0 for an empty registry). It costs the same
+// at any registry size.
 func (tx *Tx) NextID() ID {
-	max := 0.0
-	fn := func(r *Record) bool {
-		if f := float64(r.ID); f > max {
-			max = f
-		}
-		return true
+	if tx.closed {
+		return 0
 	}
-	tx.rangeThreads(fn)
-	tx.rangeArchived(fn)
-	return ID(math.Floor(max) + 1)
+	next := tx.recs.NextID()
+	if n := ID(math.Floor(tx.maxID) + 1); n > next {
+		next = n
+	}
+	return next
 }
 
-func (tx *Tx) write(t *Thread) error {
-	if !tx.writable {
-		return ErrReadOnly
+// version is the version the thread under key has now in tx.
+func (tx *Tx) version(key string) (int64, bool) {
+	if v, ok := tx.versions[key]; ok {
+		_, exists := tx.record(key)
+		return v, exists
 	}
+	r, ok := tx.recs.Thread(key)
+	if !ok {
+		return 0, false
+	}
+	return r.Version(), true
+}
+
+// Expect checks that the thread is at the given version (Thread.Version,
+// as it was read), and fails with a *VersionError (matching
+// ErrVersionMismatch) when it changed since: an operation after it in the
+// same transaction then applies only to the record the caller saw.
+func (tx *Tx) Expect(id ID, version int64) error {
+	if err := tx.check(false); err != nil {
+		return err
+	}
+	v, ok := tx.version(id.Key())
+	if !ok {
+		return fmt.Errorf("thread %s: %w", id, ErrNotFound)
+	}
+	if v != version {
+		return &VersionError{ID: id, Want: version, Have: v}
+	}
+	return nil
+}
+
+// VersionError reports a record that changed since the caller read it.
+// It matches ErrVersionMismatch.
+type VersionError struct {
+	ID         ID
+	Want, Have int64
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("thread %s is at version %d, not %d: it changed since it was read", e.ID, e.Have, e.Want)
+}
+
+// Is makes errors.Is(err, ErrVersionMismatch) hold.
+func (e *VersionError) Is(target error) bool { return target == ErrVersionMismatch }
+
+func (tx *Tx) write(t *Thread) error {
+	if err := tx.check(true); err != nil {
+		return err
+	}
+	key := t.Key()
+	v, ok := tx.versions[key]
+	if !ok {
+		base := t.Version
+		if r, found := tx.recs.Thread(key); found && r.Version() > base {
+			base = r.Version()
+		}
+		v = base + 1
+	}
+	t.Version = v
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("thread %s: %w", t.ID, err)
 	}
@@ -321,9 +435,14 @@ func (tx *Tx) write(t *Thread) error {
 	if len(raw) > MaxRecordBytes {
 		return fmt.Errorf("%w: thread %s is %d bytes as JSON; at most %d are allowed", ErrInvalid, t.ID, len(raw), MaxRecordBytes)
 	}
-	r := NewRecord(t.Key(), raw, false)
-	tx.threads[r.Key] = r
-	tx.order = append(tx.order, Change{Key: r.Key, Raw: raw})
+	r := NewRecord(key, raw, false)
+	tx.threads[key] = r
+	tx.order = append(tx.order, Change{Key: key, Raw: raw})
+	if tx.versions == nil {
+		tx.versions = map[string]int64{}
+	}
+	tx.versions[key] = v
+	tx.maxID = math.Max(tx.maxID, float64(t.ID))
 	return nil
 }
 
@@ -336,7 +455,11 @@ func (tx *Tx) writeArchive(key string, raw []byte) {
 	if raw == nil {
 		tx.archive[key] = nil
 	} else {
-		tx.archive[key] = NewRecord(key, raw, true)
+		r := NewRecord(key, raw, true)
+		tx.archive[key] = r
+		if id := r.ID(); id != InvalidID {
+			tx.maxID = math.Max(tx.maxID, float64(id))
+		}
 	}
 	tx.order = append(tx.order, Change{Archive: true, Key: key, Raw: raw})
 }
@@ -344,8 +467,8 @@ func (tx *Tx) writeArchive(key string, raw []byte) {
 // open returns the thread if tok opens it; otherwise ErrAccess, the same
 // for a missing thread and a wrong token.
 func (tx *Tx) open(id ID, tok string) (*Thread, error) {
-	if !tx.writable {
-		return nil, ErrReadOnly
+	if err := tx.check(true); err != nil {
+		return nil, err
 	}
 	r, ok := tx.record(id.Key())
 	if !ok {
@@ -360,6 +483,12 @@ func (tx *Tx) open(id ID, tok string) (*Thread, error) {
 	}
 	return t, nil
 }
+
+// Open returns the thread for a change: tok must open it (ErrAccess
+// otherwise, the same for a missing thread). Nothing is written; use it to
+// check access before work that leads to a change in the same
+// transaction.
+func (tx *Tx) Open(id ID, tok string) (*Thread, error) { return tx.open(id, tok) }
 
 // checkFree refuses an id that is taken by a thread or an archived thread.
 func (tx *Tx) checkFree(id ID) error {
@@ -377,30 +506,35 @@ func (tx *Tx) checkFree(id ID) error {
 
 // Create inserts a new thread protected by the given tokens (the thread's
 // token and, optionally, the session token that created it). It fails with
-// ErrExists when the id is taken.
+// ErrExists when the id is taken. t.Version is set to the new version.
 func (tx *Tx) Create(t *Thread, tokens ...string) error {
-	if !tx.writable {
-		return ErrReadOnly
+	if err := tx.check(true); err != nil {
+		return err
 	}
 	if err := tx.checkFree(t.ID); err != nil {
 		return err
 	}
-	t = t.Clone()
-	if err := t.setOwners(tokens); err != nil {
+	n := t.Clone()
+	if err := n.setOwners(tokens); err != nil {
 		return fmt.Errorf("thread %s: %w", t.ID, err)
 	}
-	if t.Status == "" {
-		t.Status = StatusPending
+	if n.Status == "" {
+		n.Status = StatusPending
 	}
-	return tx.write(t)
+	if err := tx.write(n); err != nil {
+		return err
+	}
+	t.Version = n.Version
+	return nil
 }
 
 // Put inserts t, or replaces the stored thread when tok opens it. A
 // replacement keeps the stored history: t's history is appended to it
 // unless it already starts with it. A new thread is protected by tok.
+// t.Version is set to the version the record has once committed.
 func (tx *Tx) Put(t *Thread, tok string) error {
-	if !tx.writable {
-		return ErrReadOnly
+	if err := tx.check(true); err != nil {
+		return err
 	}
 	if !tx.Exists(t.ID) {
 		return tx.Create(t, tok)
@@ -414,7 +548,11 @@ func (tx *Tx) Put(t *Thread, tok string) error {
 	if !hasPrefix(n.History, old.History) {
 		n.History = append(append([]string(nil), old.History...), n.History...)
 	}
-	return tx.write(n)
+	if err := tx.write(n); err != nil {
+		return err
+	}
+	t.Version = n.Version
+	return nil
 }
 
 func hasPrefix(h, prefix []string) bool {
@@ -431,12 +569,15 @@ func hasPrefix(h, prefix []string) bool {
 
 // Claim protects an unprotected thread (one from a seed registry) with tok.
 func (tx *Tx) Claim(id ID, tok string) (*Thread, error) {
+	if r, ok := tx.record(id.Key()); ok && r.Protected() {
+		return nil, fmt.Errorf("claim %s: %w", id, ErrProtected)
+	}
 	t, err := tx.open(id, tok)
 	if err != nil {
 		return nil, err
 	}
 	if t.Protected() {
-		return nil, fmt.Errorf("thread %s: already protected by a token", id)
+		return nil, fmt.Errorf("claim %s: %w", id, ErrProtected)
 	}
 	if err := t.setOwners([]string{tok}); err != nil {
 		return nil, fmt.Errorf("claim %s: %w", id, err)
@@ -451,12 +592,7 @@ func derive(src *Thread, newID ID) *Thread {
 	n.Device, n.Sandbox, n.Caching, n.Priority, n.TTL = src.Device, src.Sandbox, src.Caching, src.Priority, src.TTL
 	n.Metadata, _ = cloneValue(src.Metadata).(map[string]any)
 	n.History = append([]string(nil), src.History...)
-	for k, v := range src.Extra {
-		if n.Extra == nil {
-			n.Extra = map[string]json.RawMessage{}
-		}
-		n.Extra[k] = append(json.RawMessage(nil), v...)
-	}
+	n.Extra = cloneRaw(src.Extra)
 	p := src.ID
 	n.Parent = &p
 	n.Lineage = append(append([]ID(nil), src.Lineage...), src.ID)
@@ -560,7 +696,9 @@ func (tx *Tx) Reparent(child, newParent ID, tok string) (*Thread, error) {
 	}
 	p := newParent
 	c.Parent = &p
-	c.Lineage = append(c.Lineage, newParent)
+	if !containsID(c.Lineage, newParent) {
+		c.Lineage = append(c.Lineage, newParent)
+	}
 	c.AddHistory("Reparented to %s.", newParent)
 	return c, tx.write(c)
 }
@@ -576,7 +714,7 @@ func (tx *Tx) Rename(id ID, name string, tok string) (*Thread, error) {
 	}
 	old := t.Name
 	t.Name = name
-	t.AddHistory("Renamed from %s to %s.", pyRepr(old), pyRepr(name))
+	t.AddHistory("Renamed from %s to %s.", PyRepr(old), PyRepr(name))
 	return t, tx.write(t)
 }
 
@@ -598,7 +736,7 @@ func (tx *Tx) Mutate(id ID, updates map[string]any, safeFields []string, tok str
 			}
 			continue
 		}
-		if safeFields != nil && !contains(safeFields, k) {
+		if safeFields != nil && !slices.Contains(safeFields, k) {
 			dropped = append(dropped, k)
 			continue
 		}
@@ -612,7 +750,7 @@ func (tx *Tx) Mutate(id ID, updates map[string]any, safeFields []string, tok str
 	if len(applied) == 0 {
 		return t, dropped, nil
 	}
-	t.AddHistory("Mutated fields: %s.", pyList(applied))
+	t.AddHistory("Mutated fields: %s.", PyList(applied))
 	return t, dropped, tx.write(t)
 }
 
@@ -626,7 +764,7 @@ func (tx *Tx) Delete(id ID, tok string) (*Thread, error) {
 	if _, ok := tx.archived(id.Key()); ok {
 		return nil, fmt.Errorf("delete %s: %w: the archive already holds a thread with this id", id, ErrExists)
 	}
-	entry, err := archiveEntry(Now().UTC(), r.Raw)
+	entry, err := archiveEntry(now().UTC(), r.Raw)
 	if err != nil {
 		return nil, fmt.Errorf("delete %s: %w", id, err)
 	}
@@ -656,6 +794,9 @@ type ArchivedThread struct {
 
 // Archived returns the archived thread with the id, or ErrNotFound.
 func (tx *Tx) Archived(id ID) (*ArchivedThread, error) {
+	if err := tx.check(false); err != nil {
+		return nil, err
+	}
 	r, ok := tx.archived(id.Key())
 	if !ok {
 		return nil, fmt.Errorf("archived thread %s: %w", id, ErrNotFound)
@@ -669,7 +810,7 @@ func decodeArchived(r *Record) (*ArchivedThread, error) {
 		return nil, fmt.Errorf("archived thread %s: %w: entry has no data object", r.Key, ErrInvalid)
 	}
 	t := new(Thread)
-	if err := json.Unmarshal([]byte(res[1].Raw), t); err != nil {
+	if err := t.UnmarshalJSON([]byte(res[1].Raw)); err != nil {
 		return nil, fmt.Errorf("archived thread %s: %w", r.Key, err)
 	}
 	return &ArchivedThread{DeletedAt: res[0].String(), Thread: t}, nil
@@ -677,9 +818,12 @@ func decodeArchived(r *Record) (*ArchivedThread, error) {
 
 // ListArchived returns every archived thread, in id order.
 func (tx *Tx) ListArchived() ([]*ArchivedThread, error) {
+	if err := tx.check(false); err != nil {
+		return nil, err
+	}
 	var recs []*Record
 	tx.rangeArchived(func(r *Record) bool { recs = append(recs, r); return true })
-	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID() < recs[j].ID() })
 	out := make([]*ArchivedThread, 0, len(recs))
 	for _, r := range recs {
 		a, err := decodeArchived(r)
@@ -694,8 +838,8 @@ func (tx *Tx) ListArchived() ([]*ArchivedThread, error) {
 // Restore moves an archived thread back into the registry, in one commit.
 // tok must open the archived thread.
 func (tx *Tx) Restore(id ID, tok string) (*Thread, error) {
-	if !tx.writable {
-		return nil, ErrReadOnly
+	if err := tx.check(true); err != nil {
+		return nil, err
 	}
 	r, ok := tx.archived(id.Key())
 	if !ok {
@@ -725,12 +869,12 @@ func (tx *Tx) Restore(id ID, tok string) (*Thread, error) {
 // (alive reports whether an owner still runs), and returns them.
 // It needs no token: it records a fact, not a change of the thread.
 func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
-	if !tx.writable {
-		return nil, ErrReadOnly
+	if err := tx.check(true); err != nil {
+		return nil, err
 	}
 	var stale []*Record
 	tx.rangeThreads(func(r *Record) bool {
-		if r.Status == StatusRunning || r.Status == StatusPending {
+		if st := r.Status(); st == StatusRunning || st == StatusPending {
 			stale = append(stale, r)
 		}
 		return true
@@ -746,7 +890,7 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 		}
 		was := t.Status
 		t.Status = StatusCrashed
-		t.FinishedAt = Now().UTC().Format(time.RFC3339Nano)
+		t.FinishedAt = now().UTC().Format(time.RFC3339Nano)
 		t.AddHistory("Marked crashed: it was %s and the process that owned it (%s) is gone.", was, t.Owner)
 		if err := tx.write(t); err != nil {
 			return nil, err
@@ -754,26 +898,4 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 		ids = append(ids, t.ID)
 	}
 	return ids, nil
-}
-
-// pyRepr quotes s as Python's repr of a str does, for history messages.
-func pyRepr(s string) string {
-	q := "'"
-	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
-		q = `"`
-	}
-	r := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\t", `\t`, "\r", `\r`)
-	s = r.Replace(s)
-	if q == "'" {
-		s = strings.ReplaceAll(s, "'", `\'`)
-	}
-	return q + s + q
-}
-
-func pyList(items []string) string {
-	q := make([]string, len(items))
-	for i, s := range items {
-		q[i] = pyRepr(s)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
 }

@@ -137,10 +137,10 @@ func (j *run) snapshot() *registry.Thread {
 
 // stamp formats a history line as registry.Thread.AddHistory does.
 func stamp(format string, args ...any) string {
-	return "[" + registry.Now().Format("2006-01-02 15:04:05") + "] " + cleanHistory(fmt.Sprintf(format, args...))
+	return "[" + time.Now().Format("2006-01-02 15:04:05") + "] " + cleanHistory(fmt.Sprintf(format, args...))
 }
 
-func nowRFC3339() string { return registry.Now().UTC().Format(time.RFC3339Nano) }
+func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
 // update applies change to the run's record and queues the same change
 // to the stored one, for the committer's next transaction; it does not

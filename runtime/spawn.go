@@ -59,15 +59,15 @@ func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) 
 	if p.stage == "" {
 		p.stage = registry.StageBase
 	}
-	if !contains(registry.Stages, p.stage) {
-		return nil, fmt.Errorf("%s: stage: got %q, want one of %s", fn, req.Stage, strings.Join(registry.Stages, ", "))
+	if !contains(registry.Stages(), p.stage) {
+		return nil, fmt.Errorf("%s: stage: got %q, want one of %s", fn, req.Stage, strings.Join(registry.Stages(), ", "))
 	}
 	p.device = strings.ToLower(strings.TrimSpace(req.Device))
 	if p.device == "" {
 		p.device = "cpu"
 	}
-	if !contains(registry.Devices, p.device) {
-		return nil, fmt.Errorf("%s: device: got %q, want one of %s", fn, req.Device, strings.Join(registry.Devices, ", "))
+	if !contains(registry.Devices(), p.device) {
+		return nil, fmt.Errorf("%s: device: got %q, want one of %s", fn, req.Device, strings.Join(registry.Devices(), ", "))
 	}
 	if p.stage == registry.StageCritical && p.device == "cpu" {
 		p.device, p.switched = "gpu", true

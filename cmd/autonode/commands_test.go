@@ -161,16 +161,19 @@ func TestDeleteRestoreRoundTrip(t *testing.T) {
 	}
 	sameFiles(t, before, snapshot(t, reg))
 
-	// The right token (from the environment); an unprotected seed thread
-	// needs none, a missing one fails without stopping the others.
+	// All or nothing, as the builtin: a missing id fails the whole delete.
 	r = cli(t, reg, map[string]string{envToken: tokA}, "delete", "2.0", "77", "4.5").want(t, 1)
+	if !strings.Contains(r.stderr, "autonode: delete: thread 77.0: no such thread or wrong token; no thread was deleted") || r.stdout != "" {
+		t.Errorf("delete with a missing id: %s", r)
+	}
+	sameFiles(t, before, snapshot(t, reg))
+	// The right token (from the environment); an unprotected seed thread
+	// needs none.
+	r = cli(t, reg, map[string]string{envToken: tokA}, "delete", "2.0", "4.5").want(t, 0)
 	for _, id := range []string{"2.0", "4.5"} {
 		if !strings.Contains(r.stdout, "Deleted thread "+id+" (archived in "+arch+")\n") {
 			t.Errorf("delete %s: %s", id, r)
 		}
-	}
-	if !strings.Contains(r.stderr, "autonode: delete: thread 77.0: no such thread or wrong token") {
-		t.Errorf("delete of a missing thread: %s", r)
 	}
 	// Closing compacted the journal: the seed-shaped files hold the result.
 	var archive map[string]struct {
@@ -305,7 +308,12 @@ func TestLineageFixture(t *testing.T) {
 	if !strings.Contains(r.stdout, `n0["1.0<br/>YourCoreThread"]`) {
 		t.Errorf("mermaid labels:\n%s", r.stdout)
 	}
-	cli(t, reg, nil, "lineage", "3.0").want(t, 1)
+	// A deleted thread has a lineage too, as show displays it.
+	r = cli(t, reg, nil, "lineage", "3.0").want(t, 0)
+	if r.stdout != "Lineage of 3.0 Thread-3-critical (deleted): 0 ancestor(s), 0 descendant(s)\n3.0 Thread-3-critical (deleted) *\n" {
+		t.Errorf("lineage of a deleted thread:\n%s", r.stdout)
+	}
+	cli(t, reg, nil, "lineage", "99").want(t, 1)
 
 	// A deleted ancestor stays in the lineage, marked as such.
 	cli(t, reg, nil, "delete", "1.0").want(t, 0)

@@ -15,21 +15,44 @@ func addDeleteCommands(root *cobra.Command, e *env) {
 		Use:     "delete ID...",
 		GroupID: groupThreads,
 		Short:   "Delete threads, keeping them in the archive",
-		Long: `Delete each thread: move it into the archive (deleted_threads.json beside
-the registry) in one durable commit, so that it is never in neither file.
-Each id is its own transaction: one failure does not stop the others, and the
-exit status is 1 if any failed. A protected thread needs its token (--token
-or AUTONODE_TOKEN); seed threads without a token can be deleted without one.
-Bring a thread back with autonode restore.`,
+		Long: `Delete the threads: move them into the archive (deleted_threads.json beside
+the registry) in one durable commit, so that a thread is never in neither
+file. It is all-or-nothing, as the delete() builtin: if one id fails (no such
+thread, wrong token), none is deleted and the exit status is 1. A protected
+thread needs its token (--token or AUTONODE_TOKEN); seed threads without a
+token can be deleted without one. Bring a thread back with autonode restore.`,
 		Example: `  autonode delete 1.0 2.0 3.0
   autonode --token "$TOKEN" delete 4.5`,
 		Args: minArgs("one or more thread ids"),
 		RunE: act(func(cmd *cobra.Command, args []string) error {
-			return e.eachID(args, "delete", func(tx *registry.Tx, id registry.ID, s *registry.FileStore) (string, error) {
-				if _, err := tx.Delete(id, e.token()); err != nil {
-					return "", err
+			ids, err := parseIDArgs(args)
+			if err != nil {
+				return err
+			}
+			return e.withStore(func(s registry.Store) error {
+				_, arch := location(s)
+				err := s.Update(func(tx *registry.Tx) error {
+					for _, id := range ids {
+						if _, err := tx.Delete(id, e.token()); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					msg := e.accessHint(hint(err)).Error()
+					if !strings.HasPrefix(msg, "delete") {
+						msg = "delete: " + msg
+					}
+					if len(ids) > 1 {
+						msg += "; no thread was deleted"
+					}
+					return &exitError{code: exitFailure, err: errors.New(msg)}
 				}
-				return fmt.Sprintf("Deleted thread %s (archived in %s)", id.Key(), s.ArchivePath()), nil
+				for _, id := range ids {
+					fmt.Fprintf(e.stdout, "Deleted thread %s (archived in %s)\n", id.Key(), arch)
+				}
+				return nil
 			})
 		}),
 	})
@@ -44,11 +67,12 @@ token. The exit status is 1 if any id failed.`,
   autonode --token "$TOKEN" restore 4.5 5.0`,
 		Args: minArgs("one or more thread ids"),
 		RunE: act(func(cmd *cobra.Command, args []string) error {
-			return e.eachID(args, "restore", func(tx *registry.Tx, id registry.ID, s *registry.FileStore) (string, error) {
+			return e.eachID(args, "restore", func(tx *registry.Tx, id registry.ID, s registry.Store) (string, error) {
 				if _, err := tx.Restore(id, e.token()); err != nil {
 					return "", err
 				}
-				return fmt.Sprintf("Restored thread %s (from %s)", id.Key(), s.ArchivePath()), nil
+				_, arch := location(s)
+				return fmt.Sprintf("Restored thread %s (from %s)", id.Key(), arch), nil
 			})
 		}),
 	})
@@ -72,10 +96,7 @@ already protected is refused. Create a token with autonode token.`,
 			if err := registry.ValidateToken(tok); err != nil {
 				return usageErrorf("--token: %v", err)
 			}
-			return e.eachID(args, "claim", func(tx *registry.Tx, id registry.ID, s *registry.FileStore) (string, error) {
-				if t, err := tx.Get(id); err == nil && t.Protected() {
-					return "", fmt.Errorf("claim %s: %w", id.Key(), errAlreadyProtected)
-				}
+			return e.eachID(args, "claim", func(tx *registry.Tx, id registry.ID, s registry.Store) (string, error) {
 				if _, err := tx.Claim(id, tok); err != nil {
 					return "", err
 				}
@@ -88,12 +109,12 @@ already protected is refused. Create a token with autonode token.`,
 // eachID runs op on every id, each in its own transaction, printing a line
 // per id. Errors that concern one thread are reported and the others go
 // on; an error of the store itself (a corrupt file, a lock) stops the rest.
-func (e *env) eachID(args []string, verb string, op func(*registry.Tx, registry.ID, *registry.FileStore) (string, error)) error {
+func (e *env) eachID(args []string, verb string, op func(*registry.Tx, registry.ID, registry.Store) (string, error)) error {
 	ids, err := parseIDArgs(args)
 	if err != nil {
 		return err
 	}
-	return e.withStore(func(s *registry.FileStore) error {
+	return e.withStore(func(s registry.Store) error {
 		bad := 0
 		for i, id := range ids {
 			var msg string
@@ -107,7 +128,7 @@ func (e *env) eachID(args []string, verb string, op func(*registry.Tx, registry.
 				continue
 			}
 			bad++
-			msg = e.accessHint(err).Error()
+			msg = e.accessHint(hint(err)).Error()
 			if !strings.HasPrefix(msg, verb) {
 				msg = verb + " " + id.Key() + ": " + msg
 			}
@@ -129,13 +150,10 @@ func (e *env) eachID(args []string, verb string, op func(*registry.Tx, registry.
 // threadError reports whether err concerns one thread only, so that the
 // next id can still be tried.
 func threadError(err error) bool {
-	for _, target := range []error{registry.ErrAccess, registry.ErrNotFound, registry.ErrExists, registry.ErrInvalid, registry.ErrTokenRequired, errAlreadyProtected} {
+	for _, target := range []error{registry.ErrAccess, registry.ErrNotFound, registry.ErrExists, registry.ErrInvalid, registry.ErrTokenRequired, registry.ErrProtected} {
 		if errors.Is(err, target) {
 			return true
 		}
 	}
 	return false
 }
-
-// errAlreadyProtected: claim refuses a thread that already has a token.
-var errAlreadyProtected = errors.New("already protected by a token; only its token opens it")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,40 +23,21 @@ indented forest), dot (Graphviz) or mermaid.`,
   autonode graph --format mermaid`,
 		Args: noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
-			if !contains(lineageFormats, format) {
+			if !slices.Contains(lineageFormats, format) {
 				return usageErrorf("--format %q: want one of %s", format, strings.Join(lineageFormats, ", "))
 			}
-			var g *lineageGraph
-			err := e.withStore(func(s *registry.FileStore) error {
+			var g *registry.Graph
+			err := e.withReader(func(s registry.Store) error {
 				return s.View(func(tx *registry.Tx) error {
-					threads, err := tx.List(registry.Filter{})
-					if err != nil {
-						return readHint(err)
-					}
-					g = &lineageGraph{focus: registry.InvalidID, nodes: map[registry.ID]*lineageNode{}, kids: map[registry.ID][]registry.ID{}}
-					for _, t := range threads {
-						g.nodes[t.ID] = &lineageNode{id: t.ID, name: t.Name, parents: t.Parents()}
-						g.ids = append(g.ids, t.ID)
-					}
-					for _, c := range g.ids {
-						for _, p := range g.edgeParents(g.nodes[c]) {
-							g.kids[p] = append(g.kids[p], c)
-						}
-					}
-					return nil
+					var err error
+					g, err = tx.Graph()
+					return err
 				})
 			})
 			if err != nil {
 				return err
 			}
-			switch format {
-			case "dot":
-				writeDot(e.stdout, g)
-			case "mermaid":
-				writeMermaid(e.stdout, g)
-			default:
-				writeTree(e.stdout, g)
-			}
+			writeGraph(e.stdout, g, format)
 			return nil
 		}),
 	}

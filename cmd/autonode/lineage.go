@@ -1,10 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,23 +13,6 @@ import (
 
 // lineageFormats are the output formats of `autonode lineage`.
 var lineageFormats = []string{"text", "dot", "mermaid"}
-
-// lineageNode is a thread in a lineage graph.
-type lineageNode struct {
-	id      registry.ID
-	name    string // "" when the thread is gone
-	deleted bool   // in the archive
-	parents []registry.ID
-}
-
-// lineageGraph is the ancestors and descendants of one thread, with the
-// edges between them.
-type lineageGraph struct {
-	focus registry.ID
-	ids   []registry.ID // sorted
-	nodes map[registry.ID]*lineageNode
-	kids  map[registry.ID][]registry.ID
-}
 
 func addLineageCommands(root *cobra.Command, e *env) {
 	var format string
@@ -54,32 +36,25 @@ Formats:
   autonode lineage 1.0 --format mermaid`,
 		Args: exactArgs(1, "one thread id"),
 		RunE: act(func(cmd *cobra.Command, args []string) error {
-			if !contains(lineageFormats, format) {
+			if !slices.Contains(lineageFormats, format) {
 				return usageErrorf("--format %q: want one of %s", format, strings.Join(lineageFormats, ", "))
 			}
 			id, err := parseIDArg(args[0])
 			if err != nil {
 				return err
 			}
-			var g *lineageGraph
-			err = e.withStore(func(s *registry.FileStore) error {
+			var g *registry.Graph
+			err = e.withReader(func(s registry.Store) error {
 				return s.View(func(tx *registry.Tx) error {
 					var err error
-					g, err = buildLineage(tx, id)
-					return readHint(err)
+					g, err = tx.Lineage(id)
+					return err
 				})
 			})
 			if err != nil {
 				return err
 			}
-			switch format {
-			case "dot":
-				writeDot(e.stdout, g)
-			case "mermaid":
-				writeMermaid(e.stdout, g)
-			default:
-				writeTree(e.stdout, g)
-			}
+			writeGraph(e.stdout, g, format)
 			return nil
 		}),
 	}
@@ -87,82 +62,40 @@ Formats:
 	root.AddCommand(cmd)
 }
 
-// buildLineage collects the thread, its ancestors and descendants.
-func buildLineage(tx *registry.Tx, id registry.ID) (*lineageGraph, error) {
-	anc, err := tx.Ancestors(id)
-	if err != nil {
-		return nil, err
+// writeGraph renders g in format (text, dot or mermaid).
+func writeGraph(w io.Writer, g *registry.Graph, format string) {
+	switch format {
+	case "dot":
+		writeDot(w, g)
+	case "mermaid":
+		writeMermaid(w, g)
+	default:
+		writeTree(w, g)
 	}
-	desc, err := tx.Descendants(id)
-	if err != nil {
-		return nil, err
-	}
-	g := &lineageGraph{focus: id, nodes: map[registry.ID]*lineageNode{}}
-	for _, n := range append(append([]registry.ID{id}, anc...), desc...) {
-		if _, ok := g.nodes[n]; ok {
-			continue
-		}
-		node := &lineageNode{id: n}
-		t, err := tx.Get(n)
-		switch {
-		case err == nil:
-			node.name, node.parents = t.Name, t.Parents()
-		case errors.Is(err, registry.ErrNotFound):
-			if a, aerr := tx.Archived(n); aerr == nil {
-				node.name, node.parents, node.deleted = a.Thread.Name, a.Thread.Parents(), true
-			}
-		default:
-			return nil, err
-		}
-		g.nodes[n] = node
-		g.ids = append(g.ids, n)
-	}
-	sort.Slice(g.ids, func(i, j int) bool { return g.ids[i] < g.ids[j] })
-	g.kids = map[registry.ID][]registry.ID{}
-	for _, c := range g.ids {
-		for _, p := range g.edgeParents(g.nodes[c]) {
-			g.kids[p] = append(g.kids[p], c)
-		}
-	}
-	return g, nil
 }
-
-// edgeParents are the parents of n that are in the graph.
-func (g *lineageGraph) edgeParents(n *lineageNode) []registry.ID {
-	var ps []registry.ID
-	for _, p := range n.parents {
-		if _, ok := g.nodes[p]; ok {
-			ps = append(ps, p)
-		}
-	}
-	return ps
-}
-
-// children are the graph's children of id, in id order.
-func (g *lineageGraph) children(id registry.ID) []registry.ID { return g.kids[id] }
 
 // label is the node's text: id and name, or why there is no name.
-func (n *lineageNode) label() string {
+func label(n *registry.GraphNode) string {
 	switch {
-	case n.name == "":
-		return n.id.Key() + " (no longer in the registry)"
-	case n.deleted:
-		return n.id.Key() + " " + clean(n.name) + " (deleted)"
+	case n.Name == "":
+		return n.ID.Key() + " (no longer in the registry)"
+	case n.Deleted:
+		return n.ID.Key() + " " + clean(n.Name) + " (deleted)"
 	}
-	return n.id.Key() + " " + clean(n.name)
+	return n.ID.Key() + " " + clean(n.Name)
 }
 
 // writeTree writes the graph as an indented tree from its roots.
-func writeTree(w io.Writer, g *lineageGraph) {
-	if focus, ok := g.nodes[g.focus]; ok {
-		fmt.Fprintf(w, "Lineage of %s: %d ancestor(s), %d descendant(s)\n", focus.label(), countRel(g, true), countRel(g, false))
+func writeTree(w io.Writer, g *registry.Graph) {
+	if focus := g.Node(g.Focus); focus != nil {
+		fmt.Fprintf(w, "Lineage of %s: %d ancestor(s), %d descendant(s)\n", label(focus), g.Related(true), g.Related(false))
 	} else {
-		fmt.Fprintf(w, "Lineage of the registry: %d thread(s)\n", len(g.ids))
+		fmt.Fprintf(w, "Lineage of the registry: %d thread(s)\n", len(g.Nodes))
 	}
 	shown := map[registry.ID]bool{}
 	var walk func(id registry.ID, indent string, last, top bool)
 	walk = func(id registry.ID, indent string, last, top bool) {
-		n := g.nodes[id]
+		n := g.Node(id)
 		branch, next := "", ""
 		if !top {
 			branch, next = "├── ", "│   "
@@ -170,8 +103,8 @@ func writeTree(w io.Writer, g *lineageGraph) {
 				branch, next = "└── ", "    "
 			}
 		}
-		text := n.label()
-		if id == g.focus {
+		text := label(n)
+		if id == g.Focus {
 			text += " *"
 		}
 		if shown[id] {
@@ -180,44 +113,20 @@ func writeTree(w io.Writer, g *lineageGraph) {
 		}
 		shown[id] = true
 		fmt.Fprintf(w, "%s%s%s\n", indent, branch, text)
-		cs := g.children(id)
+		cs := n.Children
 		for i, c := range cs {
 			walk(c, indent+next, i == len(cs)-1, false)
 		}
 	}
-	for _, id := range g.ids {
-		if len(g.edgeParents(g.nodes[id])) == 0 {
-			walk(id, "", true, true)
-		}
+	for _, id := range g.Roots() {
+		walk(id, "", true, true)
 	}
 	// A cycle in a hand-edited file has no root: show what is left.
-	for _, id := range g.ids {
-		if !shown[id] {
-			walk(id, "", true, true)
+	for _, n := range g.Nodes {
+		if !shown[n.ID] {
+			walk(n.ID, "", true, true)
 		}
 	}
-}
-
-// countRel counts the ancestors (or descendants) in the graph: nodes from
-// which the focus is reachable (or reachable from it).
-func countRel(g *lineageGraph, ancestors bool) int {
-	seen := map[registry.ID]bool{g.focus: true}
-	queue := []registry.ID{g.focus}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		next := g.children(id)
-		if ancestors {
-			next = g.edgeParents(g.nodes[id])
-		}
-		for _, n := range next {
-			if !seen[n] {
-				seen[n] = true
-				queue = append(queue, n)
-			}
-		}
-	}
-	return len(seen) - 1
 }
 
 // dotQuote quotes s as a Graphviz string.
@@ -227,17 +136,17 @@ func dotQuote(s string) string {
 }
 
 // writeDot writes the graph as a Graphviz digraph.
-func writeDot(w io.Writer, g *lineageGraph) {
+func writeDot(w io.Writer, g *registry.Graph) {
 	fmt.Fprintf(w, "digraph lineage {\n  rankdir=TB;\n  node [shape=box];\n")
-	for _, id := range g.ids {
-		n := g.nodes[id]
-		attrs := "label=" + dotQuote(n.id.Key()+"\n"+labelName(n))
+	for _, n := range g.Nodes {
+		id := n.ID
+		attrs := "label=" + dotQuote(n.ID.Key()+"\n"+labelName(n))
 		attrs = strings.Replace(attrs, "\n", `\n`, 1)
 		var style []string
-		if id == g.focus {
+		if id == g.Focus {
 			style = append(style, "bold")
 		}
-		if n.deleted || n.name == "" {
+		if n.Deleted || n.Name == "" {
 			style = append(style, "dashed")
 		}
 		if len(style) > 0 {
@@ -245,23 +154,23 @@ func writeDot(w io.Writer, g *lineageGraph) {
 		}
 		fmt.Fprintf(w, "  %s [%s];\n", dotQuote(id.Key()), attrs)
 	}
-	for _, id := range g.ids {
-		for _, p := range g.edgeParents(g.nodes[id]) {
-			fmt.Fprintf(w, "  %s -> %s;\n", dotQuote(p.Key()), dotQuote(id.Key()))
+	for _, n := range g.Nodes {
+		for _, p := range n.Parents {
+			fmt.Fprintf(w, "  %s -> %s;\n", dotQuote(p.Key()), dotQuote(n.ID.Key()))
 		}
 	}
 	fmt.Fprintln(w, "}")
 }
 
 // labelName is the name line of a node's label.
-func labelName(n *lineageNode) string {
+func labelName(n *registry.GraphNode) string {
 	switch {
-	case n.name == "":
+	case n.Name == "":
 		return "(gone)"
-	case n.deleted:
-		return clean(n.name) + " (deleted)"
+	case n.Deleted:
+		return clean(n.Name) + " (deleted)"
 	}
-	return clean(n.name)
+	return clean(n.Name)
 }
 
 // mermaidText escapes s for a quoted Mermaid label with entity codes.
@@ -272,20 +181,19 @@ func mermaidText(s string) string {
 
 // writeMermaid writes the graph as a Mermaid flowchart. Mermaid node ids
 // cannot hold dots, so threads become n0, n1, ... with labels.
-func writeMermaid(w io.Writer, g *lineageGraph) {
+func writeMermaid(w io.Writer, g *registry.Graph) {
 	fmt.Fprintln(w, "graph TD")
 	mid := map[registry.ID]string{}
-	for i, id := range g.ids {
-		mid[id] = fmt.Sprintf("n%d", i)
-		n := g.nodes[id]
-		fmt.Fprintf(w, "  %s[\"%s<br/>%s\"]\n", mid[id], mermaidText(id.Key()), mermaidText(labelName(n)))
+	for i, n := range g.Nodes {
+		mid[n.ID] = fmt.Sprintf("n%d", i)
+		fmt.Fprintf(w, "  %s[\"%s<br/>%s\"]\n", mid[n.ID], mermaidText(n.ID.Key()), mermaidText(labelName(n)))
 	}
-	for _, id := range g.ids {
-		for _, p := range g.edgeParents(g.nodes[id]) {
-			fmt.Fprintf(w, "  %s --> %s\n", mid[p], mid[id])
+	for _, n := range g.Nodes {
+		for _, p := range n.Parents {
+			fmt.Fprintf(w, "  %s --> %s\n", mid[p], mid[n.ID])
 		}
 	}
-	if m, ok := mid[g.focus]; ok {
+	if m, ok := mid[g.Focus]; ok {
 		fmt.Fprintf(w, "  style %s stroke-width:3px\n", m)
 	}
 }

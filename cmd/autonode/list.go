@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -46,16 +46,16 @@ With --json, print a JSON array of the records (without token hashes).`,
 			f := registry.Filter{Device: device, Status: status, NamePrefix: prefix}
 			if stage != "" {
 				up := strings.ToUpper(stage)
-				if !contains(registry.Stages, up) {
-					return usageErrorf("--stage %q: want one of %s", stage, strings.Join(registry.Stages, ", "))
+				if registry.ValidateStage(up) != nil {
+					return usageErrorf("--stage %q: want one of %s", stage, strings.Join(registry.Stages(), ", "))
 				}
 				f.Stage = up
 			}
-			if device != "" && !contains(registry.Devices, device) {
-				return usageErrorf("--device %q: want one of %s", device, strings.Join(registry.Devices, ", "))
+			if device != "" && registry.ValidateDevice(device) != nil {
+				return usageErrorf("--device %q: want one of %s", device, strings.Join(registry.Devices(), ", "))
 			}
-			if status != "" && status != registry.StatusUnknown && !contains(registry.Statuses, status) {
-				return usageErrorf("--status %q: want one of %s, %s", status, strings.Join(registry.Statuses, ", "), registry.StatusUnknown)
+			if status != "" && status != registry.StatusUnknown && !slices.Contains(registry.Statuses(), status) {
+				return usageErrorf("--status %q: want one of %s, %s", status, strings.Join(registry.Statuses(), ", "), registry.StatusUnknown)
 			}
 			if parent != "" {
 				id, err := registry.ParseID(parent)
@@ -65,11 +65,17 @@ With --json, print a JSON array of the records (without token hashes).`,
 				f.Parent = &id
 			}
 			var threads []*registry.Thread
-			err := e.withStore(func(s *registry.FileStore) error {
+			var damaged []error
+			err := e.withReader(func(s registry.Store) error {
 				return s.View(func(tx *registry.Tx) error {
-					var err error
-					threads, err = tx.List(f)
-					return readHint(err)
+					return tx.Each(f, func(t *registry.Thread, err error) error {
+						if err != nil {
+							damaged = append(damaged, err)
+							return nil
+						}
+						threads = append(threads, t)
+						return nil
+					})
 				})
 			})
 			if err != nil {
@@ -80,17 +86,30 @@ With --json, print a JSON array of the records (without token hashes).`,
 				err = writeJSONList(w, threads)
 			} else {
 				writeTable(w, threads, e.colour(e.stdout))
+				if n, file := e.backend().quarantined(); n > 0 {
+					fmt.Fprintf(w, "%d record(s) quarantined in %s (kept verbatim by autonode recover; see autonode fsck).\n", n, file)
+				}
 			}
 			if ferr := w.Flush(); err == nil {
 				err = ferr
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			if len(damaged) > 0 {
+				for _, d := range damaged {
+					fmt.Fprintf(e.stderr, "autonode: %v\n", d)
+				}
+				fmt.Fprintf(e.stderr, "autonode: %d record(s) could not be read and are not listed; `autonode fsck` lists every damaged record and `autonode recover` keeps the ones that parse (quarantining the others)\n", len(damaged))
+				return failed()
+			}
+			return nil
 		}),
 	}
 	fl := list.Flags()
-	fl.StringVar(&stage, "stage", "", "only threads of this `STAGE`: "+strings.Join(registry.Stages, ", "))
-	fl.StringVar(&device, "device", "", "only threads for this `DEVICE`: "+strings.Join(registry.Devices, ", "))
-	fl.StringVar(&status, "status", "", "only threads with this `STATUS`: "+strings.Join(registry.Statuses, ", ")+", "+registry.StatusUnknown+" (seed threads)")
+	fl.StringVar(&stage, "stage", "", "only threads of this `STAGE`: "+strings.Join(registry.Stages(), ", "))
+	fl.StringVar(&device, "device", "", "only threads for this `DEVICE`: "+strings.Join(registry.Devices(), ", "))
+	fl.StringVar(&status, "status", "", "only threads with this `STATUS`: "+strings.Join(registry.Statuses(), ", ")+", "+registry.StatusUnknown+" (seed threads)")
 	fl.StringVar(&parent, "parent", "", "only direct children (branches and merges) of this thread `ID`")
 	fl.StringVar(&prefix, "name-prefix", "", "only threads whose name starts with this `PREFIX`")
 	fl.BoolVar(&asJSON, "json", false, "print a JSON array of records")
@@ -117,7 +136,7 @@ the archive entry {"deleted_at": ..., "data": record}.`,
 			}
 			var t *registry.Thread
 			var arch *registry.ArchivedThread
-			err = e.withStore(func(s *registry.FileStore) error {
+			err = e.withReader(func(s registry.Store) error {
 				return s.View(func(tx *registry.Tx) error {
 					var err error
 					if t, err = tx.Get(id); err == nil || !isNotFound(err) {
@@ -140,7 +159,11 @@ the archive entry {"deleted_at": ..., "data": record}.`,
 			if showJSON {
 				err = writeShowJSON(w, t, arch)
 			} else {
-				writeInfo(w, t, arch)
+				deletedAt := ""
+				if arch != nil {
+					deletedAt = arch.DeletedAt
+				}
+				err = registry.WriteInfo(w, t, deletedAt)
 			}
 			if ferr := w.Flush(); err == nil {
 				err = ferr
@@ -296,88 +319,6 @@ func writeShowJSON(w io.Writer, t *registry.Thread, arch *registry.ArchivedThrea
 	b.WriteByte('\n')
 	_, err = w.Write(b.Bytes())
 	return err
-}
-
-// writeInfo writes every field of t, one per line, then the history.
-func writeInfo(w io.Writer, t *registry.Thread, arch *registry.ArchivedThread) {
-	field := func(k, v string) { fmt.Fprintf(w, "%-13s %s\n", k+":", v) }
-	field("id", t.ID.Key())
-	field("name", clean(t.Name))
-	field("stage", t.Stage)
-	field("device", t.Device)
-	field("sandbox", fmt.Sprint(t.Sandbox))
-	field("caching", fmt.Sprint(t.Caching))
-	field("priority", fmt.Sprint(t.Priority))
-	field("ttl", pyNumber(t.TTL)+" s")
-	md, err := json.Marshal(t.Metadata)
-	if err != nil {
-		md = []byte(fmt.Sprintf("(unprintable: %v)", err))
-	}
-	field("metadata", clean(string(md)))
-	field("parent", idsText(optID(t.Parent), "none"))
-	field("lineage", "["+idsText(t.Lineage, "")+"]")
-	if len(t.MergedFrom) > 0 {
-		field("merged from", idsText(t.MergedFrom, ""))
-	}
-	field("status", t.EffectiveStatus())
-	opt := func(k, v string) {
-		if v != "" {
-			field(k, clean(v))
-		}
-	}
-	opt("result", string(t.Result))
-	opt("error", t.Error)
-	opt("started at", t.StartedAt)
-	opt("finished at", t.FinishedAt)
-	if t.DurationMS != 0 {
-		field("duration", fmt.Sprintf("%g ms", t.DurationMS))
-	}
-	opt("device used", t.DeviceUsed)
-	if t.Cached {
-		field("cached", "true")
-	}
-	opt("cache key", t.CacheKey)
-	opt("owner", t.Owner)
-	extra := make([]string, 0, len(t.Extra))
-	for k := range t.Extra {
-		extra = append(extra, k)
-	}
-	sort.Strings(extra)
-	for _, k := range extra {
-		field(clean(k), clean(string(t.Extra[k])))
-	}
-	if t.Protected() {
-		field("protection", "protected by a token")
-	} else {
-		field("protection", fmt.Sprintf("unprotected (seed thread without a token; claim it with `autonode claim %s`)", t.ID.Key()))
-	}
-	if arch != nil {
-		field("deleted at", fmt.Sprintf("%s (in the archive; bring it back with `autonode restore %s`)", clean(arch.DeletedAt), t.ID.Key()))
-	}
-	fmt.Fprintf(w, "history (%d):\n", len(t.History))
-	for _, h := range t.History {
-		fmt.Fprintf(w, "  %s\n", clean(h))
-	}
-}
-
-func optID(p *registry.ID) []registry.ID {
-	if p == nil {
-		return nil
-	}
-	return []registry.ID{*p}
-}
-
-// pyNumber prints f as Python prints a float ("15.0", "0.5"): the same
-// format as a registry key.
-func pyNumber(f float64) string { return registry.ID(f).Key() }
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 func isNotFound(err error) bool { return errors.Is(err, registry.ErrNotFound) }

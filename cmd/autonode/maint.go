@@ -28,7 +28,7 @@ then run autonode recover.`,
   autonode --registry /data/thread_registry.json fsck --json`,
 		Args: noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
-			rep, err := registry.Fsck(e.registryPath(), nil)
+			rep, err := e.backend().fsck()
 			if err != nil {
 				return err
 			}
@@ -56,19 +56,25 @@ then run autonode recover.`,
 		GroupID: groupMaint,
 		Short:   "Salvage a damaged registry, keeping dated copies of the originals",
 		Long: `Salvage the registry: every entry of the registry and the archive that
-parses (also past damage), with every intact journaled operation applied on
-top, is written back atomically. Each original file is first kept as a dated
-copy (FILE.recover-YYYYMMDDTHHMMSSZ) beside it. AutoNode never overwrites a
-file it cannot parse unless you run this command. Run autonode fsck first to
-see what is wrong.`,
+can be used (also past damage), with every intact journaled operation applied
+on top (and those of a journal that vanished, from the copy AutoNode saved),
+is written back atomically. Each original file is first kept as a dated copy
+(FILE.recover-YYYYMMDDTHHMMSSZ) beside it, and every piece that cannot be
+used (a record that does not parse or has a field of the wrong type, an
+earlier entry of a duplicate key, bytes that are no entry, a damaged journal
+line) is kept verbatim, with the reason, in thread_registry.json.quarantine:
+nothing is dropped but a torn journal tail, which was never acknowledged. On
+a healthy registry it changes nothing. AutoNode never overwrites a file it
+cannot parse unless you run this command. Run autonode fsck first to see
+what is wrong; afterwards fsck is clean.`,
 		Example: `  autonode fsck || autonode recover`,
 		Args:    noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
 			path := e.registryPath()
-			if !exists(path) && !exists(path+".journal") && !exists(archivePathOf(path)) {
+			if !e.backend().exists() {
 				return fmt.Errorf("no registry at %s: nothing to recover; pass --registry PATH or set %s", path, registry.EnvRegistry)
 			}
-			rep, err := registry.Recover(path, nil)
+			rep, err := e.backend().recover()
 			if err != nil {
 				return err
 			}
@@ -81,14 +87,31 @@ see what is wrong.`,
 				return err
 			}
 			w := e.stdout
+			if !rep.Changed {
+				fmt.Fprintf(w, "Nothing to recover: %s is healthy (%d thread(s), %d archived); nothing was changed.\n", path, rep.Threads, rep.Archived)
+				return nil
+			}
 			fmt.Fprintf(w, "Recovered %s: %d thread(s), %d archived thread(s), %d journaled transaction(s) replayed.\n", path, rep.Threads, rep.Archived, rep.Replayed)
-			if len(rep.Lost) == 0 {
-				fmt.Fprintln(w, "Nothing was lost.")
-			} else {
-				fmt.Fprintf(w, "Could not salvage (%d):\n", len(rep.Lost))
+			if len(rep.Quarantined) > 0 {
+				fmt.Fprintf(w, "Quarantined verbatim in %s (%d):\n", rep.Quarantine, len(rep.Quarantined))
+				for _, l := range rep.Quarantined {
+					fmt.Fprintf(w, "  %s\n", clean(l))
+				}
+			}
+			if len(rep.Dropped) > 0 {
+				fmt.Fprintf(w, "Dropped, never acknowledged (%d):\n", len(rep.Dropped))
+				for _, l := range rep.Dropped {
+					fmt.Fprintf(w, "  %s\n", clean(l))
+				}
+			}
+			if len(rep.Lost) > 0 {
+				fmt.Fprintf(w, "Lost before this recovery (%d):\n", len(rep.Lost))
 				for _, l := range rep.Lost {
 					fmt.Fprintf(w, "  %s\n", clean(l))
 				}
+			}
+			if len(rep.Quarantined)+len(rep.Dropped)+len(rep.Lost) == 0 {
+				fmt.Fprintln(w, "Every entry and every journaled operation was kept.")
 			}
 			if len(rep.Backups) > 0 {
 				fmt.Fprintln(w, "The originals are kept as:")
@@ -115,8 +138,13 @@ threshold and whenever a command closes the registry.`,
 		Args:    noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
 			var n, archived int
-			return e.withStore(func(s *registry.FileStore) error {
-				if err := s.Compact(); err != nil {
+			return e.withStore(func(s registry.Store) error {
+				c, ok := s.(registry.Compacter)
+				if !ok {
+					fmt.Fprintln(e.stdout, "This registry backend keeps no journal to compact.")
+					return nil
+				}
+				if err := c.Compact(); err != nil {
 					return err
 				}
 				if err := s.View(func(tx *registry.Tx) error {
@@ -125,7 +153,8 @@ threshold and whenever a command closes the registry.`,
 				}); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "Compacted %s (%d thread(s)) and %s (%d archived).\n", s.Path(), n, s.ArchivePath(), archived)
+				reg, arch := location(s)
+				fmt.Fprintf(e.stdout, "Compacted %s (%d thread(s)) and %s (%d archived).\n", reg, n, arch, archived)
 				return nil
 			})
 		}),
@@ -169,9 +198,12 @@ func writeFsck(e *env, rep *registry.FsckReport) {
 		}
 		fmt.Fprintf(w, "%s: %s%s: %s\n", where, p.Severity, key, clean(p.Message))
 	}
+	if rep.Quarantined > 0 {
+		fmt.Fprintf(w, "Quarantine: %d record(s) kept verbatim in %s by an earlier recover.\n", rep.Quarantined, rep.Quarantine)
+	}
 	switch {
-	case errs > 0:
-		fmt.Fprintf(w, "%d error(s), %d warning(s). Run `autonode recover` to salvage every entry that parses (the originals are kept as dated copies).\n", errs, warns)
+	case errs > 0 || rep.NeedsRecover():
+		fmt.Fprintf(w, "%d error(s), %d warning(s). Run `autonode recover` to salvage every entry that can be used, with the journal on top (the originals are kept as dated copies, the rest verbatim in the quarantine).\n", errs, warns)
 	case warns > 0:
 		fmt.Fprintf(w, "OK, with %d warning(s).\n", warns)
 	default:

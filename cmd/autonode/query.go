@@ -34,7 +34,7 @@ shell). @values turns the registry into an array of records, on which
 		Args: exactArgs(1, "one gjson path (quote it for the shell)"),
 		RunE: act(func(cmd *cobra.Command, args []string) error {
 			var out []byte
-			err := e.withStore(func(s *registry.FileStore) error {
+			err := e.withReader(func(s registry.Store) error {
 				return s.View(func(tx *registry.Tx) error {
 					res, err := tx.Query(args[0])
 					if err != nil {

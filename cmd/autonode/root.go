@@ -158,6 +158,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addMaintCommands(root, e)
 	addTokenCommands(root, e)
 	addBenchCommands(root, e)
+	addRegistryBench(root, e)
 	addGraphCommands(root, e)
 	addRunCommands(root, e)
 	addReplCommands(root, e)
@@ -193,47 +194,9 @@ func (e *env) token() string {
 	return e.getenv(envToken)
 }
 
-// openStore opens the registry. It refuses a registry that does not exist
-// (neither the file nor its journal), so that a command run in the wrong
-// directory says so instead of creating an empty registry there.
-func (e *env) openStore() (*registry.FileStore, error) {
-	path := e.registryPath()
-	if !exists(path) && !exists(path+".journal") {
-		return nil, fmt.Errorf("no registry at %s; pass --registry PATH or set %s (AutoNode creates the registry when it first writes a thread)", path, registry.EnvRegistry)
-	}
-	s, err := registry.OpenFile(path, nil)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// withStore opens the registry, runs fn, and closes the registry, joining
-// the close error (a failed compaction) to fn's.
-func (e *env) withStore(fn func(s *registry.FileStore) error) error {
-	s, err := e.openStore()
-	if err != nil {
-		return err
-	}
-	err = fn(s)
-	if cerr := s.Close(); cerr != nil {
-		cerr = fmt.Errorf("closing %s: %w", s.Path(), cerr)
-		if err == nil {
-			return cerr
-		}
-		var ee *exitError
-		if errors.As(err, &ee) && ee.err == nil {
-			fmt.Fprintf(e.stderr, "autonode: %v\n", cerr)
-			return err
-		}
-		return errors.Join(err, cerr)
-	}
-	return err
-}
-
 // readHint points to fsck when a read failed on a damaged record.
 func readHint(err error) error {
-	if errors.Is(err, registry.ErrInvalid) {
+	if errors.Is(err, registry.ErrInvalid) && !strings.Contains(err.Error(), "autonode fsck") {
 		return fmt.Errorf("%w; `autonode fsck` lists every damaged record and `autonode recover` keeps the ones that parse", err)
 	}
 	return err
@@ -303,24 +266,8 @@ func (e *env) accessHint(err error) error {
 	return err
 }
 
-// clean makes text from the registry safe for a terminal: control
-// characters (which a hand-edited file may hold) are shown escaped.
-func clean(s string) string {
-	if strings.IndexFunc(s, isControl) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if isControl(r) {
-			fmt.Fprintf(&b, "\\u%04x", r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
+// clean makes text from the registry safe for a terminal.
+func clean(s string) string { return registry.Printable(s) }
 
 // act adapts a command body: an error that is not already an exitError is
 // a failure (exit status 1); cobra's own errors stay usage errors.

@@ -26,7 +26,7 @@ threads with the most children. Seed threads have status "unknown".`,
 		Args: noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
 			var sum registry.Summary
-			err := e.withStore(func(s *registry.FileStore) error {
+			err := e.withReader(func(s registry.Store) error {
 				return s.View(func(tx *registry.Tx) error {
 					sum = tx.Summarize()
 					return nil
@@ -57,9 +57,9 @@ func writeSummary(e *env, s registry.Summary) {
 	line("Registry", e.registryPath())
 	line("Threads", fmt.Sprint(s.Total))
 	line("Archived", fmt.Sprint(s.Archived))
-	line("By stage", counts(s.ByStage, registry.Stages))
-	line("By device", counts(s.ByDevice, registry.Devices))
-	line("By status", counts(s.ByStatus, registry.Statuses))
+	line("By stage", counts(s.ByStage, registry.Stages()))
+	line("By device", counts(s.ByDevice, registry.Devices()))
+	line("By status", counts(s.ByStatus, registry.Statuses()))
 	fmt.Fprintln(w, "Lineage:")
 	line("  roots", idsText(s.Lineage.Roots, "none"))
 	line("  orphans", idsText(s.Lineage.Orphans, "none"))

@@ -57,11 +57,16 @@ func Run(t *testing.T, f Factory) {
 		{"MarkCrashed", testMarkCrashed},
 		{"Durable", testDurable},
 		{"Concurrent", testConcurrent},
+		{"Versions", testVersions},
+		{"TxClosed", testTxClosed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
 }
+
+// errResolverSaysNo is what the manual-merge test's failing resolver returns.
+var errResolverSaysNo = errors.New("the resolver refuses")
 
 func id(f float64) registry.ID { return registry.ID(f) }
 
@@ -455,11 +460,11 @@ func testMergeManual(t *testing.T, f Factory) {
 	// A failing resolver fails the merge.
 	err = s.Update(func(tx *registry.Tx) error {
 		_, err := tx.Merge(1, 2, registry.MergeOptions{Strategy: "manual", Token: TokA, RightToken: TokB,
-			ResolveFunc: func(string, any, any) (any, error) { return nil, errors.New("no") }})
+			ResolveFunc: func(string, any, any) (any, error) { return nil, errResolverSaysNo }})
 		return err
 	})
-	if err == nil || !strings.Contains(err.Error(), "no") {
-		t.Errorf("resolver error: %v", err)
+	if !errors.Is(err, errResolverSaysNo) {
+		t.Errorf("resolver error: %v, want %v", err, errResolverSaysNo)
 	}
 	// A resolution that is not a valid value is refused.
 	err = s.Update(func(tx *registry.Tx) error {
@@ -547,7 +552,7 @@ func testRenameMutate(t *testing.T, f Factory) {
 	if lastHistory(th) != "Mutated fields: ['metadata', 'priority']." {
 		t.Errorf("mutate history = %q", lastHistory(th))
 	}
-	for _, bad := range []map[string]any{{"id": 3}, {"status": "succeeded"}, {"lineage": []any{}}, {"priority": "high"}, {"priority": 1.5}, {"sandbox": "yes"}, {"ttl": -1}, {"metadata": 3}} {
+	for _, bad := range []map[string]any{{"id": 3}, {"autonode": map[string]any{"status": "succeeded"}}, {"lineage": []any{}}, {"priority": "high"}, {"priority": 1.5}, {"sandbox": "yes"}, {"ttl": -1}, {"metadata": 3}} {
 		err := s.Update(func(tx *registry.Tx) error { _, _, err := tx.Mutate(2, bad, nil, TokB); return err })
 		wantErr(t, err, registry.ErrInvalid)
 	}
@@ -558,6 +563,15 @@ func testRenameMutate(t *testing.T, f Factory) {
 	}))
 	if string(get(t, s, 2).Extra["owner_team"]) != `"ml"` {
 		t.Errorf("extra field lost: %v", get(t, s, 2).Extra)
+	}
+	// The user's own fields may carry the names of AutoNode's run state:
+	// they are the user's, and AutoNode's status is untouched.
+	must(t, s.Update(func(tx *registry.Tx) error {
+		_, _, err := tx.Mutate(2, map[string]any{"status": "reviewed", "owner": "team-a", "result": 3}, nil, TokB)
+		return err
+	}))
+	if th := get(t, s, 2); string(th.Extra["status"]) != `"reviewed"` || string(th.Extra["owner"]) != `"team-a"` || th.Status != registry.StatusPending || th.Owner != "" {
+		t.Errorf("user fields named like run state: extra %v status %q owner %q", th.Extra, th.Status, th.Owner)
 	}
 }
 
@@ -861,5 +875,92 @@ func testConcurrent(t *testing.T, f Factory) {
 	}
 	if c := fmt.Sprint(get(t, s, 1).Metadata["count"]); c != fmt.Sprint(workers*each) {
 		t.Errorf("counter = %s after %d increments: lost updates", c, workers*each)
+	}
+}
+
+func testVersions(t *testing.T, f Factory) {
+	s := f.New(t)
+	seed(t, s)
+	if v := get(t, s, 1).Version; v != 1 {
+		t.Fatalf("a created thread has version %d, want 1", v)
+	}
+	// Every commit that writes a record bumps its version once.
+	must(t, s.Update(func(tx *registry.Tx) error {
+		if _, err := tx.Rename(1, "a", TokA); err != nil {
+			return err
+		}
+		_, _, err := tx.Mutate(1, map[string]any{"priority": 4}, nil, TokA)
+		return err
+	}))
+	if v := get(t, s, 1).Version; v != 2 {
+		t.Errorf("after one commit of two changes: version %d, want 2", v)
+	}
+	err := s.Update(func(tx *registry.Tx) error {
+		if err := tx.Expect(1, 1); err != nil {
+			return err
+		}
+		_, err := tx.Rename(1, "stale", TokA)
+		return err
+	})
+	var ve *registry.VersionError
+	if !errors.Is(err, registry.ErrVersionMismatch) || !errors.As(err, &ve) || ve.Have != 2 || ve.Want != 1 {
+		t.Fatalf("a stale expectation: %v", err)
+	}
+	if get(t, s, 1).Name != "a" {
+		t.Error("an operation after a failed expectation was applied")
+	}
+	must(t, s.Update(func(tx *registry.Tx) error {
+		if err := tx.Expect(1, 2); err != nil {
+			return err
+		}
+		_, err := tx.Rename(1, "fresh", TokA)
+		return err
+	}))
+	wantErr(t, s.View(func(tx *registry.Tx) error { return tx.Expect(99, 0) }), registry.ErrNotFound)
+	// Delete and restore keep counting.
+	must(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Delete(1, TokA); return err }))
+	must(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Restore(1, TokA); return err }))
+	if v := get(t, s, 1).Version; v != 4 {
+		t.Errorf("after delete and restore: version %d, want 4", v)
+	}
+	// NextID counts archived ids and the transaction's own writes.
+	must(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Branch(2, 40, nil, TokB); return err }))
+	must(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Delete(40, TokB); return err }))
+	must(t, s.Update(func(tx *registry.Tx) error {
+		if n := tx.NextID(); n != 41 {
+			t.Errorf("NextID = %v with 40.0 archived, want 41.0", n)
+		}
+		if err := tx.Create(newThread(41, ""), TokA); err != nil {
+			return err
+		}
+		if n := tx.NextID(); n != 42 {
+			t.Errorf("NextID = %v after creating 41.0 in the transaction, want 42.0", n)
+		}
+		return nil
+	}))
+}
+
+func testTxClosed(t *testing.T, f Factory) {
+	s := f.New(t)
+	seed(t, s)
+	var kept *registry.Tx
+	must(t, s.Update(func(tx *registry.Tx) error { kept = tx; return nil }))
+	wantErr(t, kept.Create(newThread(9, ""), TokA), registry.ErrTxClosed)
+	_, err := kept.Get(1)
+	wantErr(t, err, registry.ErrTxClosed)
+	_, err = kept.Branch(1, 10, nil, TokA)
+	wantErr(t, err, registry.ErrTxClosed)
+	if kept.Exists(1) || kept.Len() != 0 {
+		t.Error("a closed transaction still reads")
+	}
+	must(t, s.View(func(tx *registry.Tx) error { kept = tx; return nil }))
+	_, err = kept.List(registry.Filter{})
+	wantErr(t, err, registry.ErrTxClosed)
+	if get(t, s, 1) == nil || func() bool {
+		var found bool
+		s.View(func(tx *registry.Tx) error { found = tx.Exists(9); return nil })
+		return found
+	}() {
+		t.Error("a write through a closed transaction was stored")
 	}
 }
