@@ -79,10 +79,10 @@ type repl struct {
 
 	line     *liner.State  // nil when stdin is not a terminal
 	in       *bufio.Reader // used when line is nil
-	pushback []string // lines read ahead, the next one last
-	atEOF    bool     // the input ended inside the last statement
-	failed   bool     // a statement failed (piped input then exits 1)
-	added    []string // history entries of this session
+	pushback []string      // lines read ahead, the next one last
+	atEOF    bool          // the input ended inside the last statement
+	failed   bool          // a statement failed (piped input then exits 1)
+	added    []string      // history entries of this session
 }
 
 func (r *repl) run(ctx context.Context) (err error) {
