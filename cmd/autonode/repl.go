@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
 	"sort"
 	"strings"
@@ -17,7 +18,6 @@ import (
 	"github.com/peterh/liner"
 	"github.com/spf13/cobra"
 	"go.starlark.net/starlark"
-	"go.starlark.net/syntax"
 	"golang.org/x/term"
 
 	"github.com/autonode/autonode/builtins"
@@ -31,9 +31,6 @@ const historyLimit = 1000
 // pasteGap is how quickly a line must follow its prompt to count as part
 // of a paste: typed lines take far longer, pasted ones arrive at once.
 const pasteGap = 15 * time.Millisecond
-
-// replFileOptions is the dialect the REPL accepts; it matches the runtime's.
-var replFileOptions = syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true}
 
 func addReplCommands(root *cobra.Command, e *env) {
 	var workers int
@@ -82,8 +79,10 @@ type repl struct {
 
 	line     *liner.State  // nil when stdin is not a terminal
 	in       *bufio.Reader // used when line is nil
-	pushback []string
-	added    []string // history entries of this session
+	pushback []string      // lines read ahead, the next one last
+	atEOF    bool          // the input ended inside the last statement
+	failed   bool          // a statement failed (piped input then exits 1)
+	added    []string      // history entries of this session
 }
 
 func (r *repl) run(ctx context.Context) (err error) {
@@ -121,6 +120,10 @@ func (r *repl) run(ctx context.Context) (err error) {
 		if errors.Is(err, io.EOF) {
 			if r.line != nil {
 				fmt.Fprintln(r.e.stdout)
+				return nil
+			}
+			if r.failed {
+				return failed() // each error was printed where it happened
 			}
 			return nil
 		}
@@ -131,8 +134,9 @@ func (r *repl) run(ctx context.Context) (err error) {
 			continue
 		}
 		if r.line != nil {
-			r.line.AppendHistory(strings.TrimRight(src, "\n"))
-			r.added = append(r.added, strings.TrimRight(src, "\n"))
+			entry := redactSecrets(strings.TrimRight(src, "\n"))
+			r.line.AppendHistory(entry)
+			r.added = append(r.added, entry)
 		}
 		if quit := r.execute(ctx, src); quit {
 			return nil
@@ -169,104 +173,129 @@ func (r *repl) prompt(p string) (string, time.Duration, error) {
 
 var errAborted = errors.New("aborted")
 
-// readStatement reads one complete statement: a simple statement ends
-// when it parses; a compound one (def, if, for, while) or an open bracket
-// continues on "... " lines. An empty line typed by hand ends a block; an
-// empty line inside a paste (it arrives at once) does not, so that pasting
-// a function with blank lines in its body works.
+// readStatement reads one complete statement, asking the Starlark parser
+// (ParseCompoundStmt with a readline callback, as go.starlark.net's REPL
+// does) where it ends: a simple statement ends with its line, a compound
+// one (def, if, for, while) or an open bracket continues on "... " lines
+// until the parser has seen its end. A blank line ends a block, except
+// inside a paste or piped input when the next line is indented: then it is
+// part of the block (so pasting a function with blank lines in its body
+// works). The terminal tells a paste from typing only by how fast the
+// lines arrive (liner has no bracketed paste); piped input always looks
+// ahead. The source returned is every line the statement spans, blank
+// lines included; a line the parser read past the statement's end is kept
+// for the next statement.
 func (r *repl) readStatement() (string, error) {
-	first, _, err := r.prompt(">>> ")
-	if errors.Is(err, errAborted) {
-		return "", nil
+	if r.atEOF && len(r.pushback) == 0 {
+		return "", io.EOF
+	}
+	var (
+		lines []string // every line read for this statement
+		fed   []int    // for each line given to the parser, its index in lines
+		// Why the parser stopped early: the scanner reports a readline
+		// error only as text, so the callback records it here.
+		aborted, command, eof bool
+	)
+	next := func() (string, time.Duration, error) {
+		p := "... "
+		if len(lines) == 0 {
+			p = ">>> "
+		}
+		l, dt, err := r.prompt(p)
+		if err == nil {
+			lines = append(lines, l)
+		}
+		return l, dt, err
+	}
+	feed := func(i int) ([]byte, error) {
+		fed = append(fed, i)
+		return []byte(lines[i] + "\n"), nil
+	}
+	readline := func() ([]byte, error) {
+		if eof {
+			return nil, io.EOF
+		}
+		l, dt, err := next()
+		switch {
+		case errors.Is(err, errAborted):
+			aborted = true
+			return nil, err
+		case errors.Is(err, io.EOF):
+			eof = true
+			if len(fed) == 0 {
+				return nil, err
+			}
+			// The end of input inside a statement ends it, as a blank
+			// line does.
+			lines = append(lines, "")
+			return feed(len(lines) - 1)
+		case err != nil:
+			return nil, err
+		}
+		if len(fed) == 0 && strings.HasPrefix(strings.TrimSpace(l), ":") {
+			command = true
+			return nil, errCommand
+		}
+		if strings.TrimSpace(l) != "" || len(fed) == 0 || (r.line != nil && dt > pasteGap) {
+			return feed(len(lines) - 1)
+		}
+		// A blank line inside a statement, pasted or piped: it belongs to
+		// the block when the next line is indented.
+		blank := len(lines) - 1
+		nl, _, nerr := next()
+		switch {
+		case nerr == nil && strings.TrimSpace(nl) != "" && indentOf(nl) > 0:
+			return feed(len(lines) - 1)
+		case nerr == nil:
+			r.pushback = append(r.pushback, nl)
+			lines = lines[:len(lines)-1]
+		case errors.Is(nerr, errAborted):
+			aborted = true
+			return nil, nerr
+		case errors.Is(nerr, io.EOF):
+			eof = true
+		}
+		return feed(blank)
+	}
+	f, err := runtime.Dialect.ParseCompoundStmt("<stdin>", readline)
+	switch {
+	case aborted:
+		return "", nil // Ctrl-C: drop the statement
+	case command:
+		return lines[0], nil
+	case eof && len(fed) == 0:
+		return "", io.EOF
+	}
+	if eof {
+		r.atEOF = true
 	}
 	if err != nil {
-		return "", err
-	}
-	lines := []string{first}
-	if strings.HasPrefix(strings.TrimSpace(first), ":") {
-		return first, nil
-	}
-	compound := startsBlock(first)
-	if !compound && complete(lines) {
+		// A syntax error: Eval reports it, with the source line.
 		return join(lines), nil
 	}
-	prevBlank := false
-	for {
-		l, dt, err := r.prompt("... ")
-		if errors.Is(err, errAborted) {
-			return "", nil
-		}
-		if errors.Is(err, io.EOF) {
-			return join(lines), nil
-		}
-		if err != nil {
-			return "", err
-		}
-		if strings.TrimSpace(l) == "" {
-			if r.line == nil || dt > pasteGap || prevBlank || !compound {
-				if !compound && !complete(lines) {
-					lines = append(lines, l)
-					continue
-				}
-				if compound && r.line == nil && !prevBlank {
-					prevBlank = true
-					lines = append(lines, l)
-					continue
-				}
-				return join(lines), nil
-			}
-			prevBlank = true
-			lines = append(lines, l)
-			continue
-		}
-		if compound && prevBlank && indentOf(l) == 0 && !continuesBlock(l) {
-			r.pushback = append(r.pushback, l)
-			return join(lines), nil
-		}
-		if compound && r.line == nil && indentOf(l) == 0 && !continuesBlock(l) && complete(lines) {
-			r.pushback = append(r.pushback, l)
-			return join(lines), nil
-		}
-		prevBlank = false
-		lines = append(lines, l)
-		if !compound && complete(lines) {
-			return join(lines), nil
+	used := len(lines)
+	if n := len(f.Stmts); n > 0 {
+		_, end := f.Stmts[n-1].Span()
+		if k := int(end.Line); k >= 1 && k <= len(fed) {
+			used = fed[k-1] + 1
 		}
 	}
+	// Lines the parser read past the statement's end (the scanner needs
+	// one to see that a block ended) start the next statement.
+	for i := len(lines) - 1; i >= used; i-- {
+		if strings.TrimSpace(lines[i]) != "" {
+			r.pushback = append(r.pushback, lines[i])
+		}
+	}
+	return join(lines[:used]), nil
 }
+
+// errCommand stops the parser at a :command line.
+var errCommand = errors.New("a :command")
 
 func join(lines []string) string { return strings.Join(lines, "\n") + "\n" }
 
 func indentOf(l string) int { return len(l) - len(strings.TrimLeft(l, " \t")) }
-
-// startsBlock reports whether a line opens a compound statement.
-func startsBlock(l string) bool {
-	t := strings.TrimSpace(l)
-	for _, kw := range []string{"def ", "if ", "for ", "while ", "elif ", "else", "lambda "} {
-		if strings.HasPrefix(t, kw) && strings.HasSuffix(t, ":") {
-			return true
-		}
-	}
-	return false
-}
-
-// continuesBlock reports whether an unindented line continues the
-// compound statement before it (else/elif).
-func continuesBlock(l string) bool {
-	t := strings.TrimSpace(l)
-	return strings.HasPrefix(t, "else") || strings.HasPrefix(t, "elif ")
-}
-
-// complete reports whether lines form a statement that parses, or one
-// whose error is not about running out of input.
-func complete(lines []string) bool {
-	_, err := replFileOptions.Parse("<stdin>", join(lines), 0)
-	if err == nil {
-		return true
-	}
-	msg := err.Error()
-	return !strings.Contains(msg, "got end of file") && !strings.Contains(msg, "unexpected EOF")
-}
 
 // execute runs one statement or :command; it reports whether to quit.
 func (r *repl) execute(ctx context.Context, src string) bool {
@@ -296,6 +325,7 @@ func (r *repl) execute(ctx context.Context, src string) bool {
 			fmt.Fprintln(r.e.stderr, "interrupted")
 		}
 		printScriptError(r.e, err)
+		r.failed = true
 		return false
 	}
 	if v != nil && v != starlark.None {
@@ -316,15 +346,18 @@ func (r *repl) command(ctx context.Context, t string) bool {
 	case "load":
 		if arg == "" {
 			fmt.Fprintln(r.e.stderr, ":load: give a file, e.g. :load scripts/lineage.star")
+			r.failed = true
 			return false
 		}
 		data, err := os.ReadFile(arg)
 		if err != nil {
 			fmt.Fprintf(r.e.stderr, ":load: %v\n", err)
+			r.failed = true
 			return false
 		}
 		if _, err := r.rt.Eval(ctx, string(data)); err != nil {
 			printScriptError(r.e, err)
+			r.failed = true
 		}
 	case "threads":
 		err := r.rt.Store().View(func(tx *registry.Tx) error {
@@ -337,6 +370,7 @@ func (r *repl) command(ctx context.Context, t string) bool {
 		})
 		if err != nil {
 			fmt.Fprintf(r.e.stderr, ":threads: %v\n", err)
+			r.failed = true
 		}
 	case "reset":
 		if err := r.rt.Close(); err != nil {
@@ -351,6 +385,7 @@ func (r *repl) command(ctx context.Context, t string) bool {
 		fmt.Fprintln(r.e.stdout, "session reset: globals cleared")
 	default:
 		fmt.Fprintf(r.e.stderr, "unknown command :%s; known: %s\n", name, strings.Join(replCommands, " "))
+		r.failed = true
 	}
 	return false
 }
@@ -495,6 +530,20 @@ func (r *repl) loadHistory() {
 	}
 }
 
+// Token literals never reach the history file: a string given to a name
+// or key that holds a token (token=, tok = ..., {"token": ...}), and any
+// string that looks like a generated token (32 or more hex digits).
+var (
+	tokenAssignment = regexp.MustCompile(`(?i)(\b\w*tok\w*\s*=\s*|["']\w*tok\w*["']\s*:\s*)(?:[rb]?"(?:[^"\\\n]|\\.)*"|[rb]?'(?:[^'\\\n]|\\.)*')`)
+	tokenLooking    = regexp.MustCompile(`(?i)(["'])[0-9a-f]{32,}(["'])`)
+)
+
+// redactSecrets replaces token literals in a REPL entry with "<redacted>".
+func redactSecrets(src string) string {
+	src = tokenAssignment.ReplaceAllString(src, `${1}"<redacted>"`)
+	return tokenLooking.ReplaceAllString(src, `${1}<redacted>${2}`)
+}
+
 // saveHistory merges this session's entries into the history file, so
 // that sessions running side by side do not erase each other's.
 func (r *repl) saveHistory() {
@@ -511,6 +560,9 @@ func (r *repl) saveHistory() {
 	}
 	for _, a := range r.added {
 		all = append(all, strings.Split(a, "\n")...)
+	}
+	for i, l := range all {
+		all[i] = redactSecrets(l) // also entries saved by older versions
 	}
 	if len(all) > historyLimit {
 		all = all[len(all)-historyLimit:]

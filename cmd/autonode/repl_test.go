@@ -185,6 +185,13 @@ func TestREPLTerminal(t *testing.T) {
 	s.send("1 // 0\r")
 	s.expect("Traceback", 5*time.Second)
 	s.expect(">>> ", 5*time.Second)
+	// A syntax error is reported as soon as the parser sees it, without
+	// waiting for more lines.
+	s.send("def broken(:\r")
+	s.expect("got ':'", 5*time.Second)
+	s.expect(">>> ", 5*time.Second)
+	s.send("tok = \"typed-session-token-secret-0001\"\r")
+	s.expect(">>> ", 5*time.Second)
 	s.send("x_from_first_session = 7\r")
 	s.expect(">>> ", 5*time.Second)
 	s.send(":help spawn\r")
@@ -208,6 +215,9 @@ func TestREPLTerminal(t *testing.T) {
 	if err != nil || !strings.Contains(string(hist), "double(21)") {
 		t.Errorf("history file: %q %v", hist, err)
 	}
+	if strings.Contains(string(hist), "typed-session-token-secret") || !strings.Contains(string(hist), `tok = "<redacted>"`) {
+		t.Errorf("history file keeps a token literal: %q", hist)
+	}
 }
 
 func TestREPLPiped(t *testing.T) {
@@ -216,8 +226,8 @@ func TestREPLPiped(t *testing.T) {
 	src := "x = 20\ndef f(y):\n    z = y + 1\n\n    return z\nprint(f(x) * 2)\n1 // 0\nprint('still here')\n:threads\n"
 	e := &env{stdin: strings.NewReader(src), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	code := runEnv([]string{"--registry", reg, "--token", "piped-token-0123456789", "repl"}, e)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	if code != 1 { // a statement failed (1 // 0): piped input exits 1
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out.String(), errb.String())
 	}
 	if !strings.Contains(out.String(), "42\n") || !strings.Contains(out.String(), "still here") {
 		t.Errorf("piped output:\n%s", out.String())
@@ -227,6 +237,56 @@ func TestREPLPiped(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "division by zero") {
 		t.Errorf("error not reported:\n%s", errb.String())
+	}
+}
+
+// TestREPLPipedStatements checks where the parser ends statements in piped
+// input: a block ends at an unindented line even without a blank line, an
+// else continues its if, blank lines inside a body or a docstring belong
+// to it, and input that ends inside a block runs it. Nothing failed, so
+// the exit status is 0.
+func TestREPLPipedStatements(t *testing.T) {
+	reg := filepath.Join(t.TempDir(), "thread_registry.json")
+	src := `def f(x):
+    """Adds one.
+
+    Blank lines in a docstring stay."""
+    y = x + 1
+
+    return y
+print(f(1), "doc")
+if f(0) > 5:
+    print("big")
+else:
+    print("small")
+print([1,
+
+       2])
+for i in range(2):
+    print("loop", i)`
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(src), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if code := runEnv([]string{"--registry", reg, "repl"}, e); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	want := "2 doc\nsmall\n[1, 2]\nloop 0\nloop 1\n"
+	if out.String() != want {
+		t.Errorf("piped output:\n%q\nwant\n%q\nstderr:\n%s", out.String(), want, errb.String())
+	}
+}
+
+func TestRedactSecrets(t *testing.T) {
+	for in, want := range map[string]string{
+		`spawn(run=f, token="0123456789abcdef-secret")`:  `spawn(run=f, token="<redacted>")`,
+		`tok = 'my-session-token-123456'`:                `tok = "<redacted>"`,
+		`spawn_batch([{"run": f, "token": "abc\"def"}])`: `spawn_batch([{"run": f, "token": "<redacted>"}])`,
+		`claim(1, "5f2b8c0e9d1a4b7c8e3f6a2d9c0b1e4f")`:   `claim(1, "<redacted>")`,
+		`x = "stock ticker"; print(x)`:                   `x = "stock ticker"; print(x)`,
+		`get(1).name`:                                    `get(1).name`,
+	} {
+		if got := redactSecrets(in); got != want {
+			t.Errorf("redactSecrets(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
