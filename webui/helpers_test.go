@@ -21,10 +21,19 @@ const testToken = "0123456789abcdef0123456789abcdef"
 // reg, as `autonode run` does.
 func runScript(t testing.TB, reg, file string) string {
 	t.Helper()
+	out, err := execScript(reg, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// execScript is runScript for a goroutine: it returns the error.
+func execScript(reg, file string) (string, error) {
 	var out bytes.Buffer
 	rt, err := runtime.New(runtime.Options{RegistryPath: reg, Stdout: &out, Stderr: &out, TopLevelHost: true})
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -33,9 +42,9 @@ func runScript(t testing.TB, reg, file string) string {
 		err = cerr
 	}
 	if err != nil {
-		t.Fatalf("run %s: %v\n%s", file, err, out.String())
+		return "", fmt.Errorf("run %s: %w\n%s", file, err, out.String())
 	}
-	return out.String()
+	return out.String(), nil
 }
 
 // lineageRegistry is a registry made by scripts/lineage.star.

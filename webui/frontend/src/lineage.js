@@ -44,15 +44,23 @@ function style() {
     {
       selector: 'node',
       style: {
-        shape: 'round-rectangle', width: 150, height: 34, 'background-color': '#fff',
-        'border-width': 2, 'border-color': (n) => statusColors[n.data('status')] || statusColors.unknown,
+        // The status fills the node, so that it shows when the graph is
+        // zoomed out too far for the labels.
+        shape: 'round-rectangle', width: 150, height: 34,
+        'background-color': (n) => statusColors[n.data('status')] || statusColors.unknown,
+        'border-width': 1, 'border-color': '#3e4c59', 'border-opacity': 0.5,
         label: 'data(label)', 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center',
-        'font-size': 10, 'font-family': 'system-ui, sans-serif', color: '#1f2933', 'min-zoomed-font-size': 7,
+        'font-size': 10, 'font-family': 'system-ui, sans-serif', color: '#fff', 'font-weight': 600,
+        'text-outline-width': 1, 'text-outline-color': (n) => statusColors[n.data('status')] || statusColors.unknown,
+        'min-zoomed-font-size': 6,
       },
     },
-    { selector: 'node.deleted, node.missing', style: { 'border-style': 'dashed', 'border-color': '#9aa5b1', color: '#7b8794' } },
-    { selector: 'node.focus', style: { 'border-width': 4, 'background-color': '#fff8e1' } },
-    { selector: 'node:selected', style: { 'background-color': '#e8f0fe', 'border-width': 4 } },
+    {
+      selector: 'node.deleted, node.missing',
+      style: { 'background-color': '#fff', 'border-style': 'dashed', 'border-width': 2, 'border-color': '#7b8794', color: '#52606d', 'text-outline-width': 0 },
+    },
+    { selector: 'node.focus', style: { 'border-width': 5, 'border-color': '#f2c94c', 'border-opacity': 1 } },
+    { selector: 'node:selected', style: { 'border-width': 5, 'border-color': '#1f2933', 'border-opacity': 1 } },
     {
       selector: 'edge',
       style: {
@@ -67,8 +75,37 @@ function style() {
   return s;
 }
 
-function layout(cy) {
-  return cy.layout({ name: 'dagre', rankDir: 'LR', nodeSep: 12, rankSep: 70, edgeSep: 6, fit: false, animate: false });
+// layout lays out each family (connected part) in layers with dagre,
+// parents left of their children, then places the families in rows, in
+// id order, so that the whole fills a box of the viewport's shape instead
+// of one long strip.
+function layout(cy, width, height) {
+  const byFirstId = (c) => Math.min(...c.nodes().map((n) => parseFloat(n.id())));
+  const families = cy.elements().components().map((c) => ({ c, first: byFirstId(c) }));
+  families.sort((a, b) => a.first - b.first);
+  const gap = 80;
+  let area = 0;
+  let widest = 0;
+  for (const f of families) {
+    f.c.layout({ name: 'dagre', rankDir: 'LR', nodeSep: 10, rankSep: 60, edgeSep: 6, fit: false, animate: false }).run();
+    f.bb = f.c.nodes().boundingBox();
+    area += (f.bb.w + gap) * (f.bb.h + gap);
+    widest = Math.max(widest, f.bb.w);
+  }
+  const rowWidth = Math.max(widest, Math.sqrt(area * (width / Math.max(height, 1))));
+  let x = 0;
+  let y = 0;
+  let rowHeight = 0;
+  for (const f of families) {
+    if (x > 0 && x + f.bb.w > rowWidth) {
+      x = 0;
+      y += rowHeight + gap;
+      rowHeight = 0;
+    }
+    f.c.nodes().shift({ x: x - f.bb.x1, y: y - f.bb.y1 });
+    x += f.bb.w + gap;
+    rowHeight = Math.max(rowHeight, f.bb.h);
+  }
 }
 
 // lineagePage mounts the graph in el.
@@ -146,7 +183,7 @@ export function lineagePage(el) {
       boxSelectionEnabled: false, autoungrabify: true, textureOnViewport: big, hideEdgesOnViewport: big, pixelRatio: big ? 1 : 'auto',
     });
     window.autonodeGraph = cy; // for the browser console and the tests
-    layout(cy).run();
+    layout(cy, graph.clientWidth, graph.clientHeight);
     const f = data.focus ? cy.getElementById(data.focus) : null;
     if (f && f.nonempty()) {
       cy.fit(f.closedNeighborhood(), 60);

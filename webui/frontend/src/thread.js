@@ -153,10 +153,10 @@ export function threadPage(el, id) {
     document.title = `${t.name} · AutoNode`;
     root.dataset.status = t.status;
     root.dataset.version = p.version;
-    clear(root).append(
+    clear(root).append(h('div', {},
       h('h1', {}, t.name, ' ', h('span', { class: 'muted' }, t.id), ' ', statusPill(t.status)),
       p.deleted_at ? h('p', { class: 'banner' }, `Deleted at ${p.deleted_at}: this thread is in the archive (autonode restore ${t.id} brings it back).`) : null,
-      h('div', { class: 'cards' }, sections.map((f) => f(p))));
+      h('div', { class: 'cards' }, sections.map((f) => f(p)))));
   }
   load();
   let timer = null;
