@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,65 @@ func TestUIBeyondLoopbackNeedsTheToken(t *testing.T) {
 	}
 	if code, _ := httpGet(t, "GET", base+"api/summary", "Authorization", "Bearer "+tok); code != 200 {
 		t.Errorf("with the token: %d", code)
+	}
+}
+
+// TestREADMEWebView runs the code block of README.md's section "The web
+// view" as a user would, in a fresh directory: each line is an autonode
+// command; the ui line is run on a free port (the README's default port
+// may be taken) until its page answers, then stopped with Ctrl-C.
+func TestREADMEWebView(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## The web view\n")
+	if !ok {
+		t.Fatal(`README.md has no section "## The web view"`)
+	}
+	_, block, ok := strings.Cut(section, "```sh\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("the web view section has no sh code block")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "lineage.star"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scripts", "lineage.star"), script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for _, line := range strings.Split(block, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		args := strings.Fields(line)
+		if len(args) == 0 {
+			continue
+		}
+		if args[0] != "autonode" {
+			t.Fatalf("README line %q does not run autonode", line)
+		}
+		ran++
+		if len(args) > 1 && args[1] == "ui" {
+			url, cmd := startUI(t, filepath.Join(dir, "thread_registry.json"), nil, append(args[2:], "--addr", "127.0.0.1:0")...)
+			if code, body := httpGet(t, "GET", url+"api/threads"); code != 200 || !strings.Contains(body, `"name":"lineage-root"`) {
+				t.Errorf("the README's ui: %d %.300s", code, body)
+			}
+			cmd.Process.Signal(syscall.SIGINT)
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("ui after Ctrl-C: %v", err)
+			}
+			continue
+		}
+		if r := bin(t, dir, nil, args[1:]...); r.code != 0 {
+			t.Fatalf("README line %q: %s", line, r)
+		}
+	}
+	if ran != 2 {
+		t.Errorf("ran %d README lines, want 2", ran)
 	}
 }
