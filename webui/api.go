@@ -196,9 +196,14 @@ const (
 
 var sortKeys = []string{"id", "name", "stage", "status", "device", "priority", "started", "finished", "duration"}
 
-func parseTableQuery(v url.Values) (tableQuery, error) {
+// Parameters of the routes that list threads.
+var (
+	filterParams = []string{"stage", "status", "device", "name"}
+	tableParams  = append(append([]string(nil), filterParams...), "sort", "offset", "limit")
+)
+
+func parseTableQuery(v url.Values, allowed []string) (tableQuery, error) {
 	q := tableQuery{sort: "id", limit: defaultLimit}
-	allowed := []string{"stage", "status", "device", "name", "sort", "offset", "limit"}
 	for k := range v {
 		if !contains(allowed, k) {
 			return q, fmt.Errorf("unknown parameter %q; allowed: %s", k, strings.Join(allowed, ", "))
@@ -268,9 +273,9 @@ func (q tableQuery) less(a, b *registry.Thread) bool {
 	case "priority":
 		c = cmpNum(float64(a.Priority), float64(b.Priority))
 	case "started":
-		c = strings.Compare(a.StartedAt, b.StartedAt)
+		c = parseTime(a.StartedAt).Compare(parseTime(b.StartedAt))
 	case "finished":
-		c = strings.Compare(a.FinishedAt, b.FinishedAt)
+		c = parseTime(a.FinishedAt).Compare(parseTime(b.FinishedAt))
 	case "duration":
 		c = cmpNum(a.DurationMS, b.DurationMS)
 	}
@@ -281,6 +286,16 @@ func (q tableQuery) less(a, b *registry.Thread) bool {
 		return c > 0
 	}
 	return c < 0
+}
+
+// parseTime reads an RFC 3339 timestamp of the engine; anything else is
+// the zero time, which sorts first.
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 func cmpNum(a, b float64) int {
@@ -294,7 +309,7 @@ func cmpNum(a, b float64) int {
 }
 
 func (s *Server) handleThreads(w http.ResponseWriter, r *http.Request) {
-	q, err := parseTableQuery(r.URL.Query())
+	q, err := parseTableQuery(r.URL.Query(), tableParams)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -315,6 +330,60 @@ func (s *Server) handleThreads(w http.ResponseWriter, r *http.Request) {
 		for _, t := range sel[q.offset:end] {
 			out.Threads = append(out.Threads, row(t))
 		}
+	}
+	writeJSON(w, out)
+}
+
+// durationsJSON is GET /api/durations: when each matching thread that
+// has run started and how long it took, the most recent maxPoints of them
+// in start order, for the plot of the thread table.
+type durationsJSON struct {
+	Version uint64      `json:"version"`
+	Total   int         `json:"total"` // matching threads that have run
+	Points  []pointJSON `json:"points"`
+}
+
+type pointJSON struct {
+	ID         string  `json:"id"`
+	Status     string  `json:"status"`
+	StartedAt  string  `json:"started_at"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// maxPoints bounds the points of GET /api/durations.
+const maxPoints = 10000
+
+func (s *Server) handleDurations(w http.ResponseWriter, r *http.Request) {
+	q, err := parseTableQuery(r.URL.Query(), filterParams)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	snap, _ := s.w.current()
+	out := durationsJSON{Version: snap.version, Points: []pointJSON{}}
+	var starts []time.Time
+	for _, t := range snap.threads {
+		if t.FinishedAt == "" || !q.match(t) {
+			continue
+		}
+		if st := parseTime(t.StartedAt); !st.IsZero() {
+			out.Points = append(out.Points, pointJSON{ID: t.Key(), Status: t.EffectiveStatus(), StartedAt: t.StartedAt, DurationMS: t.DurationMS})
+			starts = append(starts, st)
+		}
+	}
+	order := make([]int, len(starts))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return starts[order[i]].Before(starts[order[j]]) })
+	sorted := make([]pointJSON, len(order))
+	for i, k := range order {
+		sorted[i] = out.Points[k]
+	}
+	out.Points = sorted
+	out.Total = len(out.Points)
+	if len(out.Points) > maxPoints {
+		out.Points = out.Points[len(out.Points)-maxPoints:]
 	}
 	writeJSON(w, out)
 }

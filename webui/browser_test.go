@@ -268,6 +268,19 @@ func TestBrowserLineage1000(t *testing.T) {
 	run(t, ctx, "focus a family", chromedp.Navigate(ts.URL+"/lineage?focus=501.0"),
 		waitJS(`document.getElementById('graph') && document.getElementById('graph').dataset.ready === 'true' && window.autonodeGraph.nodes().length < 1000`))
 	shot(t, ctx, dir, "lineage-1000-family.png")
+
+	// The table of the same registry, with the plot of durations open.
+	var want struct{ Total int }
+	getJSON(t, ts, "/api/durations", 200, &want)
+	run(t, ctx, "open the durations plot",
+		chromedp.Navigate(ts.URL+"/"),
+		waitJS(`document.querySelectorAll('#threads tbody tr[data-id]').length === 100`),
+		chromedp.Click(chromedp.CSS(`#durations summary`)),
+		waitJS(`document.querySelector('#durations-plot canvas') !== null`))
+	if n := js[string](t, ctx, `document.getElementById('durations-plot').dataset.points`); n != fmt.Sprint(want.Total) || want.Total < 500 {
+		t.Errorf("the plot has %s points, want %d", n, want.Total)
+	}
+	shot(t, ctx, dir, "table-1000.png")
 }
 
 // BenchmarkFirstPaint loads the thread table of a 10,000-thread registry

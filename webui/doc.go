@@ -10,6 +10,8 @@
 //	GET /api/summary                 registry totals, by status, stage and device
 //	GET /api/threads?stage=&status=&device=&name=&sort=&offset=&limit=
 //	                                 one page of the thread table
+//	GET /api/durations?stage=&status=&device=&name=
+//	                                 start time and duration of the matching threads that ran
 //	GET /api/threads/{id}            every field of a thread, its history and lineage
 //	GET /api/threads/{id}/record     the stored record without token hashes
 //	GET /api/lineage?focus=&max=     nodes and edges of the lineage graph

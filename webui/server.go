@@ -120,6 +120,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/threads", s.handleThreads)
 	m.HandleFunc("GET /api/threads/{id}", s.handleThread)
 	m.HandleFunc("GET /api/threads/{id}/record", s.handleRecord)
+	m.HandleFunc("GET /api/durations", s.handleDurations)
 	m.HandleFunc("GET /api/lineage", s.handleLineage)
 	m.HandleFunc("GET /api/events", s.handleEvents)
 	m.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {

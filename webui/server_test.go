@@ -130,6 +130,39 @@ func TestThreadTableFiltersSortsAndPages(t *testing.T) {
 	}
 }
 
+func TestDurationsOfThreadsThatRan(t *testing.T) {
+	reg := bigRegistry(t, 300, 30)
+	_, ts := newServer(t, reg, webui.Options{})
+	var d struct {
+		Total  int
+		Points []struct {
+			ID, Status string
+			StartedAt  string  `json:"started_at"`
+			DurationMS float64 `json:"duration_ms"`
+		}
+	}
+	getJSON(t, ts, "/api/durations?status=failed", 200, &d)
+	var failed table
+	getJSON(t, ts, "/api/threads?status=failed&limit=1000", 200, &failed)
+	if d.Total != failed.Total || len(d.Points) != d.Total || d.Total == 0 {
+		t.Fatalf("%d points (total %d) for %d failed threads", len(d.Points), d.Total, failed.Total)
+	}
+	for i, p := range d.Points {
+		if p.Status != "failed" || p.StartedAt == "" {
+			t.Fatalf("point %+v", p)
+		}
+		if i > 0 {
+			a, _ := time.Parse(time.RFC3339Nano, d.Points[i-1].StartedAt)
+			b, _ := time.Parse(time.RFC3339Nano, p.StartedAt)
+			if b.Before(a) {
+				t.Fatalf("points not in start order at %d", i)
+			}
+		}
+	}
+	var e struct{ Error string }
+	getJSON(t, ts, "/api/durations?limit=5", 400, &e)
+}
+
 func TestBadRequestsSayWhatIsAllowed(t *testing.T) {
 	_, ts := newServer(t, lineageRegistry(t), webui.Options{})
 	for path, want := range map[string]string{

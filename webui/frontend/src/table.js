@@ -5,6 +5,13 @@
 import { h, clear, link, threadHref } from './dom.js';
 import { get } from './api.js';
 import { statusPill, time, duration, count } from './format.js';
+import { navigate } from './nav.js';
+
+// Status colours of the plot; the same as the pills (style.css).
+const statusColors = {
+  succeeded: '#27ae60', failed: '#eb5757', timed_out: '#f2994a', cancelled: '#828282', cached: '#6fcf97',
+  crashed: '#b00020', dry_run: '#bb6bd9', running: '#2f80ed', pending: '#9aa5b1', unknown: '#c9ced6',
+};
 
 const columns = [
   { key: 'id', label: 'ID', sort: 'id' },
@@ -67,7 +74,43 @@ export function tablePage(el, summary) {
   const thead = h('thead');
   const tbody = h('tbody');
   const table = h('table', { class: 'threads', id: 'threads' }, thead, tbody);
-  el.append(h('section', { class: 'page' }, filters, h('div', { class: 'table-head' }, info, pager), h('div', { class: 'scroll' }, table)));
+  const plotBox = h('div', { class: 'plot', id: 'durations-plot' });
+  const plotInfo = h('p', { class: 'muted' });
+  const durations = h('details', { class: 'card', id: 'durations', ontoggle: () => { if (durations.open) loadPlot(); } },
+    h('summary', {}, 'Durations of the matching threads over time'), plotInfo, plotBox);
+  el.append(h('section', { class: 'page' }, filters, durations, h('div', { class: 'table-head' }, info, pager), h('div', { class: 'scroll' }, table)));
+
+  // The plot: one point per thread that ran, by start time and duration,
+  // coloured by status; a click opens the thread.
+  let chart = null;
+  async function loadPlot() {
+    let res;
+    try {
+      res = await get('/api/durations', { stage: state.stage, status: state.status, device: state.device, name: state.name });
+    } catch (err) {
+      plotInfo.textContent = `Could not load the durations: ${err.message}`;
+      return;
+    }
+    if (!alive || !durations.open) return;
+    if (chart) chart.destroy();
+    chart = null;
+    clear(plotBox);
+    plotBox.dataset.points = res.points.length;
+    plotInfo.textContent = res.total > res.points.length
+      ? `The latest ${count(res.points.length)} of ${count(res.total)} threads that ran. Click a point to open its thread.`
+      : `${count(res.total)} threads that ran. Click a point to open its thread.`;
+    if (!res.points.length) return;
+    const { plot } = await import('./plot.js');
+    if (!alive || !durations.open) return;
+    const statuses = [...new Set(res.points.map((p) => p.status))].sort();
+    const x = res.points.map((p) => Date.parse(p.started_at) / 1000);
+    chart = plot(plotBox, {
+      x, time: true, xLabel: 'started', yLabel: 'duration',
+      yFormat: (v) => duration(v) || '0',
+      series: statuses.map((st) => ({ label: st, color: statusColors[st] || statusColors.unknown, values: res.points.map((p) => (p.status === st ? p.duration_ms : null)) })),
+      onPick: (i) => navigate(threadHref(res.points[i].id)),
+    });
+  }
 
   function header() {
     const key = state.sort.replace(/^-/, '');
@@ -109,6 +152,7 @@ export function tablePage(el, summary) {
   let alive = true;
   async function load() {
     const my = ++seq;
+    if (durations.open) loadPlot();
     syncAddress();
     header();
     let res;
@@ -145,6 +189,11 @@ export function tablePage(el, summary) {
       clearTimeout(timer);
       timer = setTimeout(load, 100);
     },
-    unmount() { alive = false; clearTimeout(timer); clearTimeout(nameTimer); },
+    unmount() {
+      alive = false;
+      clearTimeout(timer);
+      clearTimeout(nameTimer);
+      if (chart) chart.destroy();
+    },
   };
 }
