@@ -108,8 +108,10 @@ func js[T any](t testing.TB, ctx context.Context, expr string) T {
 	return get(t, ctx, expr, chromedp.Evaluate[T](expr))
 }
 
-// waitJS polls a JavaScript expression until it is true.
+// waitJS polls a JavaScript expression until it is true; an expression
+// that throws (the page is still loading) counts as false.
 func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	expr = "(() => { try { return !!(" + expr + "); } catch (e) { return false; } })()"
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))
 }
 
