@@ -108,11 +108,29 @@ func js[T any](t testing.TB, ctx context.Context, expr string) T {
 	return get(t, ctx, expr, chromedp.Evaluate[T](expr))
 }
 
-// waitJS polls a JavaScript expression until it is true; an expression
-// that throws (the page is still loading) counts as false.
+// waitJS polls a JavaScript expression until it is true, for at most 30 s;
+// an expression that throws (the page is still loading) counts as false,
+// and a poll cut short by a navigation (its JavaScript context gone) starts
+// again in the new page.
 func waitJS(expr string) chromedp.Action[chromedp.Void] {
 	expr = "(() => { try { return !!(" + expr + "); } catch (e) { return false; } })()"
-	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			poll := chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(time.Until(deadline)))
+			_, err := poll(ctx, t)
+			if err == nil || time.Now().After(deadline) || !contextLost(err) {
+				return chromedp.Void{}, err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func contextLost(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context") || strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "navigated or closed")
 }
 
 // TestBrowser opens the UI on a registry made by scripts/lineage.star: the
@@ -306,8 +324,10 @@ func BenchmarkFirstPaint(b *testing.B) {
 	}
 	bigURL, smallURL := serve(big), serve(small)
 	type paint struct{ FCP, Rows float64 }
+	n := 0
 	load := func(url string, rows int) paint {
-		run(b, ctx, "load "+url, chromedp.Navigate("about:blank"), chromedp.Navigate(url+"/"),
+		n++ // a new address each time: a navigation, not a reload
+		run(b, ctx, "load "+url, chromedp.Navigate(fmt.Sprintf("%s/?page=1&n=%d", url, n)),
 			waitJS(fmt.Sprintf(`document.querySelectorAll('#threads tbody tr[data-id]').length === %d && performance.getEntriesByName('autonode-rows').length > 0`, rows)))
 		return js[paint](b, ctx, `({FCP: performance.getEntriesByName('first-contentful-paint')[0].startTime, Rows: performance.getEntriesByName('autonode-rows')[0].startTime})`)
 	}
