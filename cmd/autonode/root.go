@@ -164,6 +164,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addReplCommands(root, e)
 	addDocCommands(root, e)
 	addInfoCommands(root, e)
+	addUICommands(root, e)
 	return root
 }
 

@@ -1,0 +1,36 @@
+// format.js: how values read on the page.
+import { h } from './dom.js';
+
+// statusPill is a thread status with its colour.
+export function statusPill(status) {
+  return h('span', { class: `status status-${status}` }, status.replace('_', ' '));
+}
+
+// time shows an RFC 3339 timestamp in local time, to the second.
+export function time(s) {
+  if (!s) return '';
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) return s;
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+// duration shows milliseconds as ms, s, min or h.
+export function duration(ms) {
+  if (ms === undefined || ms === null || ms === 0) return '';
+  if (ms < 1000) return `${ms < 10 ? ms.toFixed(2) : Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+// count shows an integer with thousands separators.
+export function count(n) {
+  return Number(n).toLocaleString('en-US');
+}
+
+// json shows a JSON value indented.
+export function json(v) {
+  return JSON.stringify(v, null, 2);
+}

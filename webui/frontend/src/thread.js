@@ -1,0 +1,172 @@
+// thread.js: a thread's page: every field, the error and result, the
+// metadata, its lineage, its history and the stored record. Each section
+// is a function of the /api/threads/{id} answer that returns nothing when
+// its data is absent, so that a section for data the registry does not
+// record yet (attempts, logs, metrics, a stored result to download) is
+// added by writing its function and listing it in `sections`.
+import { h, clear, link, threadHref } from './dom.js';
+import { get } from './api.js';
+import { statusPill, time, duration, json } from './format.js';
+
+function section(title, id, ...body) {
+  return h('section', { class: 'card', id }, h('h2', {}, title), ...body);
+}
+
+function fields(pairs) {
+  return h('dl', { class: 'fields' }, pairs.filter(([, v]) => v !== undefined && v !== null && v !== '')
+    .map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+const yesNo = (b) => (b ? 'yes' : 'no');
+
+function overview(p) {
+  const t = p.thread;
+  return section('Overview', 'overview', fields([
+    ['Status', statusPill(t.status)],
+    ['Stage', t.stage],
+    ['Priority', String(t.priority)],
+    ['Device', t.device],
+    ['Ran on', t.device_used],
+    ['TTL', `${t.ttl} s`],
+    ['Memory budget', `${t.max_memory_mb} MB`],
+    ['Sandbox', yesNo(t.sandbox)],
+    ['Caching', yesNo(t.caching)],
+    ['Result from cache', t.cached ? 'yes' : ''],
+    ['Cache key', t.cache_key ? h('code', {}, t.cache_key) : ''],
+    ['Started', time(t.started_at)],
+    ['Finished', time(t.finished_at)],
+    ['Duration', duration(t.duration_ms)],
+    ['Token', t.protected ? 'protected' : 'none: unprotected until claimed (autonode claim)'],
+    ['Owner process', t.owner],
+  ]));
+}
+
+function error(p) {
+  if (!p.thread.error) return null;
+  return section('Error', 'error', h('pre', { class: 'error-text' }, p.thread.error));
+}
+
+// isArraySummary recognises the summary the engine stores for an accel
+// array: {shape, dtype, size, sum, mean}.
+function isArraySummary(v) {
+  return v && typeof v === 'object' && !Array.isArray(v) && Array.isArray(v.shape) && 'dtype' in v && 'mean' in v;
+}
+
+function result(p) {
+  const t = p.thread;
+  if (!t.result_bytes) return null;
+  const recordHref = `/api/threads/${encodeURIComponent(t.id)}/record`;
+  if (t.result_omitted) {
+    return section('Result', 'result', h('p', {}, `The result is ${t.result_bytes.toLocaleString('en-US')} bytes of JSON: `,
+      h('a', { href: recordHref, target: '_blank' }, 'open the record'), ' to read it whole.'));
+  }
+  const v = t.result;
+  const body = [];
+  if (isArraySummary(v)) {
+    body.push(fields([
+      ['Array', `${v.dtype} × (${v.shape.join(', ')})`],
+      ['Size', String(v.size ?? '')],
+      ['Sum', String(v.sum)],
+      ['Mean', String(v.mean)],
+    ]));
+  }
+  body.push(h('pre', { class: 'json' }, json(v)));
+  return section('Result', 'result', ...body);
+}
+
+function metadata(p) {
+  const md = p.thread.metadata;
+  const keys = Object.keys(md).sort();
+  if (!keys.length) return section('Metadata', 'metadata', h('p', { class: 'muted' }, 'No metadata.'));
+  return section('Metadata', 'metadata', h('table', { class: 'kv' }, h('tbody', {},
+    keys.map((k) => h('tr', {}, h('th', {}, k), h('td', {}, h('code', {}, typeof md[k] === 'string' ? md[k] : JSON.stringify(md[k]))))))));
+}
+
+function refList(refs) {
+  if (!refs.length) return h('span', { class: 'muted' }, 'none');
+  return h('ul', { class: 'refs' }, refs.map((r) => h('li', {},
+    r.missing ? h('span', { class: 'muted' }, `${r.id} (not in the registry)`)
+      : [link(threadHref(r.id), r.id), ' ', r.name || '', ' ', r.deleted ? h('span', { class: 'muted' }, '(deleted)') : statusPill(r.status)])));
+}
+
+function lineage(p) {
+  const t = p.thread;
+  return section('Lineage', 'lineage', fields([
+    ['Parents', refList(p.parents)],
+    ['Merged from', t.merged_from ? t.merged_from.join(', ') : ''],
+    ['Children', refList(p.children)],
+    ['Ancestors', p.ancestors.length ? refList(p.ancestors) : ''],
+    ['Descendants', String(p.descendants)],
+    ['Lineage field', t.lineage.length ? t.lineage.join(' → ') : ''],
+  ]), p.deleted_at ? null : h('p', {}, link(`/lineage?focus=${encodeURIComponent(t.id)}`, 'Show in the lineage graph')));
+}
+
+function historySection(p) {
+  const hs = p.thread.history;
+  return section(`History (${hs.length})`, 'history', hs.length
+    ? h('table', { class: 'history' }, h('tbody', {}, hs.map((e) => h('tr', {}, h('td', { class: 'when' }, e.time || ''), h('td', {}, e.message)))))
+    : h('p', { class: 'muted' }, 'No history.'));
+}
+
+function extra(p) {
+  const x = p.thread.extra;
+  if (!x || !Object.keys(x).length) return null;
+  return section('Other fields', 'extra', h('p', { class: 'muted' }, 'Fields of the record that this version of AutoNode does not interpret.'),
+    h('pre', { class: 'json' }, json(x)));
+}
+
+function record(p) {
+  const href = `/api/threads/${encodeURIComponent(p.thread.id)}/record`;
+  const pre = h('pre', { class: 'json' });
+  const d = h('details', {
+    ontoggle: async () => {
+      if (!d.open || pre.textContent) return;
+      try {
+        const res = await fetch(href, { credentials: 'same-origin' });
+        pre.textContent = await res.text();
+      } catch (err) {
+        pre.textContent = `Could not load the record: ${err.message}`;
+      }
+    },
+  }, h('summary', {}, 'The stored record (JSON, without token hashes)'), pre);
+  return section('Record', 'record', d, h('p', {}, h('a', { href, target: '_blank' }, 'open it on its own')));
+}
+
+// The page's sections, in order. Add new ones here.
+const sections = [overview, error, result, metadata, lineage, historySection, extra, record];
+
+// threadPage mounts the page of thread id in el.
+export function threadPage(el, id) {
+  const root = h('section', { class: 'page thread', id: 'thread', dataset: { id } });
+  el.append(root);
+  let alive = true;
+  async function load() {
+    let p;
+    try {
+      p = await get(`/api/threads/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (alive) clear(root).append(h('p', { class: 'error' }, err.message), h('p', {}, link('/', 'Back to the threads')));
+      return;
+    }
+    if (!alive) return;
+    const t = p.thread;
+    document.title = `${t.name} · AutoNode`;
+    root.dataset.status = t.status;
+    root.dataset.version = p.version;
+    clear(root).append(h('div', {},
+      h('h1', {}, t.name, ' ', h('span', { class: 'muted' }, t.id), ' ', statusPill(t.status)),
+      p.deleted_at ? h('p', { class: 'banner' }, `Deleted at ${p.deleted_at}: this thread is in the archive (autonode restore ${t.id} brings it back).`) : null,
+      h('div', { class: 'cards' }, sections.map((f) => f(p)))));
+  }
+  load();
+  let timer = null;
+  return {
+    update(ev) {
+      if (ev.all || (ev.changed || []).includes(id) || (ev.removed || []).includes(id) || ev.structure) {
+        clearTimeout(timer);
+        timer = setTimeout(load, 50);
+      }
+    },
+    unmount() { alive = false; clearTimeout(timer); document.title = 'AutoNode'; },
+  };
+}
