@@ -164,9 +164,9 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 	out := summaryJSON{
 		Version: snap.version, Name: s.opts.Name, Total: len(snap.threads),
 		ByStatus: map[string]int{}, ByStage: map[string]int{}, ByDevice: map[string]int{},
-		Stages:   registry.Stages,
-		Statuses: append(append([]string(nil), registry.Statuses...), registry.StatusUnknown),
-		Devices:  registry.Devices,
+		Stages:   registry.Stages(),
+		Statuses: append(append([]string(nil), registry.Statuses()...), registry.StatusUnknown),
+		Devices:  registry.Devices(),
 		LoadedAt: snap.loadedAt.UTC().Format(time.RFC3339),
 	}
 	if err != nil {
@@ -210,16 +210,16 @@ func parseTableQuery(v url.Values, allowed []string) (tableQuery, error) {
 		}
 	}
 	q.stage = strings.ToUpper(v.Get("stage"))
-	if q.stage != "" && !contains(registry.Stages, q.stage) {
-		return q, fmt.Errorf("stage %q: want one of %s", v.Get("stage"), strings.Join(registry.Stages, ", "))
+	if q.stage != "" && !contains(registry.Stages(), q.stage) {
+		return q, fmt.Errorf("stage %q: want one of %s", v.Get("stage"), strings.Join(registry.Stages(), ", "))
 	}
 	q.status = v.Get("status")
-	if statuses := append(append([]string(nil), registry.Statuses...), registry.StatusUnknown); q.status != "" && !contains(statuses, q.status) {
+	if statuses := append(append([]string(nil), registry.Statuses()...), registry.StatusUnknown); q.status != "" && !contains(statuses, q.status) {
 		return q, fmt.Errorf("status %q: want one of %s", q.status, strings.Join(statuses, ", "))
 	}
 	q.device = v.Get("device")
-	if q.device != "" && !contains(registry.Devices, q.device) {
-		return q, fmt.Errorf("device %q: want one of %s", q.device, strings.Join(registry.Devices, ", "))
+	if q.device != "" && !contains(registry.Devices(), q.device) {
+		return q, fmt.Errorf("device %q: want one of %s", q.device, strings.Join(registry.Devices(), ", "))
 	}
 	q.name = strings.ToLower(v.Get("name"))
 	if st := v.Get("sort"); st != "" {
@@ -265,7 +265,7 @@ func (q tableQuery) less(a, b *registry.Thread) bool {
 	case "name":
 		c = strings.Compare(a.Name, b.Name)
 	case "stage":
-		c = indexOf(registry.Stages, a.Stage) - indexOf(registry.Stages, b.Stage)
+		c = indexOf(registry.Stages(), a.Stage) - indexOf(registry.Stages(), b.Stage)
 	case "status":
 		c = strings.Compare(a.EffectiveStatus(), b.EffectiveStatus())
 	case "device":

@@ -87,7 +87,7 @@ func bigRegistry(t testing.TB, n, familySize int) string {
 		var family []registry.ID
 		for i := 1; i <= n; i++ {
 			id := registry.ID(i)
-			stage := registry.Stages[rng.IntN(3)]
+			stage := registry.Stages()[rng.IntN(3)]
 			th := registry.NewThread(id, stage)
 			th.Name = fmt.Sprintf("%s-%s-%d", []string{"train", "eval", "sweep", "prep"}[rng.IntN(4)], []string{"resnet", "bert", "mlp", "gbm", "vit"}[rng.IntN(5)], i)
 			th.Priority = int64(rng.IntN(10))
