@@ -38,6 +38,7 @@ func TestConformance(t *testing.T) {
 	t.Logf("device: %s", d.Detail())
 	before := d.fallbacks.Load()
 	acceltest.Run(t, d)
+	acceltest.RunSizes(t, d)
 	if n := d.fallbacks.Load() - before; n > 0 && d.FP64() {
 		t.Errorf("%d operations fell back to the host; all should run as kernels", n)
 	}
