@@ -177,6 +177,15 @@ func (d *Device) setup() error {
 		if err := d.build(dt); err != nil {
 			return err
 		}
+		names := gpukern.KernelNames
+		if dt == accel.Float64 {
+			names = append(append([]string(nil), names...), gpukern.ConvertKernels...)
+		}
+		for _, name := range names {
+			if _, err := d.function(dt, name); err != nil {
+				return fmt.Errorf("%w: the %s kernels loaded, but: %v", ErrBuild, dt, err)
+			}
+		}
 	}
 	if b, err := loadBLAS(cublasPaths, drv.version); err != nil {
 		d.blasWhy = err.Error()

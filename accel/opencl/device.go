@@ -162,6 +162,16 @@ func OpenLibrary(path string) (*Device, error) {
 			return nil, fmt.Errorf("opencl: %s on %s cannot run accel's %s kernels: %w", devName, plat, dt, err)
 		}
 		d.progs[dt] = program{prog: prog, kernels: map[string]kernel{}}
+		names := gpukern.KernelNames
+		if dt == accel.Float64 {
+			names = append(append([]string(nil), names...), gpukern.ConvertKernels...)
+		}
+		for _, name := range names {
+			if _, err := d.kernel(dt, name); err != nil {
+				d.release()
+				return nil, fmt.Errorf("%w: opencl: %s on %s: the %s kernels built, but: %v", ErrBuild, devName, plat, dt, err)
+			}
+		}
 	}
 	return d, nil
 }
@@ -169,6 +179,9 @@ func OpenLibrary(path string) (*Device, error) {
 // release frees what Open made when it fails part way.
 func (d *Device) release() {
 	for _, p := range d.progs {
+		for _, k := range p.kernels {
+			d.api.releaseKernel(k.k)
+		}
 		if p.prog != 0 {
 			d.api.releaseProgram(p.prog)
 		}

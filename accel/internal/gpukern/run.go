@@ -125,6 +125,18 @@ func (g *Gemm) Strided(f func(aOff, bOff, cOff int64, count int, aStride, bStrid
 	return nil
 }
 
+// KernelNames lists every kernel Run launches. A backend may build them
+// all when it opens, so that a kernel its compiler rejects makes the device
+// unavailable rather than failing operations later.
+var KernelNames = []string{
+	"k_binary", "k_add", "k_binary_bcast", "k_binary_scalar", "k_unary", "k_clip", "k_axpy", "k_triad",
+	"k_gather", "k_copy2d", "k_reduce_short", "k_reduce_rows", "k_reduce_cols", "k_reduce_parts", "k_matmul",
+}
+
+// ConvertKernels are the float32/float64 conversions, in the float64
+// program only.
+var ConvertKernels = []string{"k_f32_to_f64", "k_f64_to_f32"}
+
 // Unsupported returns an error wrapping accel.ErrUnsupported.
 func Unsupported(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", accel.ErrUnsupported, fmt.Sprintf(format, args...))
