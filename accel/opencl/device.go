@@ -263,15 +263,9 @@ func (b *Buffer) Free() {
 	}
 }
 
-// span checks a host slice against the buffer and returns its address and
-// byte count.
-func (b *Buffer) span(op string, s any, off int) (unsafe.Pointer, int, error) {
-	return gpukern.Span("opencl", op, b.dt, b.n, s, off)
-}
-
 // Read copies elements to the host after the queued work finishes.
 func (b *Buffer) Read(dst any, offset int) error {
-	p, n, err := b.span("read", dst, offset)
+	p, n, err := gpukern.Span("opencl", "read", b.dt, b.n, dst, offset)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -283,7 +277,7 @@ func (b *Buffer) Read(dst any, offset int) error {
 
 // Write copies host elements into the buffer, in order with queued work.
 func (b *Buffer) Write(src any, offset int) error {
-	p, n, err := b.span("write", src, offset)
+	p, n, err := gpukern.Span("opencl", "write", b.dt, b.n, src, offset)
 	if err != nil || n == 0 {
 		return err
 	}

@@ -9,7 +9,8 @@
 // launch or copy is given is checked against the live allocations.
 //
 // Tests change the fake device with fakecuda_set and read its counters with
-// fakecuda_get (see fake_test.go).
+// fakecuda_get (see fake_test.go); another process can set FAKECUDA_DEVICES
+// and FAKECUDA_DRIVER_VERSION.
 //
 // Build: cc -shared -fPIC -o libcuda.so.1 fakecuda.c -ldl -lpthread
 #define _GNU_SOURCE
@@ -67,6 +68,15 @@ static struct {
 } stats;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+// A process that loads the fake without calling fakecuda_set (a test
+// binary run by the smoke script's own test) configures it from its
+// environment: FAKECUDA_DEVICES, FAKECUDA_DRIVER_VERSION.
+__attribute__((constructor)) static void config_from_env(void) {
+	const char *v;
+	if ((v = getenv("FAKECUDA_DEVICES"))) cfg.devices = atoll(v);
+	if ((v = getenv("FAKECUDA_DRIVER_VERSION"))) cfg.driver_version = atoll(v);
+}
 
 int fakecuda_set(const char *key, long long v) {
 	if (!strcmp(key, "driver_version")) cfg.driver_version = v;
