@@ -152,11 +152,19 @@ func OpenLibrary(path string) (*Device, error) {
 	d.name = "opencl:0"
 	d.detail = fmt.Sprintf("opencl:0 %s on %s (%s, %s, %s, %d MiB)", devName, plat, kind,
 		strings.TrimSpace(a.deviceString(d.id, clDeviceVersion)), fp, a.deviceUint(d.id, clDeviceGlobalMemSize)>>20)
-	for _, dt := range []accel.DType{accel.Float32, accel.Float64} {
+	// float64 first: when its kernels do not build, float64 runs on the
+	// host and the float32 kernels are built without double accumulators.
+	for _, dt := range []accel.DType{accel.Float64, accel.Float32} {
 		if dt == accel.Float64 && !d.caps.FP64 {
 			continue
 		}
 		prog, err := d.build(gpukern.OpenCLPrelude+gpukern.Source, d.buildOptions(dt))
+		if err != nil && dt == accel.Float64 {
+			d.caps.FP64 = false
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			d.detail += "; the float64 kernels did not build, so float64 runs on the host: " + first
+			continue
+		}
 		if err != nil {
 			d.release()
 			return nil, fmt.Errorf("opencl: %s on %s cannot run accel's %s kernels: %w", devName, plat, dt, err)
