@@ -1,5 +1,7 @@
 package accel
 
+import "runtime"
+
 // Array is a dense, row-major N-d array of float64 or float32 elements that
 // lives on a Device. Arrays are made and combined by an Exec, which charges
 // their storage to its Budget. Operations never modify their operands, except
@@ -132,8 +134,11 @@ func (a *Array) Float32s() ([]float32, error) {
 	return readAs[float32](a, 0, n)
 }
 
-// readAs reads n elements from offset of a device array as T.
+// readAs reads n elements from offset of a device array as T. It keeps a
+// reachable until the read is done: otherwise the collector may run the
+// storage's cleanup, which frees the device buffer, during the read.
 func readAs[T float](a *Array, offset, n int) ([]T, error) {
+	defer runtime.KeepAlive(a)
 	out := make([]T, n)
 	if a.dtype == Float64 {
 		tmp := make([]float64, n)

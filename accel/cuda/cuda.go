@@ -1,14 +1,22 @@
 // Package cuda is accel's CUDA backend for NVIDIA GPUs on Linux. It drives
-// the driver API in libcuda.so.1 (the _v2 entry points) and compiles the
-// kernels shared with the OpenCL backend at run time with NVRTC, both
-// loaded with purego, so binaries need no cgo and no CUDA toolkit at build
-// time. Every call into a context runs on one goroutine locked to its OS
-// thread (a CUDA context is current per thread), and kernel arguments are
-// pinned while the driver reads them.
+// the driver API in libcuda.so.1 (the _v2 entry points), compiles the
+// kernels shared with the OpenCL backend at run time with NVRTC into a cubin
+// for the GPU (PTX when the GPU is newer than NVRTC), and multiplies
+// matrices with cuBLAS when it is installed, all loaded with purego, so
+// binaries need no cgo and no CUDA toolkit at build time.
+//
+// The device's primary context (shared with the CUDA runtime and cuBLAS)
+// is created with blocking synchronisation; every call into it runs with
+// the calling goroutine locked to its OS thread and the context current on
+// that thread, one call at a time. Kernel arguments are pinned while the
+// driver reads them. Operations are queued on the default stream without
+// waiting, outputs come from the stream-ordered memory pool, and reading a
+// result waits for the work before it.
 //
 // Importing the package registers the "cuda" backend with
-// accel.RegisterBackend; without a driver the backend is listed as not
-// found, with the loader's reason.
+// accel.RegisterBackend; a machine without a driver, a GPU or NVRTC, or
+// whose driver does not load the compiled kernels, lists the backend as not
+// found with the reason.
 package cuda
 
 import (
@@ -25,8 +33,9 @@ var (
 	ErrNoDevice = errors.New("cuda: no device")
 	// ErrNoCompiler reports that NVRTC (libnvrtc.so) could not be loaded.
 	ErrNoCompiler = errors.New("cuda: NVRTC not available")
-	// ErrBuild reports a kernel that NVRTC failed to compile; the message
-	// holds the compiler log.
+	// ErrBuild reports kernels that NVRTC failed to compile or that the
+	// driver did not load; the message holds the compiler's or the JIT's
+	// log.
 	ErrBuild = errors.New("cuda: kernel build failed")
 	// ErrOutOfMemory reports an allocation the GPU could not satisfy.
 	ErrOutOfMemory = errors.New("cuda: out of device memory")

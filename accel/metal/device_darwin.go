@@ -33,6 +33,7 @@ var (
 	loadErr  error
 
 	createDevice func() objc.ID
+	mpsSupports  func(dev objc.ID) bool // MPSSupportsMTLDevice; nil without MPS
 	poolPush     func() unsafe.Pointer
 	poolPop      func(unsafe.Pointer)
 	dispatch     func(enc objc.ID, sel objc.SEL, groups, threads mtlSize)
@@ -41,7 +42,12 @@ var (
 	selString, selDesc, selSetLanguage, selLanguage, selSetFastMath, selNewLibrary, selNewFunction,
 	selNewPipeline, selMaxThreads, selCommandBuffer, selEncoder, selSetPipeline, selSetBuffer,
 	selSetBytes, selDispatch, selEndEncoding, selCommit, selWait, selStatus, selError objc.SEL
+
+	selMatrixDescriptor, selInitMatrix, selInitMultiplication, selEncodeMultiplication objc.SEL
 )
+
+// mpsDataTypeFloat32 is MPSDataTypeFloat32: MPSDataTypeFloatBit | 32.
+const mpsDataTypeFloat32 = 0x10000000 | 32
 
 // load binds Metal.framework, the autorelease-pool functions and the
 // selectors, once.
@@ -55,6 +61,13 @@ func load() error {
 		if _, err := purego.Dlopen("/System/Library/Frameworks/Foundation.framework/Foundation", purego.RTLD_NOW|purego.RTLD_GLOBAL); err != nil {
 			loadErr = fmt.Errorf("%w: %v", ErrNoDevice, err)
 			return
+		}
+		// Metal Performance Shaders (matmul) is optional: without it the
+		// k_matmul kernel runs.
+		if mps, err := purego.Dlopen("/System/Library/Frameworks/MetalPerformanceShaders.framework/MetalPerformanceShaders", purego.RTLD_NOW|purego.RTLD_GLOBAL); err == nil {
+			if p, err := purego.Dlsym(mps, "MPSSupportsMTLDevice"); err == nil {
+				purego.RegisterFunc(&mpsSupports, p)
+			}
 		}
 		libobjc, err := purego.Dlopen("/usr/lib/libobjc.A.dylib", purego.RTLD_NOW|purego.RTLD_GLOBAL)
 		if err != nil {
@@ -90,6 +103,10 @@ func load() error {
 			&selSetBuffer: "setBuffer:offset:atIndex:", &selSetBytes: "setBytes:length:atIndex:",
 			&selDispatch: "dispatchThreadgroups:threadsPerThreadgroup:", &selEndEncoding: "endEncoding",
 			&selCommit: "commit", &selWait: "waitUntilCompleted", &selStatus: "status", &selError: "error",
+			&selMatrixDescriptor:     "matrixDescriptorWithRows:columns:rowBytes:dataType:",
+			&selInitMatrix:           "initWithBuffer:offset:descriptor:",
+			&selInitMultiplication:   "initWithDevice:transposeLeft:transposeRight:resultRows:resultColumns:interiorColumns:alpha:beta:",
+			&selEncodeMultiplication: "encodeToCommandBuffer:leftMatrix:rightMatrix:resultMatrix:",
 		} {
 			*p = objc.RegisterName(name)
 		}
@@ -140,10 +157,15 @@ type Device struct {
 	lib        objc.ID
 	version    string
 	detail     string
+	mps        bool // MPSMatrixMultiplication runs float32 matmul
 	mu         sync.Mutex
 	pipelines  map[string]pipeline
 	poison     atomic.Bool
 }
+
+// maxGroup is the most threads per threadgroup of every Apple GPU; each
+// pipeline's own limit (maxTotalThreadsPerThreadgroup) is checked too.
+const maxGroup = 1024
 
 type pipeline struct {
 	state      objc.ID
@@ -174,10 +196,22 @@ func Open() (*Device, error) {
 		}
 		d.queue = d.dev.Send(selNewQueue)
 		d.lib, d.version, err = d.compile(mslSource)
-		d.detail = fmt.Sprintf("metal:0 %s (MSL %s, float32 only)", goString(d.dev.Send(selName)), d.version)
+		d.mps = mpsSupports != nil && objc.GetClass("MPSMatrixMultiplication") != 0 && mpsSupports(d.dev)
+		gemm := "k_matmul kernel"
+		if d.mps {
+			gemm = "MPSMatrixMultiplication"
+		}
+		d.detail = fmt.Sprintf("metal:0 %s (MSL %s, float32 only; matmul: %s)", goString(d.dev.Send(selName)), d.version, gemm)
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Build every pipeline now, so that a kernel the compiler rejects makes
+	// the device unavailable instead of failing operations later.
+	for _, name := range gpukern.KernelNames {
+		if _, err := d.pipeline(name); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBuild, err)
+		}
 	}
 	return d, nil
 }
@@ -280,36 +314,22 @@ func (b *Buffer) Free() {
 // Read copies elements out of the shared buffer. Every launch waits for
 // its command buffer, so no GPU work is pending here.
 func (b *Buffer) Read(dst any, offset int) error {
-	switch v := dst.(type) {
-	case []float64:
-		if b.dt == accel.Float64 && offset >= 0 && offset+len(v) <= b.n {
-			copy(v, unsafe.Slice((*float64)(b.ptr), b.n)[offset:])
-			return nil
-		}
-	case []float32:
-		if b.dt == accel.Float32 && offset >= 0 && offset+len(v) <= b.n {
-			copy(v, unsafe.Slice((*float32)(b.ptr), b.n)[offset:])
-			return nil
-		}
+	p, n, err := gpukern.Span("metal", "read", b.dt, b.n, dst, offset)
+	if err != nil || n == 0 {
+		return err
 	}
-	return fmt.Errorf("metal buffer read: %T at offset %d does not fit a %s buffer of %d elements", dst, offset, b.dt, b.n)
+	copy(unsafe.Slice((*byte)(p), n), unsafe.Slice((*byte)(unsafe.Add(b.ptr, offset*b.dt.Size())), n))
+	return nil
 }
 
 // Write copies elements into the shared buffer.
 func (b *Buffer) Write(src any, offset int) error {
-	switch v := src.(type) {
-	case []float64:
-		if b.dt == accel.Float64 && offset >= 0 && offset+len(v) <= b.n {
-			copy(unsafe.Slice((*float64)(b.ptr), b.n)[offset:], v)
-			return nil
-		}
-	case []float32:
-		if b.dt == accel.Float32 && offset >= 0 && offset+len(v) <= b.n {
-			copy(unsafe.Slice((*float32)(b.ptr), b.n)[offset:], v)
-			return nil
-		}
+	p, n, err := gpukern.Span("metal", "write", b.dt, b.n, src, offset)
+	if err != nil || n == 0 {
+		return err
 	}
-	return fmt.Errorf("metal buffer write: %T at offset %d does not fit a %s buffer of %d elements", src, offset, b.dt, b.n)
+	copy(unsafe.Slice((*byte)(unsafe.Add(b.ptr, offset*b.dt.Size())), n), unsafe.Slice((*byte)(p), n))
+	return nil
 }
 
 // Run runs op's kernels; float64 operations return accel.ErrUnsupported.
@@ -322,7 +342,18 @@ type launcher struct{ d *Device }
 // mtlBuffer is a buffer kernel argument.
 type mtlBuffer objc.ID
 
-func (l launcher) Caps() gpukern.Caps { return gpukern.Caps{FP64: false, MaxGroup: 1024} }
+func (l launcher) Caps() gpukern.Caps { return gpukern.Caps{FP64: false, MaxGroup: maxGroup} }
+
+func (l launcher) GroupLimit(dt accel.DType, name string) (int, error) {
+	if dt != accel.Float32 {
+		return 0, gpukern.Unsupported("metal has no %s", dt)
+	}
+	p, err := l.d.pipeline(name)
+	if err != nil {
+		return 0, err
+	}
+	return min(p.maxThreads, maxGroup), nil
+}
 
 func (l launcher) Mem(b accel.Buffer) (any, error) {
 	mb, ok := b.(*Buffer)
@@ -416,4 +447,59 @@ func (l launcher) Launch(dt accel.DType, name string, groups, local [3]int, args
 		}
 	})
 	return err
+}
+
+// gemmMaxBatches bounds the batches encoded one by one for MPS; a larger
+// batch of (small) matrices runs faster as one k_matmul launch.
+const gemmMaxBatches = 256
+
+// Gemm runs a float32 product with MPSMatrixMultiplication: one encode per
+// matrix of the batch, all in one command buffer, on matrices that view the
+// operands' shared buffers in place (row-major, as MPS expects).
+func (l launcher) Gemm(dt accel.DType, g *gpukern.Gemm) (bool, error) {
+	d := l.d
+	if dt != accel.Float32 || !d.mps || g.Batches() > gemmMaxBatches {
+		return false, nil
+	}
+	a, b, c := objc.ID(g.A.(mtlBuffer)), objc.ID(g.B.(mtlBuffer)), objc.ID(g.C.(mtlBuffer))
+	var err error
+	withPool(func() {
+		descClass := objc.ID(objc.GetClass("MPSMatrixDescriptor"))
+		desc := func(rows, cols int) objc.ID {
+			return descClass.Send(selMatrixDescriptor, uint(rows), uint(cols), uint(cols*4), uint32(mpsDataTypeFloat32))
+		}
+		da, db, dc := desc(g.M, g.K), desc(g.K, g.N), desc(g.M, g.N)
+		matrixClass := objc.ID(objc.GetClass("MPSMatrix"))
+		var made []objc.ID
+		defer func() {
+			for _, m := range made {
+				m.Send(selRelease)
+			}
+		}()
+		matrix := func(buf objc.ID, offset int64, desc objc.ID) objc.ID {
+			m := matrixClass.Send(selAlloc).Send(selInitMatrix, buf, uint(offset*4), desc)
+			made = append(made, m)
+			return m
+		}
+		mul := objc.ID(objc.GetClass("MPSMatrixMultiplication")).Send(selAlloc).Send(selInitMultiplication,
+			d.dev, false, false, uint(g.M), uint(g.N), uint(g.K), 1.0, 0.0)
+		if mul == 0 {
+			err = fmt.Errorf("metal: MPSMatrixMultiplication for %dx%dx%d did not initialise", g.M, g.N, g.K)
+			return
+		}
+		made = append(made, mul)
+		cb := d.queue.Send(selCommandBuffer)
+		err = g.Strided(func(aOff, bOff, cOff int64, count int, sa, sb, sc int64) error {
+			for i := range int64(count) {
+				mul.Send(selEncodeMultiplication, cb, matrix(a, aOff+i*sa, da), matrix(b, bOff+i*sb, db), matrix(c, cOff+i*sc, dc))
+			}
+			return nil
+		})
+		cb.Send(selCommit)
+		cb.Send(selWait)
+		if status := objc.Send[uint](cb, selStatus); status != 4 && err == nil { // MTLCommandBufferStatusCompleted
+			err = fmt.Errorf("metal: MPSMatrixMultiplication: command buffer status %d: %s", status, errorText(cb.Send(selError)))
+		}
+	})
+	return true, err
 }

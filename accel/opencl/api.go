@@ -26,6 +26,7 @@ type api struct {
 	buildProgram       func(prog uintptr, num uint32, devs *uintptr, options string, notify, user uintptr) int32
 	programBuildInfo   func(prog, dev uintptr, param uint32, size uintptr, value unsafe.Pointer, sizeRet *uintptr) int32
 	createKernel       func(prog uintptr, name string, errcode *int32) uintptr
+	kernelGroupInfo    func(k, dev uintptr, param uint32, size uintptr, value unsafe.Pointer, sizeRet *uintptr) int32
 	setKernelArg       func(k uintptr, idx uint32, size uintptr, value unsafe.Pointer) int32
 	enqueueNDRange     func(q, k uintptr, dim uint32, offset, global, local *uintptr, nev uint32, evs, ev unsafe.Pointer) int32
 	finish             func(q uintptr) int32
@@ -82,6 +83,7 @@ func loadAPI(paths []string) (*api, error) {
 		{&a.buildProgram, "clBuildProgram"},
 		{&a.programBuildInfo, "clGetProgramBuildInfo"},
 		{&a.createKernel, "clCreateKernel"},
+		{&a.kernelGroupInfo, "clGetKernelWorkGroupInfo"},
 		{&a.setKernelArg, "clSetKernelArg"},
 		{&a.enqueueNDRange, "clEnqueueNDRangeKernel"},
 		{&a.finish, "clFinish"},
@@ -111,6 +113,7 @@ const (
 	clPlatformName           = 0x0902
 	clDeviceType             = 0x1000
 	clDeviceMaxWorkGroupSize = 0x1004
+	clDeviceMaxWorkItemSizes = 0x1005
 	clDeviceMaxMemAllocSize  = 0x1010
 	clDeviceSingleFPConfig   = 0x101B
 	clDeviceGlobalMemSize    = 0x101F
@@ -118,6 +121,7 @@ const (
 	clDeviceVersion          = 0x102F
 	clDeviceExtensions       = 0x1030
 	clProgramBuildLog        = 0x1183
+	clKernelWorkGroupSize    = 0x11B0
 
 	clMemReadWrite = 1
 

@@ -26,25 +26,35 @@ type Device struct {
 	name, detail        string
 	devType             uint64
 	caps                gpukern.Caps
+	maxItems            [3]int // CL_DEVICE_MAX_WORK_ITEM_SIZES
 	maxAlloc            uint64
 	exactDivSqrt        bool       // -cl-fp32-correctly-rounded-divide-sqrt is supported
 	mu                  sync.Mutex // serialises kernel arguments and enqueues
-	progs               [3]program // by accel.DType
+	progs               [3]program // by accel.DType, built by Open
 	poison              atomic.Bool
 	hostBytes, launches atomic.Int64
 	fallbacks           atomic.Int64 // operations handed back to the host
 }
 
+// program is the kernel library built for one dtype, with the kernels
+// created from it so far.
 type program struct {
-	once    sync.Once
 	prog    uintptr
-	kernels map[string]uintptr
-	err     error
+	kernels map[string]kernel
+}
+
+// kernel is one kernel object and its CL_KERNEL_WORK_GROUP_SIZE.
+type kernel struct {
+	k     uintptr
+	group int
 }
 
 // Open loads the OpenCL library and opens the best device it offers: the
 // first GPU, else the first accelerator, else the first other device (a CPU
-// implementation such as PoCL).
+// implementation such as PoCL). It builds the kernel library for float32
+// (and float64 when the device has cl_khr_fp64) before it returns, so a
+// device whose compiler rejects the kernels is not available at all: the
+// error wraps ErrBuild and carries the build log.
 func Open() (*Device, error) { return OpenLibrary("") }
 
 // OpenLibrary is Open with the library at path ("" tries the usual names).
@@ -114,6 +124,14 @@ func OpenLibrary(path string) (*Device, error) {
 		FP64:     strings.Contains(exts, "cl_khr_fp64"),
 		MaxGroup: int(a.deviceUint(d.id, clDeviceMaxWorkGroupSize)),
 	}
+	var items [3]uintptr
+	if a.getDeviceInfo(d.id, clDeviceMaxWorkItemSizes, unsafe.Sizeof(items), unsafe.Pointer(&items), nil) == 0 {
+		for i, v := range items {
+			d.maxItems[i] = int(v)
+		}
+	} else {
+		d.maxItems = [3]int{d.caps.MaxGroup, d.caps.MaxGroup, d.caps.MaxGroup}
+	}
 	d.maxAlloc = a.deviceUint(d.id, clDeviceMaxMemAllocSize)
 	d.exactDivSqrt = a.deviceUint(d.id, clDeviceSingleFPConfig)&clFPCorrectlyRoundedDivideSqrt != 0
 	plat := infoString(func(p uint32, s uintptr, v unsafe.Pointer, r *uintptr) int32 {
@@ -134,7 +152,50 @@ func OpenLibrary(path string) (*Device, error) {
 	d.name = "opencl:0"
 	d.detail = fmt.Sprintf("opencl:0 %s on %s (%s, %s, %s, %d MiB)", devName, plat, kind,
 		strings.TrimSpace(a.deviceString(d.id, clDeviceVersion)), fp, a.deviceUint(d.id, clDeviceGlobalMemSize)>>20)
+	// float64 first: when its kernels do not build, float64 runs on the
+	// host and the float32 kernels are built without double accumulators.
+	for _, dt := range []accel.DType{accel.Float64, accel.Float32} {
+		if dt == accel.Float64 && !d.caps.FP64 {
+			continue
+		}
+		prog, err := d.build(gpukern.OpenCLPrelude+gpukern.Source, d.buildOptions(dt))
+		if err != nil && dt == accel.Float64 {
+			d.caps.FP64 = false
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			d.detail += "; the float64 kernels did not build, so float64 runs on the host: " + first
+			continue
+		}
+		if err != nil {
+			d.release()
+			return nil, fmt.Errorf("opencl: %s on %s cannot run accel's %s kernels: %w", devName, plat, dt, err)
+		}
+		d.progs[dt] = program{prog: prog, kernels: map[string]kernel{}}
+		names := gpukern.KernelNames
+		if dt == accel.Float64 {
+			names = append(append([]string(nil), names...), gpukern.ConvertKernels...)
+		}
+		for _, name := range names {
+			if _, err := d.kernel(dt, name); err != nil {
+				d.release()
+				return nil, fmt.Errorf("%w: opencl: %s on %s: the %s kernels built, but: %v", ErrBuild, devName, plat, dt, err)
+			}
+		}
+	}
 	return d, nil
+}
+
+// release frees what Open made when it fails part way.
+func (d *Device) release() {
+	for _, p := range d.progs {
+		for _, k := range p.kernels {
+			d.api.releaseKernel(k.k)
+		}
+		if p.prog != 0 {
+			d.api.releaseProgram(p.prog)
+		}
+	}
+	d.api.releaseQueue(d.queue)
+	d.api.releaseContext(d.context)
 }
 
 // Name returns "opencl:0".
@@ -210,32 +271,9 @@ func (b *Buffer) Free() {
 	}
 }
 
-// span checks a host slice against the buffer and returns its address and
-// byte count.
-func (b *Buffer) span(op string, s any, off int) (unsafe.Pointer, int, error) {
-	var p unsafe.Pointer
-	n, ok := 0, false
-	switch v := s.(type) {
-	case []float64:
-		n, ok = len(v), b.dt == accel.Float64
-		if ok && n > 0 {
-			p = unsafe.Pointer(&v[0])
-		}
-	case []float32:
-		n, ok = len(v), b.dt == accel.Float32
-		if ok && n > 0 {
-			p = unsafe.Pointer(&v[0])
-		}
-	}
-	if !ok || off < 0 || off+n > b.n {
-		return nil, 0, fmt.Errorf("opencl buffer %s: %T of %d elements at offset %d does not fit a %s buffer of %d elements", op, s, n, off, b.dt, b.n)
-	}
-	return p, n * b.dt.Size(), nil
-}
-
 // Read copies elements to the host after the queued work finishes.
 func (b *Buffer) Read(dst any, offset int) error {
-	p, n, err := b.span("read", dst, offset)
+	p, n, err := gpukern.Span("opencl", "read", b.dt, b.n, dst, offset)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -247,7 +285,7 @@ func (b *Buffer) Read(dst any, offset int) error {
 
 // Write copies host elements into the buffer, in order with queued work.
 func (b *Buffer) Write(src any, offset int) error {
-	p, n, err := b.span("write", src, offset)
+	p, n, err := gpukern.Span("opencl", "write", b.dt, b.n, src, offset)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -289,12 +327,29 @@ func (l launcher) Temp(bytes int) (any, func(), error) {
 	return mem, func() { l.d.api.releaseMem(mem) }, nil
 }
 
+func (l launcher) GroupLimit(dt accel.DType, name string) (int, error) {
+	k, err := l.d.kernel(dt, name)
+	if err != nil {
+		return 0, err
+	}
+	return k.group, nil
+}
+
 func (l launcher) Launch(dt accel.DType, name string, groups, local [3]int, args ...any) error {
 	d := l.d
-	k, err := d.kernel(dt, name)
+	kn, err := d.kernel(dt, name)
 	if err != nil {
 		return err
 	}
+	if items := local[0] * local[1] * local[2]; items > kn.group {
+		return gpukern.Unsupported("opencl: %s runs at most %d work items per group on this device (CL_KERNEL_WORK_GROUP_SIZE), not %d", name, kn.group, items)
+	}
+	for i, v := range local {
+		if v > d.maxItems[i] {
+			return gpukern.Unsupported("opencl: a work group of %v exceeds the device's %v items along each axis", local, d.maxItems)
+		}
+	}
+	k := kn.k
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i, arg := range args {
@@ -327,16 +382,12 @@ func (l launcher) Launch(dt accel.DType, name string, groups, local [3]int, args
 	return check("clEnqueueNDRangeKernel("+name+")", d.api.enqueueNDRange(d.queue, k, 3, nil, &global[0], &loc[0], 0, nil, nil))
 }
 
-// kernel returns the named kernel of the program for dt, building the
-// program on first use (once per device and dtype).
-func (d *Device) kernel(dt accel.DType, name string) (uintptr, error) {
+// kernel returns the named kernel of the program for dt with its work-group
+// limit, creating it on first use.
+func (d *Device) kernel(dt accel.DType, name string) (kernel, error) {
 	p := &d.progs[dt]
-	p.once.Do(func() {
-		p.prog, p.err = d.build(gpukern.OpenCLPrelude+gpukern.Source, d.buildOptions(dt))
-		p.kernels = map[string]uintptr{}
-	})
-	if p.err != nil {
-		return 0, p.err
+	if p.prog == 0 {
+		return kernel{}, gpukern.Unsupported("opencl: no %s kernels on this device", dt)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -346,10 +397,17 @@ func (d *Device) kernel(dt accel.DType, name string) (uintptr, error) {
 	var code int32
 	k := d.api.createKernel(p.prog, name, &code)
 	if err := check("clCreateKernel("+name+")", code); err != nil {
-		return 0, err
+		return kernel{}, err
 	}
-	p.kernels[name] = k
-	return k, nil
+	var group uintptr
+	if err := check("clGetKernelWorkGroupInfo("+name+", CL_KERNEL_WORK_GROUP_SIZE)",
+		d.api.kernelGroupInfo(k, d.id, clKernelWorkGroupSize, unsafe.Sizeof(group), unsafe.Pointer(&group), nil)); err != nil {
+		d.api.releaseKernel(k)
+		return kernel{}, err
+	}
+	kn := kernel{k: k, group: min(int(group), d.caps.MaxGroup)}
+	p.kernels[name] = kn
+	return kn, nil
 }
 
 func (d *Device) buildOptions(dt accel.DType) string {

@@ -1,10 +1,12 @@
 // Package opencl is accel's OpenCL backend. It loads libOpenCL.so.1 (or
 // OpenCL.framework on macOS) at run time with purego, so binaries need no
 // cgo and run where no OpenCL is installed; compiles the shared OpenCL C
-// kernels from source on first use, once per device and dtype; and runs
-// element-wise operations (broadcasting included), reductions, dot, a tiled
-// matmul, transpose and other gathers, concatenation, axpy and triad on the
-// device. float64 runs on the device only when it has cl_khr_fp64.
+// kernels from source when the device opens (a device that cannot build
+// them is not available, and says why); and runs element-wise operations
+// (broadcasting included), reductions, dot, a tiled matmul, transpose and
+// other gathers, concatenation, axpy and triad on the device, in work groups
+// each kernel's CL_KERNEL_WORK_GROUP_SIZE allows. float64 runs on the device
+// only when it has cl_khr_fp64.
 //
 // Importing the package registers the "opencl" backend with
 // accel.RegisterBackend. A CPU implementation such as PoCL is used only

@@ -38,6 +38,7 @@ func TestConformance(t *testing.T) {
 	t.Logf("device: %s", d.Detail())
 	before := d.fallbacks.Load()
 	acceltest.Run(t, d)
+	acceltest.RunSizes(t, d)
 	if n := d.fallbacks.Load() - before; n > 0 && d.FP64() {
 		t.Errorf("%d operations fell back to the host; all should run as kernels", n)
 	}
@@ -204,5 +205,86 @@ func TestCancelled(t *testing.T) {
 	cancel()
 	if _, err := e.Exp(ctx, a); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Exp with a cancelled context: %v", err)
+	}
+}
+
+// TestKernelGroupLimit lowers two kernels' CL_KERNEL_WORK_GROUP_SIZE, as a
+// device with fewer registers reports it: reductions launch smaller groups
+// and stay on the device, and k_matmul, whose groups are 256 items, hands
+// its product to the host; the results are right either way, and no
+// launch exceeds a limit (OpenCL would reject it with
+// CL_INVALID_WORK_GROUP_SIZE).
+func TestKernelGroupLimit(t *testing.T) {
+	d := testDevice(t)
+	dt := accel.Float32
+	for _, name := range []string{"k_reduce_rows", "k_reduce_parts", "k_matmul"} {
+		if _, err := d.kernel(dt, name); err != nil {
+			t.Fatal(err)
+		}
+		d.mu.Lock()
+		k := d.progs[dt].kernels[name]
+		saved := k
+		k.group = 64
+		d.progs[dt].kernels[name] = k
+		d.mu.Unlock()
+		t.Cleanup(func() {
+			d.mu.Lock()
+			d.progs[dt].kernels[name] = saved
+			d.mu.Unlock()
+		})
+	}
+	host, dev := accel.New(accel.Options{}), accel.New(accel.Options{Device: d})
+	defer dev.Close()
+	x, _ := host.Rand(dt, 7, 3, 50000)
+	xd, err := dev.ToDevice(bg, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fallbacks := d.fallbacks.Load()
+	for _, axis := range []int{1, accel.AllAxes} {
+		var want, got []float64
+		if axis == accel.AllAxes {
+			w, _ := host.Sum(bg, x)
+			g, err := dev.Sum(bg, xd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, got = []float64{w}, []float64{g}
+		} else {
+			w, _ := host.ReduceAxis(bg, accel.OpSum, x, axis)
+			g, err := dev.ReduceAxis(bg, accel.OpSum, xd, axis)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ = w.Float64s()
+			got, _ = g.Float64s()
+		}
+		for i := range want {
+			if d := got[i] - want[i]; d > 1e-2 || d < -1e-2 {
+				t.Fatalf("sum (axis %d) element %d = %v, want %v", axis, i, got[i], want[i])
+			}
+		}
+	}
+	if d.fallbacks.Load() != fallbacks {
+		t.Errorf("reductions fell back to the host; they should launch groups of 64")
+	}
+	a, _ := host.Rand(dt, 8, 40, 30)
+	b, _ := host.Rand(dt, 9, 30, 20)
+	ad, _ := dev.ToDevice(bg, a)
+	bd, _ := dev.ToDevice(bg, b)
+	want, _ := host.Matmul(bg, a, b)
+	got, err := dev.Matmul(bg, ad, bd)
+	if err != nil {
+		t.Fatalf("matmul with a 64-item k_matmul: %v", err)
+	}
+	w, _ := want.Float64s()
+	g, _ := got.Float64s()
+	for i := range w {
+		if d := g[i] - w[i]; d > 1e-4 || d < -1e-4 {
+			t.Fatalf("matmul element %d = %v, want %v", i, g[i], w[i])
+		}
+	}
+	if d.fallbacks.Load() != fallbacks+1 {
+		t.Errorf("matmul did not fall back to the host (%d fallbacks)", d.fallbacks.Load()-fallbacks)
 	}
 }
