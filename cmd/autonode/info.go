@@ -60,12 +60,18 @@ func addInfoCommands(root *cobra.Command, e *env) {
 			if versionJSON {
 				return writeJSON(e, v)
 			}
-			fmt.Fprintf(e.stdout, "autonode %s (%s, %s)\n", v["version"], v["go"], v["platform"])
+			fmt.Fprintln(e.stdout, versionLine())
 			return nil
 		}),
 	}
 	version.Flags().BoolVar(&versionJSON, "json", false, "print JSON")
 	root.AddCommand(version)
+}
+
+// versionLine is what `autonode version` and `autonode --version` print.
+func versionLine() string {
+	v := versionInfo()
+	return fmt.Sprintf("autonode %s (%s, %s)", v["version"], v["go"], v["platform"])
 }
 
 // versionInfo reads the module version and VCS revision from the build.

@@ -53,6 +53,9 @@ When standard input is not a terminal, statements are read and run without
 prompts:  echo 'print(summarize())' | autonode repl`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := workersFlag(workers); err != nil {
+				return err
+			}
 			opts := runtime.Options{
 				RegistryPath: e.registryPath(),
 				SessionToken: e.token(),
@@ -324,7 +327,7 @@ func (r *repl) execute(ctx context.Context, src string) bool {
 		if ctx.Err() != nil {
 			fmt.Fprintln(r.e.stderr, "interrupted")
 		}
-		printScriptError(r.e, err)
+		printScriptError(r.e, err, src)
 		r.failed = true
 		return false
 	}
@@ -356,7 +359,7 @@ func (r *repl) command(ctx context.Context, t string) bool {
 			return false
 		}
 		if _, err := r.rt.Eval(ctx, string(data)); err != nil {
-			printScriptError(r.e, err)
+			printScriptError(r.e, err, string(data))
 			r.failed = true
 		}
 	case "threads":

@@ -135,7 +135,10 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.CompletionOptions.DisableDescriptions = false
+	root.CompletionOptions.DisableDefaultCmd = true // ours refuses unknown shells
+	root.Version = versionLine()
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetHelpCommand(newHelpCmd(root))
 	// The root runs only to say that a command is missing: do not offer
 	// "autonode [flags]" as a usage line.
 	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), "Usage:{{if .Runnable}}", "Usage:{{if and .Runnable .HasParent}}", 1))
@@ -165,6 +168,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addDocCommands(root, e)
 	addInfoCommands(root, e)
 	addUICommands(root, e)
+	addCompletionCommand(root, e)
 	return root
 }
 

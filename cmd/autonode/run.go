@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"go.starlark.net/syntax"
 	"golang.org/x/term"
 
+	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/runtime"
 )
 
@@ -39,6 +41,9 @@ success, 1 on a script error (printed with its backtrace), 2 on a usage error.`,
   AUTONODE_TOKEN=$(autonode token) autonode run sweep.star --lr 0.1`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := workersFlag(workers); err != nil {
+				return err
+			}
 			file := args[0]
 			if fi, err := os.Stat(file); err != nil || fi.IsDir() {
 				return usageErrorf("run: %s is not a script file", file)
@@ -99,8 +104,11 @@ func progressBars(e *env, quiet bool) func(label string, done, total int) {
 	}
 }
 
-// printScriptError prints a script error with its Starlark backtrace.
-func printScriptError(e *env, err error) {
+// printScriptError prints a script error with its Starlark backtrace; a
+// syntax error shows the source line with a caret under the column. src is
+// the source of a snippet (the REPL's statement); for a file it is read
+// from the path the error names.
+func printScriptError(e *env, err error, src ...string) {
 	var ee *starlark.EvalError
 	var se syntax.Error
 	switch {
@@ -108,9 +116,48 @@ func printScriptError(e *env, err error) {
 		fmt.Fprintln(e.stderr, ee.Backtrace())
 	case errors.As(err, &se):
 		fmt.Fprintf(e.stderr, "%s: %s\n", se.Pos, se.Msg)
+		text := ""
+		if len(src) > 0 {
+			text = src[0]
+		} else if data, rerr := os.ReadFile(se.Pos.Filename()); rerr == nil {
+			text = string(data)
+		}
+		if line, caret, ok := sourceCaret(text, se.Pos); ok {
+			fmt.Fprintf(e.stderr, "    %s\n    %s\n", line, caret)
+		}
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "autonode: interrupted")
 	default:
 		fmt.Fprintf(e.stderr, "autonode: %v\n", err)
 	}
+}
+
+// sourceCaret returns the source line at pos (tabs shown as spaces,
+// control characters escaped) and a caret line pointing at its column.
+func sourceCaret(src string, pos syntax.Position) (line, caret string, ok bool) {
+	lines := strings.Split(src, "\n")
+	if pos.Line < 1 || int(pos.Line) > len(lines) {
+		return "", "", false
+	}
+	runes := []rune(strings.TrimRight(lines[pos.Line-1], "\r"))
+	col := int(pos.Col) - 1 // Col counts runes from 1
+	if col < 0 {
+		col = 0
+	}
+	if col > len(runes) {
+		col = len(runes)
+	}
+	var b, c strings.Builder
+	for i, r := range runes {
+		w := "    "
+		if r != '\t' {
+			w = registry.Printable(string(r))
+		}
+		b.WriteString(w)
+		if i < col {
+			c.WriteString(strings.Repeat(" ", len([]rune(w))))
+		}
+	}
+	c.WriteString("^")
+	return b.String(), c.String(), true
 }
