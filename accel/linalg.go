@@ -49,7 +49,13 @@ func (e *Exec) Matmul(ctx context.Context, a, b *Array) (*Array, error) {
 		return nil, err
 	}
 	defer bdone()
-	op := Op{Kind: OpMatmul, In: []*Array{ac.view(as), bc.view(bs)}, Out: out}
+	av, ok := reshapeView(ac, as) // a 1-D operand as a row or a column:
+	bv, ok2 := reshapeView(bc, bs) // inserting an axis always fits
+	if !ok || !ok2 {
+		out.Free()
+		return nil, errorf(ErrShape, "matmul: internal reshape of %s and %s failed", formatShape(a.shape), formatShape(b.shape))
+	}
+	op := Op{Kind: OpMatmul, In: []*Array{av, bv}, Out: out}
 	if err := e.run(ctx, "matmul", op); err != nil {
 		out.Free()
 		return nil, err
@@ -62,18 +68,13 @@ func (e *Exec) Matmul(ctx context.Context, a, b *Array) (*Array, error) {
 	if len(b.shape) > 1 {
 		final = append(final, n)
 	}
-	return out.view(final), nil
+	return viewOf(out, final, 0, nil), nil
 }
 
-// view returns an array sharing a's storage with another shape of the same
-// size.
-func (a *Array) view(shape []int) *Array {
-	return &Array{shape: cloneInts(shape), dtype: a.dtype, st: a.st}
-}
-
-// Transpose returns a copy of a with its axes permuted: with no axes given
-// it reverses them (a.T: rows become columns); otherwise axes lists every
-// axis once, and axis i of the result is axis axes[i] of a.
+// Transpose returns a with its axes permuted, as a view sharing a's
+// storage: with no axes given it reverses them (a.T: rows become columns);
+// otherwise axes lists every axis once, and axis i of the result is axis
+// axes[i] of a.
 func (e *Exec) Transpose(ctx context.Context, a *Array, axes ...int) (*Array, error) {
 	if err := e.checkOperands("transpose", a); err != nil {
 		return nil, err
@@ -100,25 +101,11 @@ func (e *Exec) Transpose(ctx context.Context, a *Array, axes ...int) (*Array, er
 			seen[p], perm[i] = true, p
 		}
 	}
-	src := rowStrides(a.shape)
+	src := a.Strides()
 	shape := make([]int, nd)
 	strides := make([]int, nd)
 	for i, p := range perm {
 		shape[i], strides[i] = a.shape[p], src[p]
 	}
-	return e.gather(ctx, "transpose", a, shape, 0, strides)
-}
-
-// gather allocates an array of shape and fills it with the strided copy
-// described by offset and strides (see OpGather).
-func (e *Exec) gather(ctx context.Context, name string, a *Array, shape []int, offset int, strides []int) (*Array, error) {
-	out, err := e.alloc(name, a.dtype, shape)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.run(ctx, name, Op{Kind: OpGather, In: []*Array{a}, Out: out, Offset: offset, Strides: strides}); err != nil {
-		out.Free()
-		return nil, err
-	}
-	return out, nil
+	return viewOf(a, shape, a.off, strides), nil
 }

@@ -79,6 +79,38 @@ func gatherHost[T float](ctx context.Context, out []T, shape []int, in []T, offs
 	})
 }
 
+// scatterHost writes in (of shape) to out.flat[offset + Σ i_d*strides[d]].
+func scatterHost[T float](ctx context.Context, out []T, offset int, strides []int, in []T, shape []int) error {
+	if len(in) == 0 {
+		return ctx.Err()
+	}
+	sh, st := coalesce(shape, rowStrides(shape), strides)
+	dst := st[1]
+	nd := len(sh)
+	inner, si := sh[nd-1], dst[nd-1]
+	outerShape := sh[:nd-1]
+	rows := len(in) / inner
+	return forChunks(ctx, rows, inner, func(lo, hi int) {
+		idx := make([]int, len(outerShape))
+		unravel(lo, outerShape, idx)
+		for r := lo; r < hi; r++ {
+			o := offset
+			for d, i := range idx {
+				o += i * dst[d]
+			}
+			row := in[r*inner : (r+1)*inner]
+			if si == 1 {
+				copy(out[o:o+inner], row)
+			} else {
+				for j, v := range row {
+					out[o+j*si] = v
+				}
+			}
+			increment(idx, outerShape)
+		}
+	})
+}
+
 // gatherTiled is gatherHost for reads that stride along the output's last
 // axis (transposes): it copies 32×32 tiles so both sides stay in cache.
 func gatherTiled[T float](ctx context.Context, out []T, sh []int, in []T, offset int, src []int) error {
