@@ -49,7 +49,7 @@ func (e *Exec) Matmul(ctx context.Context, a, b *Array) (*Array, error) {
 		return nil, err
 	}
 	defer bdone()
-	av, ok := reshapeView(ac, as) // a 1-D operand as a row or a column:
+	av, ok := reshapeView(ac, as)  // a 1-D operand as a row or a column:
 	bv, ok2 := reshapeView(bc, bs) // inserting an axis always fits
 	if !ok || !ok2 {
 		out.Free()
