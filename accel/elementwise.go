@@ -3,79 +3,7 @@ package accel
 import (
 	"context"
 	"math"
-	"strings"
 )
-
-// BinaryOp is an element-wise operation of two operands.
-type BinaryOp uint8
-
-// The element-wise binary operations.
-const (
-	OpAdd BinaryOp = iota + 1
-	OpSub
-	OpMul
-	OpDiv
-	OpPow
-	OpMaximum // NaN-propagating, like NumPy's maximum
-	OpMinimum // NaN-propagating, like NumPy's minimum
-)
-
-var binaryNames = [...]string{"", "add", "sub", "mul", "div", "pow", "maximum", "minimum"}
-
-// String returns the operation's name, e.g. "add".
-func (op BinaryOp) String() string {
-	if op > 0 && int(op) < len(binaryNames) {
-		return binaryNames[op]
-	}
-	return "invalid"
-}
-
-// ParseBinaryOp maps a name ("add", "sub", "mul", "div", "pow", "maximum",
-// "minimum") to its BinaryOp.
-func ParseBinaryOp(name string) (BinaryOp, error) {
-	for i, n := range binaryNames {
-		if i > 0 && n == name {
-			return BinaryOp(i), nil
-		}
-	}
-	return 0, errorf(ErrArgument, "unknown binary operation %q: allowed are %s", name, strings.Join(binaryNames[1:], ", "))
-}
-
-// UnaryOp is an element-wise operation of one operand.
-type UnaryOp uint8
-
-// The element-wise unary operations.
-const (
-	OpNeg UnaryOp = iota + 1
-	OpAbs
-	OpExp
-	OpLog
-	OpSqrt
-	OpTanh
-	OpSigmoid
-	OpRelu
-)
-
-var unaryNames = [...]string{"", "neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "relu"}
-
-// String returns the operation's name, e.g. "exp".
-func (op UnaryOp) String() string {
-	if op > 0 && int(op) < len(unaryNames) {
-		return unaryNames[op]
-	}
-	return "invalid"
-}
-
-// ParseUnaryOp maps a name ("neg", "abs", "exp", "log", "sqrt", "tanh",
-// "sigmoid", "relu") to its UnaryOp.
-func ParseUnaryOp(name string) (UnaryOp, error) {
-	for i, n := range unaryNames {
-		if i > 0 && n == name {
-			return UnaryOp(i), nil
-		}
-	}
-	return 0, errorf(ErrArgument, "unknown unary operation %q: allowed are %s", name, strings.Join(unaryNames[1:], ", "))
-}
 
 func noop() {}
 
@@ -93,7 +21,7 @@ func (e *Exec) converted(ctx context.Context, name string, a *Array, dt DType) (
 		c.Free()
 		return nil, nil, err
 	}
-	return c, c.Free, nil
+	return c, c.release, nil
 }
 
 // Binary returns x op y element by element. Shapes broadcast as in NumPy;
@@ -143,8 +71,8 @@ func (e *Exec) BinaryInto(ctx context.Context, op BinaryOp, out, x, y *Array) er
 }
 
 func (e *Exec) checkBinary(name string, op BinaryOp, x, y *Array) error {
-	if op.String() == "invalid" {
-		return errorf(ErrArgument, "binary operation %d is not one of %s", op, strings.Join(binaryNames[1:], ", "))
+	if op.info() == nil {
+		return errorf(ErrArgument, "binary operation %d is not one of %s", op, binaryNames())
 	}
 	return e.checkOperands(name, x, y)
 }
@@ -229,8 +157,8 @@ func (e *Exec) Minimum(ctx context.Context, x, y *Array) (*Array, error) {
 // Unary returns op applied to every element of x.
 func (e *Exec) Unary(ctx context.Context, op UnaryOp, x *Array) (*Array, error) {
 	name := op.String()
-	if name == "invalid" {
-		return nil, errorf(ErrArgument, "unary operation %d is not one of %s", op, strings.Join(unaryNames[1:], ", "))
+	if op.info() == nil {
+		return nil, errorf(ErrArgument, "unary operation %d is not one of %s", op, unaryNames())
 	}
 	if err := e.checkOperands(name, x); err != nil {
 		return nil, err

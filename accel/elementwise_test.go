@@ -32,7 +32,15 @@ func refBinary(op BinaryOp, a, b float64) float64 {
 	panic("unknown op")
 }
 
-var allBinary = []BinaryOp{OpAdd, OpSub, OpMul, OpDiv, OpPow, OpMaximum, OpMinimum}
+// allBinary lists every operation of the table, so that a new one is
+// tested at once (refBinary panics until it has a reference).
+var allBinary = func() []BinaryOp {
+	var ops []BinaryOp
+	for _, b := range BinaryOps() {
+		ops = append(ops, b.Op)
+	}
+	return ops
+}()
 
 // broadcastCases pairs operand shapes with the shape they broadcast to.
 var broadcastCases = []struct{ x, y, out []int }{
@@ -203,7 +211,8 @@ func TestUnary(t *testing.T) {
 			for _, n := range []int{0, 1, 17, 129, 70001} {
 				d := append(randData(r, dt, n), special...)
 				x := mk(t, e, dt, d, len(d))
-				for op := OpNeg; op <= OpRelu; op++ {
+				for _, info := range UnaryOps() {
+					op := info.Op
 					got, err := e.Unary(bg, op, x)
 					if err != nil {
 						t.Fatal(err)

@@ -154,8 +154,6 @@ func noErr(t testing.TB, what string, err error) {
 	}
 }
 
-var binaryOps = []accel.BinaryOp{accel.OpAdd, accel.OpSub, accel.OpMul, accel.OpDiv, accel.OpPow, accel.OpMaximum, accel.OpMinimum}
-
 func (s *suite) binary(dt accel.DType) {
 	t := s.t
 	rt := 8 * eps(dt)
@@ -166,7 +164,8 @@ func (s *suite) binary(dt accel.DType) {
 		{{6, 7}, {7}},
 		{{1}, {5, 3}},
 	}
-	for _, op := range binaryOps {
+	for _, info := range accel.BinaryOps() {
+		op := info.Op
 		for _, sh := range shapes {
 			xh, xd := s.pair(dt, sh[0]...)
 			yh, yd := s.pair(dt, sh[1]...)
@@ -194,11 +193,10 @@ func (s *suite) binary(dt accel.DType) {
 	s.same("mixed add", get(s.dev.Add(bg, xd, yd))(t, "device"), get(s.host.Add(bg, xh, yh))(t, "host"), rt, 0)
 }
 
-var unaryOps = []accel.UnaryOp{accel.OpNeg, accel.OpAbs, accel.OpExp, accel.OpLog, accel.OpSqrt, accel.OpTanh, accel.OpSigmoid, accel.OpRelu}
-
 func (s *suite) unary(dt accel.DType) {
 	t := s.t
-	for _, op := range unaryOps {
+	for _, info := range accel.UnaryOps() {
+		op := info.Op
 		xh, xd := s.pair(dt, 3, 257)
 		want := get(s.host.Unary(bg, op, xh))(t, "host "+op.String())
 		got := get(s.dev.Unary(bg, op, xd))(t, "device "+op.String())
