@@ -325,6 +325,52 @@ func (e *Exec) Stack(ctx context.Context, arrays []*Array, axis int) (*Array, er
 	return e.concat(ctx, "stack", views, ax)
 }
 
+// CopyInto writes src's elements into dst, which must be writable: src
+// broadcasts to dst's shape (a number as a 0-d array fills dst) and is
+// converted to dst's dtype. dst may be a view; it may overlap src.
+func (e *Exec) CopyInto(ctx context.Context, dst, src *Array) error {
+	if err := e.checkOperands("copy", dst, src); err != nil {
+		return err
+	}
+	if err := dst.writable("copy"); err != nil {
+		return err
+	}
+	var buf [8]int
+	shape, err := broadcastShapesBuf(buf[:0], "copy", dst.shape, src.shape)
+	if err != nil || !sameShape(shape, dst.shape) {
+		return errorf(ErrShape, "copy: a value of shape %s cannot be written into an array of shape %s: its axes, counted from the last, must be equal to the target's or 1", formatShape(src.shape), formatShape(dst.shape))
+	}
+	sc, done, err := e.converted(ctx, "copy", src, dst.dtype)
+	if err != nil {
+		return err
+	}
+	defer done()
+	// Read sc with stride 0 along the axes it is broadcast over.
+	strides := make([]int, len(dst.shape))
+	sst := sc.Strides()
+	lead := len(dst.shape) - len(sc.shape)
+	for i, d := range sc.shape {
+		if d != 1 || dst.shape[lead+i] == 1 {
+			strides[lead+i] = sst[i]
+		}
+	}
+	gather := func(out *Array) error {
+		return e.run(ctx, "copy", Op{Kind: OpGather, In: []*Array{whole(sc)}, Out: out, Offset: sc.off, Strides: strides})
+	}
+	if e.fitting(dst) && !(dst.st == sc.st && overlaps(dst, sc)) {
+		return gather(dst)
+	}
+	tmp, err := e.alloc("copy", dst.dtype, dst.shape)
+	if err != nil {
+		return err
+	}
+	defer tmp.release()
+	if err := gather(tmp); err != nil {
+		return err
+	}
+	return e.writeInto(ctx, dst, tmp)
+}
+
 // Copy returns a new array with a's shape, dtype and elements.
 func (e *Exec) Copy(ctx context.Context, a *Array) (*Array, error) {
 	if err := e.checkOperands("copy", a); err != nil {
@@ -338,6 +384,9 @@ func (e *Exec) Copy(ctx context.Context, a *Array) (*Array, error) {
 func (e *Exec) AsType(ctx context.Context, a *Array, dt DType) (*Array, error) {
 	if err := e.checkOperands("astype", a); err != nil {
 		return nil, err
+	}
+	if a.dtype == dt && a.strides != nil {
+		return e.contiguousCopy(ctx, "astype", a) // one strided pass
 	}
 	out, err := e.alloc("astype", dt, a.shape)
 	if err != nil {
