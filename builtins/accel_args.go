@@ -33,7 +33,7 @@ func unpack(fn string, args starlark.Tuple, kwargs []starlark.Tuple, pairs ...an
 	if !ok {
 		return err
 	}
-	name = strings.Trim(name, `"`) // keyword arguments come quoted
+	name = strings.Trim(name, `"`)      // keyword arguments come quoted
 	if strings.HasPrefix(detail, "[") { // a sub-path: shape[1]: got ...
 		return fmt.Errorf("%s: %s%s", fn, name, detail)
 	}
