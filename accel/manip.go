@@ -329,18 +329,18 @@ func (e *Exec) Stack(ctx context.Context, arrays []*Array, axis int) (*Array, er
 // broadcasts to dst's shape (a number as a 0-d array fills dst) and is
 // converted to dst's dtype. dst may be a view; it may overlap src.
 func (e *Exec) CopyInto(ctx context.Context, dst, src *Array) error {
-	if err := e.checkOperands("copy", dst, src); err != nil {
+	if err := e.checkOperands("copyto", dst, src); err != nil {
 		return err
 	}
-	if err := dst.writable("copy"); err != nil {
+	if err := dst.writable("copyto"); err != nil {
 		return err
 	}
 	var buf [8]int
-	shape, err := broadcastShapesBuf(buf[:0], "copy", dst.shape, src.shape)
+	shape, err := broadcastShapesBuf(buf[:0], "copyto", dst.shape, src.shape)
 	if err != nil || !sameShape(shape, dst.shape) {
-		return errorf(ErrShape, "copy: a value of shape %s cannot be written into an array of shape %s: its axes, counted from the last, must be equal to the target's or 1", formatShape(src.shape), formatShape(dst.shape))
+		return errorf(ErrShape, "copyto: a value of shape %s cannot be written into an array of shape %s: its axes, counted from the last, must be equal to the target's or 1", formatShape(src.shape), formatShape(dst.shape))
 	}
-	sc, done, err := e.converted(ctx, "copy", src, dst.dtype)
+	sc, done, err := e.converted(ctx, "copyto", src, dst.dtype)
 	if err != nil {
 		return err
 	}
@@ -355,12 +355,12 @@ func (e *Exec) CopyInto(ctx context.Context, dst, src *Array) error {
 		}
 	}
 	gather := func(out *Array) error {
-		return e.run(ctx, "copy", Op{Kind: OpGather, In: []*Array{whole(sc)}, Out: out, Offset: sc.off, Strides: strides})
+		return e.run(ctx, "copyto", Op{Kind: OpGather, In: []*Array{whole(sc)}, Out: out, Offset: sc.off, Strides: strides})
 	}
 	if e.fitting(dst) && !(dst.st == sc.st && overlaps(dst, sc)) {
 		return gather(dst)
 	}
-	tmp, err := e.alloc("copy", dst.dtype, dst.shape)
+	tmp, err := e.alloc("copyto", dst.dtype, dst.shape)
 	if err != nil {
 		return err
 	}

@@ -350,13 +350,13 @@ func (a *Array) SetKey(k, v starlark.Value) (err error) {
 	}
 	if f, ok := src.number(); ok && len(idx) == a.arr.NDim() {
 		if err := a.arr.SetAt(f, idx...); err != nil {
-			return wrapErr(fn, err)
+			return renameErr(fn, "SetAt", err)
 		}
 		return nil
 	}
 	dst, err := a.ex.Index(a.ctx, a.arr, idx...)
 	if err != nil {
-		return wrapErr(fn, err)
+		return renameErr(fn, "index", err)
 	}
 	if f, ok := src.number(); ok {
 		err = assign(a.ex, a.ctx, dst, f)
@@ -369,7 +369,7 @@ func (a *Array) SetKey(k, v starlark.Value) (err error) {
 		err = a.ex.CopyInto(a.ctx, dst, s)
 	}
 	if err != nil {
-		return wrapErr(fn, err)
+		return renameErr(fn, "copyto", err)
 	}
 	return nil
 }

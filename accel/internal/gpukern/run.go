@@ -206,6 +206,21 @@ func Run(ctx context.Context, l Launcher, op *accel.Op) error {
 		}
 		g, lo := lin(n)
 		return l.Launch(dt, "k_gather", g, lo, out, mems[0], int64(n), int64(op.Offset), m)
+	case accel.OpScatter:
+		shape := op.In[0].Shape()
+		n := size(shape)
+		if n == 0 {
+			return nil
+		}
+		if len(shape) > MaxDims {
+			return Unsupported("scatter over %d axes", len(shape))
+		}
+		m := Meta{ND: int32(len(shape))}
+		for i, d := range shape {
+			m.N[i], m.A[i] = int64(d), int64(op.Strides[i])
+		}
+		g, lo := lin(n)
+		return l.Launch(dt, "k_scatter", g, lo, out, mems[0], int64(n), int64(op.Offset), m)
 	case accel.OpConcat:
 		ax := op.Axis
 		outer, inner := size(outShape[:ax]), size(outShape[ax+1:])

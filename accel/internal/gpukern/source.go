@@ -126,6 +126,19 @@ KERNEL void k_gather(GLOBAL T* out, GLOBAL const T* x, I64 n, I64 off, Meta m) {
 	out[i] = x[p];
 }
 
+// k_scatter is k_gather's inverse: x[i] goes to out[off + Σ q_d*m.a[d]].
+KERNEL void k_scatter(GLOBAL T* out, GLOBAL const T* x, I64 n, I64 off, Meta m) {
+	I64 i = GID0;
+	if (i >= n) return;
+	I64 r = i, p = off;
+	for (int d = m.nd - 1; d >= 0; d--) {
+		I64 q = r % m.n[d];
+		r /= m.n[d];
+		p += q * m.a[d];
+	}
+	out[p] = x[i];
+}
+
 KERNEL void k_copy2d(GLOBAL T* out, GLOBAL const T* x, I64 rows, I64 cols, I64 stride, I64 off) {
 	I64 i = GID0;
 	if (i < rows * cols) out[off + (i / cols) * stride + i % cols] = x[i];
