@@ -55,8 +55,9 @@ power, maximum, minimum, negative, abs, exp, log, sqrt, tanh, sigmoid,
 relu, clip; each takes out= to write into an existing array), reductions
 (sum, mean, min, max, argmin, argmax, norm; axis= and keepdims=), dot,
 matmul (Starlark has no @; out= too), transpose, reshape, concatenate,
-stack, astype, copy, copyto and tolist; save and load read and write
-NumPy's .npy files. Indexing, slicing, transpose and reshape give views
+stack, astype, copy, copyto and tolist; save and load_npy write and read
+NumPy's .npy files (load is a Starlark keyword, so accel.load(p) does not
+parse). Indexing, slicing, transpose and reshape give views
 that share the array's elements (copy() gives an independent one).
 Inside a thread body arrays live on the thread's device, are charged to
 its memory budget (metadata.max_memory_mb), and stop at its TTL.
@@ -113,7 +114,9 @@ stored as a summary {shape, dtype, size, sum, mean, values (small arrays)}.`,
 	"accel.triad":       "Compute dst = b + s*c in place (the STREAM triad).\n\naccel.triad(dst, b, c, s)\n\nAll three have the same shape and dtype. A frozen dst is refused.",
 	"accel.devices":     "List the compute devices AutoNode knows.\n\naccel.devices() -> list of struct(name, kind, found, reason, detail)\n\nThe CPU is always found; a GPU backend that was not found says why.",
 	"accel.save":        "Write an array to a NumPy .npy file.\n\naccel.save(path, a)\n\nVersion 1.0 of the format (2.0 for a very long header), dtype '<f8' or '<f4', C order: numpy.load reads it. The file is replaced atomically (written beside it, then renamed). Host access: refused in sandboxed thread bodies, like the host module.",
-	"accel.load":        "Read an array from a NumPy .npy file.\n\naccel.load(path) -> array\n\nFormat versions 1.0, 2.0 and 3.0; dtype float64 or float32, little- or big-endian; C or Fortran order (a Fortran file gives a transposed view). Other dtypes are refused with a message saying what the file holds. The array is charged to the memory budget before it is read. Host access: refused in sandboxed thread bodies, like the host module.",
+	"accel.save_npy":    "Write an array to a NumPy .npy file (the same as accel.save).\n\naccel.save_npy(path, a)",
+	"accel.load_npy":    "Read an array from a NumPy .npy file (accel.load under a name Starlark can call).\n\naccel.load_npy(path) -> array\n\nload is a keyword in Starlark, so accel.load(path) does not parse; accel.load_npy(path) and getattr(accel, \"load\")(path) do the same. See accel.load.",
+	"accel.load":        "Read an array from a NumPy .npy file.\n\naccel.load_npy(path) -> array\n\nStarlark reserves the word load, so call it as accel.load_npy(path) (or getattr(accel, \"load\")(path)). Format versions 1.0, 2.0 and 3.0; dtype float64 or float32, little- or big-endian; C or Fortran order (a Fortran file gives a transposed view). Other dtypes are refused with a message saying what the file holds. The array is charged to the memory budget before it is read. Host access: refused in sandboxed thread bodies, like the host module.",
 
 	"array.tolist":    "Convert to nested lists of floats.\n\na.tolist() -> list or float",
 	"array.item":      "Return the only element of a one-element array.\n\na.item() -> float",

@@ -60,7 +60,11 @@ func init() {
 		"triad":       accelTriad,
 		"devices":     accelDevices,
 		"save":        accelSave,
-		"load":        accelLoad,
+		"save_npy":    accelSave,
+		// load is a keyword of Starlark: accel.load(p) does not parse, so
+		// load_npy is its callable name (getattr(accel, "load") works too).
+		"load":     accelLoad,
+		"load_npy": accelLoad,
 	}
 	// The element-wise functions come from accel's operation table.
 	for _, op := range accel.BinaryOps() {
