@@ -288,3 +288,22 @@ func TestAxpyTriad(t *testing.T) {
 		}
 	})
 }
+
+// TestMinMaxNaN: NaN wins over infinities too (math.Min(-Inf, NaN) is -Inf;
+// NumPy's minimum gives nan). Found by FuzzAccel.
+func TestMinMaxNaN(t *testing.T) {
+	e := New(Options{})
+	for _, dt := range dtypes {
+		x := mk(t, e, dt, []float64{math.Inf(-1), math.Inf(1), math.NaN(), 1}, 4)
+		y := mk(t, e, dt, []float64{math.NaN(), math.NaN(), math.Inf(-1), math.NaN()}, 4)
+		for _, op := range []BinaryOp{OpMinimum, OpMaximum} {
+			got, err := e.Binary(bg, op, x, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValues(t, op.String(), got, dt, []int{4}, []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}, 0, 0)
+			s, _ := e.BinaryScalar(bg, op, x, math.NaN())
+			checkValues(t, op.String()+" scalar", s, dt, []int{4}, []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}, 0, 0)
+		}
+	}
+}

@@ -90,9 +90,21 @@ type UnaryInfo struct {
 func subScalar64(dst, x []float64, s float64) { kern.AddScalarF64(dst, x, -s) }
 func subScalar32(dst, x []float32, s float32) { kern.AddScalarF32(dst, x, -s) }
 
-// maximum and minimum propagate NaN, as NumPy's do.
-func maximum(a, b float64) float64 { return math.Max(a, b) }
-func minimum(a, b float64) float64 { return math.Min(a, b) }
+// maximum and minimum propagate NaN, as NumPy's do (math.Max and math.Min
+// let an infinity win over NaN: Min(-Inf, NaN) is -Inf).
+func maximum(a, b float64) float64 {
+	if a != a || b != b {
+		return math.NaN()
+	}
+	return math.Max(a, b)
+}
+
+func minimum(a, b float64) float64 {
+	if a != a || b != b {
+		return math.NaN()
+	}
+	return math.Min(a, b)
+}
 
 var binaryTable = []BinaryInfo{
 	{Op: OpAdd, Name: "add", Symbol: "+", Doc: "Add element-wise.",
