@@ -175,47 +175,91 @@ func shapeTuple(shape []int) starlark.Tuple {
 	return t
 }
 
-// operators maps Starlark's operator tokens to accel's operations, from
-// the Symbol column of accel's table.
-var operators = func() map[syntax.Token]accel.BinaryOp {
-	out := map[syntax.Token]accel.BinaryOp{}
+// operators maps Starlark's operator tokens to accel's operations (0 for
+// none), from the Symbol column of accel's table.
+var operators = func() (t [syntax.GTGT + 1]accel.BinaryOp) {
 	for tok := syntax.PLUS; tok <= syntax.GTGT; tok++ {
 		for _, op := range accel.BinaryOps() {
 			if op.Symbol != "" && tok.String() == op.Symbol {
-				out[tok] = op.Op
+				t[tok] = op.Op
 			}
 		}
 	}
-	return out
+	return t
 }()
 
 // Binary implements the operators of accel's table (+ - * /) with arrays,
 // numbers and lists. Its errors read like the function's, named by the
 // expression: "array + array: operands could not be broadcast ...".
 func (a *Array) Binary(op syntax.Token, y starlark.Value, side starlark.Side) (v starlark.Value, err error) {
-	defer recoverValue("array "+op.String(), &v, &err)
-	bop, ok := operators[op]
-	if !ok {
-		return nil, nil // not supported: Starlark reports the operator and types
+	defer recoverOperator(op, &v, &err)
+	var bop accel.BinaryOp
+	if int(op) < len(operators) {
+		bop = operators[op]
 	}
-	var other arrayLike
-	if other.Unpack(y) != nil {
-		return nil, nil
+	if bop == 0 {
+		return nil, nil // not supported: Starlark reports the operator and types
 	}
 	if a.err != nil {
 		return nil, a.err
 	}
-	x := arrayLike{a}
-	name := "array " + op.String() + " " + y.Type()
-	if side == starlark.Right {
-		x, other = other, x
-		name = y.Type() + " " + op.String() + " array"
+	var out *accel.Array
+	switch yv := y.(type) {
+	case *Array:
+		if yv.err != nil {
+			return nil, yv.err
+		}
+		if yv.arr.Device() != a.ex.Device() {
+			out, err = a.binaryOperand(op, bop, y, side)
+			break
+		}
+		if side == starlark.Left {
+			out, err = a.ex.Binary(a.ctx, bop, a.arr, yv.arr)
+		} else {
+			out, err = a.ex.Binary(a.ctx, bop, yv.arr, a.arr)
+		}
+	case starlark.Int, starlark.Float:
+		f, _ := starlark.AsFloat(yv)
+		if side == starlark.Left {
+			out, err = a.ex.BinaryScalar(a.ctx, bop, a.arr, f)
+		} else {
+			out, err = a.ex.ScalarBinary(a.ctx, bop, f, a.arr)
+		}
+	case *starlark.List, starlark.Tuple:
+		out, err = a.binaryOperand(op, bop, y, side)
+	default:
+		return nil, nil
 	}
-	out, err := a.m.binary(name, a.ex, a.ctx, bop, x, other, nil)
 	if err != nil {
-		return nil, renameErr(name, bop.String(), err)
+		return nil, renameErr(operatorName(op, y, side), bop.String(), err)
 	}
 	return a.m.wrap(a.ex, a.ctx, out), nil
+}
+
+// binaryOperand is Binary with an operand that needs converting (a list,
+// or an array on another device).
+func (a *Array) binaryOperand(op syntax.Token, bop accel.BinaryOp, y starlark.Value, side starlark.Side) (*accel.Array, error) {
+	x, other := arrayLike{a}, arrayLike{y}
+	if side == starlark.Right {
+		x, other = other, x
+	}
+	return a.m.binary(operatorName(op, y, side), a.ex, a.ctx, bop, x, other, nil)
+}
+
+// operatorName names an operator expression for errors: "array + list".
+func operatorName(op syntax.Token, y starlark.Value, side starlark.Side) string {
+	if side == starlark.Right {
+		return y.Type() + " " + op.String() + " array"
+	}
+	return "array " + op.String() + " " + y.Type()
+}
+
+// recoverOperator is recoverValue for Binary, naming the operator only
+// when there was a panic.
+func recoverOperator(op syntax.Token, v *starlark.Value, err *error) {
+	if r := recover(); r != nil {
+		*v, *err = nil, Panicked("array "+op.String(), r)
+	}
 }
 
 // renameErr replaces the accel operation's name at the start of err's

@@ -439,42 +439,54 @@ func randFunc(normal bool) accelFunc {
 func (m *accelModule) binary(fn string, ex *accel.Exec, ctx context.Context, op accel.BinaryOp, x, y arrayLike, out *accel.Array) (*accel.Array, error) {
 	xs, xNum := x.number()
 	ys, yNum := y.number()
+	// No defer here: the calls release what they convert themselves, which
+	// keeps this path (every operator with a list or number) cheap.
 	switch {
 	case yNum && !xNum:
 		xa, release, err := m.toArray(fn, "x", ex, ctx, x.v)
 		if err != nil {
 			return nil, err
 		}
-		defer release()
+		var res *accel.Array
 		if out != nil {
-			return out, ex.BinaryScalarInto(ctx, op, out, xa, ys)
+			res, err = out, ex.BinaryScalarInto(ctx, op, out, xa, ys)
+		} else {
+			res, err = ex.BinaryScalar(ctx, op, xa, ys)
 		}
-		return ex.BinaryScalar(ctx, op, xa, ys)
+		release()
+		return res, err
 	case xNum && !yNum:
 		ya, release, err := m.toArray(fn, "y", ex, ctx, y.v)
 		if err != nil {
 			return nil, err
 		}
-		defer release()
+		var res *accel.Array
 		if out != nil {
-			return out, ex.ScalarBinaryInto(ctx, op, out, xs, ya)
+			res, err = out, ex.ScalarBinaryInto(ctx, op, out, xs, ya)
+		} else {
+			res, err = ex.ScalarBinary(ctx, op, xs, ya)
 		}
-		return ex.ScalarBinary(ctx, op, xs, ya)
+		release()
+		return res, err
 	}
 	xa, xrel, err := m.toArray(fn, "x", ex, ctx, x.v)
 	if err != nil {
 		return nil, err
 	}
-	defer xrel()
 	ya, yrel, err := m.toArray(fn, "y", ex, ctx, y.v)
 	if err != nil {
+		xrel()
 		return nil, err
 	}
-	defer yrel()
+	var res *accel.Array
 	if out != nil {
-		return out, ex.BinaryInto(ctx, op, out, xa, ya)
+		res, err = out, ex.BinaryInto(ctx, op, out, xa, ya)
+	} else {
+		res, err = ex.Binary(ctx, op, xa, ya)
 	}
-	return ex.Binary(ctx, op, xa, ya)
+	xrel()
+	yrel()
+	return res, err
 }
 
 // accel.add(x, y, out=None) and every other element-wise binary function
