@@ -29,7 +29,7 @@ func refBinary(op BinaryOp, a, b float64) float64 {
 		}
 		return math.Min(a, b)
 	}
-	panic("unknown op")
+	panic("no reference for " + op.String() + ": add one to refBinary")
 }
 
 // allBinary lists every operation of the table, so that a new one is
@@ -199,7 +199,7 @@ func refUnary(op UnaryOp, v float64) float64 {
 		}
 		return math.Max(v, 0)
 	}
-	panic("unknown op")
+	panic("no reference for " + op.String() + ": add one to refUnary")
 }
 
 func TestUnary(t *testing.T) {
