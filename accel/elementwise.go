@@ -2,6 +2,7 @@ package accel
 
 import (
 	"context"
+	"errors"
 	"math"
 )
 
@@ -101,7 +102,59 @@ func (e *Exec) binaryInto(ctx context.Context, name string, op BinaryOp, out, x,
 		return err
 	}
 	defer ydone()
+	if e.hostFits(out, xc, yc) {
+		// The common case, without building an Op (whose operand list would
+		// be one more allocation on the path of every small operation).
+		return wrapHostErr(ctx, name, hostBinary(ctx, op, out, xc, yc))
+	}
 	return e.run(ctx, name, Op{Kind: OpBinary, Binary: op, In: []*Array{xc, yc}, Out: out})
+}
+
+// hostFits reports whether an element-wise operation writing out from ins
+// can run on the host as it is: see fits.
+func (e *Exec) hostFits(out *Array, ins ...*Array) bool {
+	if !e.host || out.strides != nil {
+		return false
+	}
+	for _, a := range ins {
+		if a.strides != nil || (a.st == out.st && a != out && overlaps(a, out) && !sameView(a, out)) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostBinary is runHost for OpBinary.
+func hostBinary(ctx context.Context, op BinaryOp, out, x, y *Array) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if out.dtype == Float64 {
+		return binaryHost(ctx, op, hostData[float64](out), out.shape, hostData[float64](x), x.shape, hostData[float64](y), y.shape)
+	}
+	return binaryHost(ctx, op, hostData[float32](out), out.shape, hostData[float32](x), x.shape, hostData[float32](y), y.shape)
+}
+
+// hostBinaryScalar is runHost for OpBinaryScalar.
+func hostBinaryScalar(ctx context.Context, op BinaryOp, out, x *Array, s float64, first bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if out.dtype == Float64 {
+		return binaryScalarHost(ctx, op, hostData[float64](out), hostData[float64](x), s, first)
+	}
+	return binaryScalarHost(ctx, op, hostData[float32](out), hostData[float32](x), float32(s), first)
+}
+
+// wrapHostErr is run's error wrapping for the host fast paths.
+func wrapHostErr(ctx context.Context, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return wrapCtx(name, err)
+	}
+	return err
 }
 
 // BinaryScalar returns x op s element by element; the result keeps x's dtype.
@@ -133,6 +186,9 @@ func (e *Exec) binaryScalar(ctx context.Context, op BinaryOp, out, x *Array, s f
 		return nil, err
 	}
 	compute := func(dst *Array) error {
+		if e.hostFits(dst, x) {
+			return wrapHostErr(ctx, name, hostBinaryScalar(ctx, op, dst, x, s, first))
+		}
 		return e.run(ctx, name, Op{Kind: OpBinaryScalar, Binary: op, In: []*Array{x}, Out: dst, Scalar: s, ScalarFirst: first})
 	}
 	return e.result(name, out, x.dtype, x.shape, compute)

@@ -83,6 +83,17 @@ func (e *Exec) alloc(op string, dt DType, shape []int) (*Array, error) {
 		}
 		return nil, err
 	}
+	if e.host && bytes <= tinyBytes {
+		a := e.life.newTinyArray(dt, n, bytes, shape)
+		if a == nil {
+			e.budget.Release(bytes)
+			return nil, errorf(ErrClosed, "%s: the Exec was closed: its run has ended", op)
+		}
+		if poisonOutputs {
+			poison(a)
+		}
+		return a, nil
+	}
 	st, err := e.newStorage(dt, n, bytes)
 	if err != nil {
 		e.budget.Release(bytes)
@@ -93,17 +104,22 @@ func (e *Exec) alloc(op string, dt DType, shape []int) (*Array, error) {
 		return nil, errorf(ErrClosed, "%s: the Exec was closed: its run has ended", op)
 	}
 	a := newArray(st, dt, shape, 0)
-	if poisonOutputs && n > 0 {
-		if hb := a.host(); hb != nil {
-			for i := range hb.f64 {
-				hb.f64[i] = math.NaN()
-			}
-			for i := range hb.f32 {
-				hb.f32[i] = float32(math.NaN())
-			}
-		}
+	if poisonOutputs {
+		poison(a)
 	}
 	return a, nil
+}
+
+// poison fills a new host array with NaN (the poisonOutputs test hook).
+func poison(a *Array) {
+	if hb := a.host(); hb != nil {
+		for i := range hb.f64 {
+			hb.f64[i] = math.NaN()
+		}
+		for i := range hb.f32 {
+			hb.f32[i] = float32(math.NaN())
+		}
+	}
 }
 
 // newStorage allocates the storage of n elements (bytes already reserved):
@@ -126,9 +142,6 @@ func (e *Exec) newStorage(dt DType, n int, bytes int64) (*storage, error) {
 			buf.Free()
 		}
 		return st, nil
-	}
-	if bytes <= tinyBytes {
-		return e.life.newTiny(dt, n, bytes), nil
 	}
 	hb := hostBuffer{dt: dt}
 	var blk *block

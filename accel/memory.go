@@ -39,6 +39,9 @@ const (
 	// poolKeep bounds the idle bytes the pool keeps beyond half the large
 	// bytes in use.
 	poolKeep = 64 << 20
+	// forceGCBytes is the least large bytes handed out since the last sweep
+	// for which a large allocation that finds the pool empty collects.
+	forceGCBytes = 32 << 20
 )
 
 // storage is one buffer and its budget charge, shared by an array and its
@@ -134,17 +137,41 @@ func (l *lifetime) close() {
 	}
 }
 
-// newTiny makes the storage of a tiny host array, carved from the slab.
-// The caller reserved bytes; it returns nil when the lifetime closed.
-func (l *lifetime) newTiny(dt DType, n int, bytes int64) *storage {
-	st := &storage{bytes: bytes, life: l}
+// tinyArray is a tiny array and its storage in one allocation.
+type tinyArray struct {
+	a  Array
+	st storage
+}
+
+// newTinyArray makes a tiny host array of shape, its elements carved from
+// the slab. The caller reserved bytes; it returns nil when the lifetime
+// closed.
+func (l *lifetime) newTinyArray(dt DType, n int, bytes int64, shape []int) *Array {
+	t := &tinyArray{}
+	if !l.initTiny(&t.st, dt, n, bytes) {
+		return nil
+	}
+	a := &t.a
+	a.dtype, a.st = dt, &t.st
+	if len(shape) <= len(a.dims) {
+		a.shape = a.dims[:len(shape):len(shape)]
+		copy(a.shape, shape)
+	} else {
+		a.shape = cloneInts(shape)
+	}
+	return a
+}
+
+// initTiny sets up st for a tiny host array.
+func (l *lifetime) initTiny(st *storage, dt DType, n int, bytes int64) bool {
+	st.bytes, st.life = bytes, l
 	st.host.dt = dt
 	st.buf = &st.host
 	sweep := false
 	l.mu.Lock()
 	if l.closed.Load() {
 		l.mu.Unlock()
-		return nil
+		return false
 	}
 	l.liveBytes += bytes
 	if dt == Float64 {
@@ -174,7 +201,7 @@ func (l *lifetime) newTiny(dt DType, n int, bytes int64) *storage {
 		reclaimer.addBatch(tok)
 		reclaimer.sweepIfCollected()
 	}
-	return st
+	return true
 }
 
 // adopt makes the storage of a non-tiny buffer (a host buffer with its
@@ -389,11 +416,14 @@ func (r *reclaimState) collect() {
 }
 
 // largeLikelyGarbage reports whether enough large buffers went out since
-// the last sweep that a collection would probably find some unreachable.
+// the last sweep that a collection is worth its cost: at least an eighth of
+// the large bytes in use (which bounds the memory a loop of temporaries
+// holds beyond NumPy's), and at least forceGCBytes (so that a loop of
+// small matrices does not pay for a collection on every product).
 func (r *reclaimState) largeLikelyGarbage() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.largeOut > 0 && r.largeOut >= r.largeInUse/8
+	return r.largeOut >= forceGCBytes && r.largeOut >= r.largeInUse/8
 }
 
 // block is a pooled host buffer of 8-byte words.
