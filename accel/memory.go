@@ -528,12 +528,16 @@ func largeBlock(bytes int64) *block {
 			return b
 		}
 	}
+	blocksMade.Add(1)
 	b := &block{words: make([]float64, class/8)}
 	if adviseHugePages {
 		adviseHuge(b.words)
 	}
 	return b
 }
+
+// blocksMade counts the large blocks allocated (not recycled), for tests.
+var blocksMade atomic.Int64
 
 // adviseHugePages turns on adviseHuge for new large blocks. It is off: on
 // the virtual machines measured, faulting huge pages in (with the direct

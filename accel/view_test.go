@@ -380,17 +380,18 @@ func TestLargeBuffersRecycled(t *testing.T) {
 	x, _ := e.Ones(Float64, n)
 	y, _ := e.Ones(Float64, n)
 	var c *Array
-	blocks := map[*float64]bool{} // the data, not the arrays, are kept
+	made := blocksMade.Load()
 	for i := range 30 {
 		var err error
 		if c, err = e.Add(bg, x, y); err != nil {
 			t.Fatalf("iteration %d: %v (budget %s)", i, err, b)
 		}
-		blocks[&c.host().f64[0]] = true
 	}
 	_ = c
-	if len(blocks) > 4 {
-		t.Errorf("30 additions used %d distinct buffers: large temporaries are not recycled", len(blocks))
+	// The budget holds at most five such arrays at once, so recycling
+	// means at most about that many new buffers for 30 results.
+	if n := blocksMade.Load() - made; n > 6 {
+		t.Errorf("30 additions allocated %d new buffers: large temporaries are not recycled", n)
 	}
 	// An escaped buffer (Float64View) is never handed to another array.
 	v, _ := e.Ones(Float64, n)
