@@ -30,13 +30,18 @@ type Array struct {
 // offset off.
 func newArray(st *storage, dt DType, shape []int, off int) *Array {
 	a := &Array{dtype: dt, st: st, off: off}
+	a.setShape(shape)
+	return a
+}
+
+// setShape gives a a copy of shape, in a.dims when it fits.
+func (a *Array) setShape(shape []int) {
 	if len(shape) <= len(a.dims) {
 		a.shape = a.dims[:len(shape):len(shape)]
 		copy(a.shape, shape)
 	} else {
 		a.shape = cloneInts(shape)
 	}
-	return a
 }
 
 // Shape returns a copy of the array's dimensions; a 0-d (scalar) array has

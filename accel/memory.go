@@ -153,12 +153,7 @@ func (l *lifetime) newTinyArray(dt DType, n int, bytes int64, shape []int) *Arra
 	}
 	a := &t.a
 	a.dtype, a.st = dt, &t.st
-	if len(shape) <= len(a.dims) {
-		a.shape = a.dims[:len(shape):len(shape)]
-		copy(a.shape, shape)
-	} else {
-		a.shape = cloneInts(shape)
-	}
+	a.setShape(shape)
 	return a
 }
 

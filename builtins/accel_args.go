@@ -65,24 +65,31 @@ func (p *numberArg) Unpack(v starlark.Value) error {
 	return nil
 }
 
-// optNumber is a number or None (set is false then).
-type optNumber struct {
-	v   float64
+// optional is an argument that may be None: set reports whether it was
+// something else, which P's Unpack converted into v.
+type optional[T any, P interface {
+	*T
+	starlark.Unpacker
+}] struct {
+	v   T
 	set bool
 }
 
-func (p *optNumber) Unpack(v starlark.Value) error {
+func (o *optional[T, P]) Unpack(v starlark.Value) error {
 	if v == starlark.None {
-		*p = optNumber{}
+		var zero T
+		o.v, o.set = zero, false
 		return nil
 	}
-	var n numberArg
-	if err := n.Unpack(v); err != nil {
-		return got(v, "a number or None")
+	if err := P(&o.v).Unpack(v); err != nil {
+		return err
 	}
-	*p = optNumber{float64(n), true}
+	o.set = true
 	return nil
 }
+
+// optNumber is a number or None.
+type optNumber = optional[numberArg, *numberArg]
 
 // intArg is an int that fits in 64 bits.
 type intArg int64
@@ -164,17 +171,10 @@ func (p *dtypeArg) Unpack(v starlark.Value) error {
 
 func defaultDType() dtypeArg { return dtypeArg(accel.Float64) }
 
-// axisArg is an axis (an int) or None (every axis).
-type axisArg struct {
-	v   int
-	set bool
-}
+// axisInt is an axis: an int, negative counting from the end.
+type axisInt int
 
-func (p *axisArg) Unpack(v starlark.Value) error {
-	if v == starlark.None {
-		*p = axisArg{}
-		return nil
-	}
+func (p *axisInt) Unpack(v starlark.Value) error {
 	var n intArg
 	if err := n.Unpack(v); err != nil {
 		return got(v, "an axis (an int) or None")
@@ -182,9 +182,12 @@ func (p *axisArg) Unpack(v starlark.Value) error {
 	if n < -64 || n > 64 {
 		return gotValue(v, "an axis of the array")
 	}
-	*p = axisArg{int(n), true}
+	*p = axisInt(n)
 	return nil
 }
+
+// axisArg is an axis or None (every axis).
+type axisArg = optional[axisInt, *axisInt]
 
 // arrayLike is an operand: an array, a (nested) list or tuple of numbers,
 // or a number. The conversion to an accel array happens later, on the

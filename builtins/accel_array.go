@@ -402,17 +402,7 @@ func (a *Array) SetKey(k, v starlark.Value) (err error) {
 	if err != nil {
 		return renameErr(fn, "index", err)
 	}
-	if f, ok := src.number(); ok {
-		err = assign(a.ex, a.ctx, dst, f)
-	} else {
-		s, release, cerr := a.m.toArray(fn, "value", a.ex, a.ctx, src.v)
-		if cerr != nil {
-			return cerr
-		}
-		defer release()
-		err = a.ex.CopyInto(a.ctx, dst, s)
-	}
-	if err != nil {
+	if err := a.m.store(fn, a.ex, a.ctx, dst, src); err != nil {
 		return renameErr(fn, "copyto", err)
 	}
 	return nil

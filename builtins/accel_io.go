@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 
@@ -28,12 +29,13 @@ func (p *pathArg) Unpack(v starlark.Value) error {
 	return nil
 }
 
-// hostAccess asks the engine whether th may read or write files.
-func (m *accelModule) hostAccess(th *starlark.Thread, fn string) error {
+// hostEnv asks the engine whether th may read or write files, then returns
+// th's Exec and context.
+func (m *accelModule) hostEnv(th *starlark.Thread, fn string) (*accel.Exec, context.Context, error) {
 	if err := m.e.HostAccess(th, fn); err != nil {
-		return wrapErr(fn, err)
+		return nil, nil, wrapErr(fn, err)
 	}
-	return nil
+	return m.env(th, fn)
 }
 
 // accel.save(path, a): write a as a .npy file, replacing path atomically
@@ -43,10 +45,7 @@ func accelSave(m *accelModule, th *starlark.Thread, fn string, args starlark.Tup
 	if err := unpack(fn, args, kwargs, "path", &path, "a", &a); err != nil {
 		return nil, err
 	}
-	if err := m.hostAccess(th, fn); err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
+	ex, ctx, err := m.hostEnv(th, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +92,7 @@ func accelLoad(m *accelModule, th *starlark.Thread, fn string, args starlark.Tup
 	if err := unpack(fn, args, kwargs, "path", &path); err != nil {
 		return nil, err
 	}
-	if err := m.hostAccess(th, fn); err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
+	ex, ctx, err := m.hostEnv(th, fn)
 	if err != nil {
 		return nil, err
 	}

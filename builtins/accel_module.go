@@ -326,7 +326,7 @@ func accelArange(m *accelModule, th *starlark.Thread, fn string, args starlark.T
 	}
 	lo, hi := 0.0, float64(start)
 	if stop.set {
-		lo, hi = float64(start), stop.v
+		lo, hi = float64(start), float64(stop.v)
 	}
 	if s := float64(step); s == 0 || math.IsNaN(s) || math.IsInf(s, 0) {
 		return nil, valueError(fn, "step", stepV, "a finite, non-zero number")
@@ -386,17 +386,10 @@ func accelEye(m *accelModule, th *starlark.Thread, fn string, args starlark.Tupl
 	})
 }
 
-// seedArg is a random seed: a non-negative int, or None for a random one.
-type seedArg struct {
-	v   uint64
-	set bool
-}
+// seedInt is a random seed: a non-negative int.
+type seedInt uint64
 
-func (p *seedArg) Unpack(v starlark.Value) error {
-	if v == starlark.None {
-		*p = seedArg{}
-		return nil
-	}
+func (p *seedInt) Unpack(v starlark.Value) error {
 	var n intArg
 	if err := n.Unpack(v); err != nil {
 		return got(v, "a non-negative int or None")
@@ -404,9 +397,12 @@ func (p *seedArg) Unpack(v starlark.Value) error {
 	if n < 0 {
 		return gotValue(v, "a non-negative int")
 	}
-	*p = seedArg{uint64(n), true}
+	*p = seedInt(n)
 	return nil
 }
+
+// seedArg is a seed, or None for a random one.
+type seedArg = optional[seedInt, *seedInt]
 
 // accel.rand(shape, seed=None, dtype="float64"), accel.randn likewise
 func randFunc(normal bool) accelFunc {
@@ -422,13 +418,13 @@ func randFunc(normal bool) accelFunc {
 			if _, err := rand.Read(b[:]); err != nil {
 				return nil, wrapErr(fn, err)
 			}
-			seed.v = binary.LittleEndian.Uint64(b[:])
+			seed.v = seedInt(binary.LittleEndian.Uint64(b[:]))
 		}
 		return m.made(th, fn, func(ex *accel.Exec) (*accel.Array, error) {
 			if normal {
-				return ex.Randn(accel.DType(dt), seed.v, shape...)
+				return ex.Randn(accel.DType(dt), uint64(seed.v), shape...)
 			}
-			return ex.Rand(accel.DType(dt), seed.v, shape...)
+			return ex.Rand(accel.DType(dt), uint64(seed.v), shape...)
 		})
 	}
 }
@@ -439,54 +435,48 @@ func randFunc(normal bool) accelFunc {
 func (m *accelModule) binary(fn string, ex *accel.Exec, ctx context.Context, op accel.BinaryOp, x, y arrayLike, out *accel.Array) (*accel.Array, error) {
 	xs, xNum := x.number()
 	ys, yNum := y.number()
-	// No defer here: the calls release what they convert themselves, which
-	// keeps this path (every operator with a list or number) cheap.
-	switch {
-	case yNum && !xNum:
-		xa, release, err := m.toArray(fn, "x", ex, ctx, x.v)
-		if err != nil {
+	if xNum && yNum { // two numbers: 0-d arrays
+		xNum, yNum = false, false
+	}
+	// No defer here: this is the path of every operator with a list or a
+	// number, and deferred calls would cost more than the operation.
+	var xa, ya *accel.Array
+	xrel, yrel := noRelease, noRelease
+	var err error
+	if !xNum {
+		if xa, xrel, err = m.toArray(fn, "x", ex, ctx, x.v); err != nil {
 			return nil, err
 		}
-		var res *accel.Array
-		if out != nil {
-			res, err = out, ex.BinaryScalarInto(ctx, op, out, xa, ys)
-		} else {
-			res, err = ex.BinaryScalar(ctx, op, xa, ys)
-		}
-		release()
-		return res, err
-	case xNum && !yNum:
-		ya, release, err := m.toArray(fn, "y", ex, ctx, y.v)
-		if err != nil {
+	}
+	if !yNum {
+		if ya, yrel, err = m.toArray(fn, "y", ex, ctx, y.v); err != nil {
+			xrel()
 			return nil, err
 		}
-		var res *accel.Array
-		if out != nil {
-			res, err = out, ex.ScalarBinaryInto(ctx, op, out, xs, ya)
-		} else {
-			res, err = ex.ScalarBinary(ctx, op, xs, ya)
-		}
-		release()
-		return res, err
 	}
-	xa, xrel, err := m.toArray(fn, "x", ex, ctx, x.v)
-	if err != nil {
-		return nil, err
-	}
-	ya, yrel, err := m.toArray(fn, "y", ex, ctx, y.v)
-	if err != nil {
-		xrel()
-		return nil, err
-	}
-	var res *accel.Array
-	if out != nil {
-		res, err = out, ex.BinaryInto(ctx, op, out, xa, ya)
-	} else {
-		res, err = ex.Binary(ctx, op, xa, ya)
-	}
+	res, err := binaryOn(ctx, ex, op, out, xa, ya, xs, ys)
 	xrel()
 	yrel()
 	return res, err
+}
+
+// binaryOn picks the Exec method for x op y, where a nil array stands for
+// its number (which then keeps the other operand's dtype), writing into
+// out when it is not nil.
+func binaryOn(ctx context.Context, ex *accel.Exec, op accel.BinaryOp, out, xa, ya *accel.Array, xs, ys float64) (*accel.Array, error) {
+	switch {
+	case ya == nil && out != nil:
+		return out, ex.BinaryScalarInto(ctx, op, out, xa, ys)
+	case ya == nil:
+		return ex.BinaryScalar(ctx, op, xa, ys)
+	case xa == nil && out != nil:
+		return out, ex.ScalarBinaryInto(ctx, op, out, xs, ya)
+	case xa == nil:
+		return ex.ScalarBinary(ctx, op, xs, ya)
+	case out != nil:
+		return out, ex.BinaryInto(ctx, op, out, xa, ya)
+	}
+	return ex.Binary(ctx, op, xa, ya)
 }
 
 // accel.add(x, y, out=None) and every other element-wise binary function
@@ -621,10 +611,10 @@ func reduceMethod(op accel.ReduceOp) arrayMethod {
 		}
 		defer release()
 		if axis.set {
-			out, err := ex.ReduceAxis(ctx, op, arr, axis.v)
+			out, err := ex.ReduceAxis(ctx, op, arr, int(axis.v))
 			if err == nil && keep {
 				shape := arr.Shape()
-				ax := axis.v
+				ax := int(axis.v)
 				if ax < 0 {
 					ax += len(shape)
 				}
@@ -670,13 +660,14 @@ func methodClip(m *accelModule, a *Array, th *starlark.Thread, fn string, args s
 		return nil, err
 	}
 	if !lo.set {
-		lo.v = math.Inf(-1)
+		lo.v = numberArg(math.Inf(-1))
 	}
 	if !hi.set {
-		hi.v = math.Inf(1)
+		hi.v = numberArg(math.Inf(1))
 	}
-	if math.IsNaN(lo.v) || math.IsNaN(hi.v) || lo.v > hi.v {
-		return nil, errorf(fn, "lo: got %v and hi %v, want lo <= hi", lo.v, hi.v)
+	l, h := float64(lo.v), float64(hi.v)
+	if math.IsNaN(l) || math.IsNaN(h) || l > h {
+		return nil, errorf(fn, "lo: got %v and hi %v, want lo <= hi", l, h)
 	}
 	dst, err := outArray(fn, out)
 	if err != nil {
@@ -689,9 +680,9 @@ func methodClip(m *accelModule, a *Array, th *starlark.Thread, fn string, args s
 	defer release()
 	var res *accel.Array
 	if dst != nil {
-		res, err = dst, ex.ClipInto(ctx, dst, arr, lo.v, hi.v)
+		res, err = dst, ex.ClipInto(ctx, dst, arr, l, h)
 	} else {
-		res, err = ex.Clip(ctx, arr, lo.v, hi.v)
+		res, err = ex.Clip(ctx, arr, l, h)
 	}
 	if err != nil {
 		return nil, wrapErr(fn, err)
@@ -874,7 +865,12 @@ func methodFill(m *accelModule, a *Array, th *starlark.Thread, fn string, args s
 	if err := unpack(fn, args, kwargs, "value", &v); err != nil {
 		return nil, err
 	}
-	dst, err := writable(fn, "a", a)
+	return m.storeInto(th, fn, "a", a, arrayLike{starlark.Float(v)})
+}
+
+// storeInto writes src into the array dstV names, for fill and copyto.
+func (m *accelModule) storeInto(th *starlark.Thread, fn, param string, dstV starlark.Value, src arrayLike) (starlark.Value, error) {
+	dst, err := mutable(fn, param, dstV)
 	if err != nil {
 		return nil, err
 	}
@@ -882,10 +878,24 @@ func methodFill(m *accelModule, a *Array, th *starlark.Thread, fn string, args s
 	if err != nil {
 		return nil, err
 	}
-	if err := assign(ex, ctx, dst, float64(v)); err != nil {
-		return nil, wrapErr(fn, err)
+	if err := m.store(fn, ex, ctx, dst, src); err != nil {
+		return nil, renameErr(fn, "copyto", err)
 	}
 	return starlark.None, nil
+}
+
+// store writes src (a number, an array or a list) into dst, broadcasting
+// it to dst's shape and converting it to dst's dtype.
+func (m *accelModule) store(fn string, ex *accel.Exec, ctx context.Context, dst *accel.Array, src arrayLike) error {
+	if v, ok := src.number(); ok {
+		return assign(ex, ctx, dst, v)
+	}
+	s, release, err := m.toArray(fn, "value", ex, ctx, src.v)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return ex.CopyInto(ctx, dst, s)
 }
 
 // assign writes the number v into every element of dst.
@@ -984,9 +994,9 @@ func joinFunc(stack bool) accelFunc {
 		}
 		var out *accel.Array
 		if stack {
-			out, err = ex.Stack(ctx, arrs, axis.v)
+			out, err = ex.Stack(ctx, arrs, int(axis.v))
 		} else {
-			out, err = ex.Concatenate(ctx, arrs, axis.v)
+			out, err = ex.Concatenate(ctx, arrs, int(axis.v))
 		}
 		if err != nil {
 			return nil, wrapErr(fn, err)
@@ -1002,28 +1012,7 @@ func accelCopyto(m *accelModule, th *starlark.Thread, fn string, args starlark.T
 	if err := unpack(fn, args, kwargs, "dst", &dstV, "src", &src); err != nil {
 		return nil, err
 	}
-	dst, err := mutable(fn, "dst", dstV)
-	if err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
-	if err != nil {
-		return nil, err
-	}
-	if v, ok := src.number(); ok {
-		err = assign(ex, ctx, dst, v)
-	} else {
-		s, release, cerr := m.toArray(fn, "src", ex, ctx, src.v)
-		if cerr != nil {
-			return nil, cerr
-		}
-		defer release()
-		err = ex.CopyInto(ctx, dst, s)
-	}
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	return starlark.None, nil
+	return m.storeInto(th, fn, "dst", dstV, src)
 }
 
 // accel.axpy(alpha, x, y): y += alpha*x, in place

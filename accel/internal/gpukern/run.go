@@ -108,6 +108,19 @@ func scalar(dt accel.DType, v float64) any {
 	return v
 }
 
+// stridedMeta describes a strided view (shape and element strides) for
+// k_gather and k_scatter.
+func stridedMeta(what string, shape, strides []int) (Meta, error) {
+	if len(shape) > MaxDims {
+		return Meta{}, Unsupported("%s over %d axes", what, len(shape))
+	}
+	m := Meta{ND: int32(len(shape))}
+	for i, d := range shape {
+		m.N[i], m.A[i] = int64(d), int64(strides[i])
+	}
+	return m, nil
+}
+
 // Run computes op with l's kernels.
 func Run(ctx context.Context, l Launcher, op *accel.Op) error {
 	if err := ctx.Err(); err != nil {
@@ -197,12 +210,9 @@ func Run(ctx context.Context, l Launcher, op *accel.Op) error {
 		if n == 0 {
 			return nil
 		}
-		if len(outShape) > MaxDims {
-			return Unsupported("gather over %d axes", len(outShape))
-		}
-		m := Meta{ND: int32(len(outShape))}
-		for i, d := range outShape {
-			m.N[i], m.A[i] = int64(d), int64(op.Strides[i])
+		m, err := stridedMeta("gather", outShape, op.Strides)
+		if err != nil {
+			return err
 		}
 		g, lo := lin(n)
 		return l.Launch(dt, "k_gather", g, lo, out, mems[0], int64(n), int64(op.Offset), m)
@@ -212,12 +222,9 @@ func Run(ctx context.Context, l Launcher, op *accel.Op) error {
 		if n == 0 {
 			return nil
 		}
-		if len(shape) > MaxDims {
-			return Unsupported("scatter over %d axes", len(shape))
-		}
-		m := Meta{ND: int32(len(shape))}
-		for i, d := range shape {
-			m.N[i], m.A[i] = int64(d), int64(op.Strides[i])
+		m, err := stridedMeta("scatter", shape, op.Strides)
+		if err != nil {
+			return err
 		}
 		g, lo := lin(n)
 		return l.Launch(dt, "k_scatter", g, lo, out, mems[0], int64(n), int64(op.Offset), m)
