@@ -33,7 +33,7 @@ import (
 // buffers went out since the last collection that some are likely garbage.
 const (
 	tinyBytes  = 1 << 10  // the largest array accounted in batches
-	slabBytes  = 32 << 10 // the slab tiny arrays are carved from
+	slabBytes  = 16 << 10 // the slab tiny arrays are carved from (a small object: large ones cost a span each)
 	batchBytes = 16 << 10 // the most bytes one batch accounts for
 	largeBytes = 256 << 10
 	// poolKeep bounds the idle bytes the pool keeps beyond half the large
