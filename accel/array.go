@@ -23,7 +23,7 @@ type Array struct {
 	off     int // element offset of the first element in the buffer
 	dtype   DType
 	st      *storage
-	dims    [4]int // room for a small shape, so a new array is one allocation
+	dims    [2]int // room for a small shape, so a new array is one allocation
 }
 
 // newArray returns an array over st with a copy of shape, contiguous from
@@ -95,7 +95,7 @@ func (a *Array) Device() Device {
 	if a.st == nil {
 		return nil
 	}
-	return a.st.buf.Device()
+	return a.st.buffer().Device()
 }
 
 // Buffer returns the device buffer holding the array's elements (shared
@@ -104,7 +104,7 @@ func (a *Array) Buffer() Buffer {
 	if a.st == nil {
 		return nil
 	}
-	return a.st.buf
+	return a.st.buffer()
 }
 
 // Nbytes returns the bytes the array's elements occupy (Size times the
@@ -175,10 +175,10 @@ func (a *Array) writable(op string) error {
 
 // host returns the array's host buffer, or nil when it lives on a device.
 func (a *Array) host() *hostBuffer {
-	if a.st.buf == Buffer(&a.st.host) {
+	if a.st.dev == nil {
 		return &a.st.host
 	}
-	hb, _ := a.st.buf.(*hostBuffer)
+	hb, _ := a.st.dev.(*hostBuffer) // a foreign host buffer (Device.Alloc)
 	return hb
 }
 
@@ -238,14 +238,14 @@ func elements[T float](a *Array) ([]T, error) {
 	lo, hi := a.span()
 	if a.dtype == Float64 {
 		tmp := make([]float64, hi-lo)
-		if err := a.st.buf.Read(tmp, lo); err != nil {
+		if err := a.st.buffer().Read(tmp, lo); err != nil {
 			return nil, err
 		}
 		gatherConvert(out, tmp, a.off-lo, a.shape, a.strides)
 		return out, nil
 	}
 	tmp := make([]float32, hi-lo)
-	if err := a.st.buf.Read(tmp, lo); err != nil {
+	if err := a.st.buffer().Read(tmp, lo); err != nil {
 		return nil, err
 	}
 	gatherConvert(out, tmp, a.off-lo, a.shape, a.strides)
@@ -367,11 +367,11 @@ func (a *Array) elemAt(p int) (float64, error) {
 	}
 	if a.dtype == Float64 {
 		v := make([]float64, 1)
-		err := a.st.buf.Read(v, p)
+		err := a.st.buffer().Read(v, p)
 		return v[0], err
 	}
 	v := make([]float32, 1)
-	err := a.st.buf.Read(v, p)
+	err := a.st.buffer().Read(v, p)
 	return float64(v[0]), err
 }
 
@@ -394,9 +394,9 @@ func (a *Array) SetAt(v float64, idx ...int) error {
 		return nil
 	}
 	if a.dtype == Float64 {
-		return a.st.buf.Write([]float64{v}, p)
+		return a.st.buffer().Write([]float64{v}, p)
 	}
-	return a.st.buf.Write([]float32{float32(v)}, p)
+	return a.st.buffer().Write([]float32{float32(v)}, p)
 }
 
 // Item returns the only element of a one-element array (any shape).

@@ -342,7 +342,7 @@ func (e *Exec) runPrepared(ctx context.Context, name string, op Op) error {
 // whole returns a 1-D plain array over all of a's buffer: the operand of
 // the gathers and scatters that read and write a view.
 func whole(a *Array) *Array {
-	return newArray(a.st, a.dtype, []int{a.st.buf.Len()}, 0)
+	return newArray(a.st, a.dtype, []int{a.st.buffer().Len()}, 0)
 }
 
 // contiguousCopy returns a new plain array with a's elements.
@@ -406,9 +406,9 @@ func (e *Exec) runOnHost(ctx context.Context, op *Op) error {
 		}
 		hb := h.host()
 		if a.dtype == Float64 {
-			err = a.st.buf.Read(hb.f64, 0)
+			err = a.st.buffer().Read(hb.f64, 0)
 		} else {
-			err = a.st.buf.Read(hb.f32, 0)
+			err = a.st.buffer().Read(hb.f32, 0)
 		}
 		return h, err
 	}
@@ -431,7 +431,7 @@ func (e *Exec) runOnHost(ctx context.Context, op *Op) error {
 	}
 	hb := hop.Out.host()
 	if op.Out.dtype == Float64 {
-		return op.Out.st.buf.Write(hb.f64, 0)
+		return op.Out.st.buffer().Write(hb.f64, 0)
 	}
-	return op.Out.st.buf.Write(hb.f32, 0)
+	return op.Out.st.buffer().Write(hb.f32, 0)
 }

@@ -416,12 +416,12 @@ func (e *Exec) ToDevice(ctx context.Context, a *Array) (*Array, error) {
 	if a.dtype == Float64 {
 		var data []float64
 		if data, err = a.Float64s(); err == nil {
-			err = out.st.buf.Write(data[:n], 0)
+			err = out.st.buffer().Write(data[:n], 0)
 		}
 	} else {
 		var data []float32
 		if data, err = a.Float32s(); err == nil {
-			err = out.st.buf.Write(data[:n], 0)
+			err = out.st.buffer().Write(data[:n], 0)
 		}
 	}
 	if err != nil {

@@ -47,20 +47,17 @@ const (
 // storage is one buffer and its budget charge, shared by an array and its
 // views.
 type storage struct {
-	buf   Buffer
-	host  hostBuffer // buf is &host for host arrays
+	dev   Buffer     // a device's buffer; nil for host arrays, which use host
+	host  hostBuffer
 	bytes int64
 	life  *lifetime
 	freed atomic.Bool
 	// readOnly refuses writes through any array on this storage.
 	readOnly atomic.Bool
-	token    *batchToken // tiny arrays: the batch accounting for them
-	tr       *tracked    // the others
+	// tr watches the storage; for a tiny array it is its batch's token,
+	// shared by every storage of the batch.
+	tr *tracked
 }
-
-// batchToken is what a batch's storages point at; its weak pointer tells
-// when all of them are gone.
-type batchToken struct{ acct *batchAcct }
 
 // batchAcct is a batch's charge not yet given back.
 type batchAcct struct {
@@ -69,8 +66,11 @@ type batchAcct struct {
 	bytes     int64 // charged so far, under life.mu
 }
 
-// tracked watches one storage that is not accounted in a batch.
+// tracked watches one storage that is not accounted in a batch, or is the
+// token of a batch (batch set, the other fields unused): what the batch's
+// storages point at, whose weak pointer tells when all of them are gone.
 type tracked struct {
+	batch *batchAcct
 	w     weak.Pointer[storage]
 	bytes int64
 	life  *lifetime
@@ -99,7 +99,7 @@ type lifetime struct {
 	slab32    []float32
 	// batch is the batch new tiny arrays join; held weakly, so that a
 	// batch whose arrays are all gone is reclaimed even while current.
-	batch     weak.Pointer[batchToken]
+	batch     weak.Pointer[tracked]
 	batchAcct *batchAcct
 }
 
@@ -161,7 +161,6 @@ func (l *lifetime) newTinyArray(dt DType, n int, bytes int64, shape []int) *Arra
 func (l *lifetime) initTiny(st *storage, dt DType, n int, bytes int64) bool {
 	st.bytes, st.life = bytes, l
 	st.host.dt = dt
-	st.buf = &st.host
 	sweep := false
 	l.mu.Lock()
 	if l.closed.Load() {
@@ -184,13 +183,13 @@ func (l *lifetime) initTiny(st *storage, dt DType, n int, bytes int64) bool {
 	}
 	tok := l.batch.Value()
 	if tok == nil || l.batchAcct.bytes+bytes > batchBytes {
-		tok = &batchToken{acct: &batchAcct{life: l}}
-		l.batch, l.batchAcct = weak.Make(tok), tok.acct
+		tok = &tracked{batch: &batchAcct{life: l}}
+		l.batch, l.batchAcct = weak.Make(tok), tok.batch
 		sweep = true
 	}
-	st.token = tok
-	tok.acct.bytes += bytes
-	tok.acct.remaining.Add(bytes)
+	st.tr = tok
+	tok.batch.bytes += bytes
+	tok.batch.remaining.Add(bytes)
 	l.mu.Unlock()
 	if sweep {
 		reclaimer.addBatch(tok)
@@ -204,15 +203,11 @@ func (l *lifetime) initTiny(st *storage, dt DType, n int, bytes int64) bool {
 // caller reserved bytes; it returns nil when the lifetime closed.
 func (l *lifetime) adopt(buf Buffer, blk *block, bytes int64) *storage {
 	st := &storage{bytes: bytes, life: l}
+	tr := &tracked{bytes: bytes, life: l, blk: blk}
 	if hb, ok := buf.(*hostBuffer); ok {
 		st.host = *hb
-		st.buf = &st.host
 	} else {
-		st.buf = buf
-	}
-	tr := &tracked{bytes: bytes, life: l, blk: blk}
-	if st.buf != Buffer(&st.host) {
-		tr.dev = buf
+		st.dev, tr.dev = buf, buf
 	}
 	tr.w = weak.Make(st)
 	st.tr = tr
@@ -241,6 +236,14 @@ func (l *lifetime) adopt(buf Buffer, blk *block, bytes int64) *storage {
 	return st
 }
 
+// buffer is the storage's Buffer: the device's, or the host one.
+func (s *storage) buffer() Buffer {
+	if s.dev != nil {
+		return s.dev
+	}
+	return &s.host
+}
+
 func (s *storage) isFreed() bool { return s.freed.Load() || s.life.closed.Load() }
 
 // free releases the storage now: its bytes go back to the budget and a
@@ -250,8 +253,8 @@ func (s *storage) free() {
 	if !s.freed.CompareAndSwap(false, true) {
 		return
 	}
-	if s.token != nil {
-		s.token.acct.remaining.Add(-s.bytes)
+	if s.tr.batch != nil {
+		s.tr.batch.remaining.Add(-s.bytes)
 		s.life.give(s.bytes)
 		return
 	}
@@ -291,7 +294,7 @@ type gcSentinel struct {
 var reclaimer reclaimState
 
 type batchEntry struct {
-	w    weak.Pointer[batchToken]
+	w    weak.Pointer[tracked]
 	acct *batchAcct
 }
 
@@ -321,9 +324,9 @@ func (r *reclaimState) add(tr *tracked) {
 	}
 }
 
-func (r *reclaimState) addBatch(t *batchToken) {
+func (r *reclaimState) addBatch(t *tracked) {
 	r.mu.Lock()
-	r.batches = append(r.batches, batchEntry{w: weak.Make(t), acct: t.acct})
+	r.batches = append(r.batches, batchEntry{w: weak.Make(t), acct: t.batch})
 	full := len(r.tracked)+len(r.batches) >= r.pruneAt
 	r.mu.Unlock()
 	if full {

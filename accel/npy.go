@@ -299,9 +299,9 @@ func readElements(r io.Reader, a *Array, big bool) error {
 		return nil
 	}
 	if host64 != nil {
-		return a.st.buf.Write(host64, 0)
+		return a.st.buffer().Write(host64, 0)
 	}
-	return a.st.buf.Write(host32, 0)
+	return a.st.buffer().Write(host32, 0)
 }
 
 // parsePyDict parses the Python dict literal of a .npy header: string keys,

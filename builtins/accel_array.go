@@ -35,10 +35,8 @@ import (
 // operation ("array +: internal error: ..."), and counted by
 // InternalErrors.
 type Array struct {
-	arr    *accel.Array
-	ex     *accel.Exec
-	ctx    context.Context
-	m      *accelModule
+	arr *accel.Array
+	*arrayEnv
 	frozen atomic.Bool
 	// err, when set, makes this a failed result: Index and Slice cannot
 	// return an error, so they return such a value, and any use of it
@@ -57,7 +55,15 @@ var (
 )
 
 // failed returns a failed result carrying err.
-func (a *Array) failed(err error) *Array { return &Array{m: a.m, err: err} }
+func (a *Array) failed(err error) *Array { return &Array{arrayEnv: a.arrayEnv, err: err} }
+
+// arrayEnv is where an array's operators and indexing run: the Exec and
+// context of the thread that made it. Arrays of one thread share one.
+type arrayEnv struct {
+	ex  *accel.Exec
+	ctx context.Context
+	m   *accelModule
+}
 
 // Accel returns the underlying accel array, or an error for a failed
 // result. Embedders use it to hand arrays to Go kernels.

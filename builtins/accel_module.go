@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -15,7 +16,12 @@ import (
 )
 
 // accelModule holds what the accel module's functions share.
-type accelModule struct{ e Engine }
+type accelModule struct {
+	e Engine
+	// lastEnv is the arrayEnv wrap used last, reused while the Exec and the
+	// context stay the same (one thread's arrays).
+	lastEnv atomic.Pointer[arrayEnv]
+}
 
 // accelFunc implements one accel function.
 type accelFunc func(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
@@ -115,7 +121,12 @@ func (m *accelModule) env(th *starlark.Thread, fn string) (*accel.Exec, context.
 
 // wrap makes the Starlark value of a new array.
 func (m *accelModule) wrap(ex *accel.Exec, ctx context.Context, arr *accel.Array) *Array {
-	return &Array{arr: arr, ex: ex, ctx: ctx, m: m}
+	env := m.lastEnv.Load()
+	if env == nil || env.ex != ex || env.ctx != ctx {
+		env = &arrayEnv{ex: ex, ctx: ctx, m: m}
+		m.lastEnv.Store(env)
+	}
+	return &Array{arr: arr, arrayEnv: env}
 }
 
 func noRelease() {}
