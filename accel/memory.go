@@ -47,7 +47,7 @@ const (
 // storage is one buffer and its budget charge, shared by an array and its
 // views.
 type storage struct {
-	dev   Buffer     // a device's buffer; nil for host arrays, which use host
+	dev   Buffer // a device's buffer; nil for host arrays, which use host
 	host  hostBuffer
 	bytes int64
 	life  *lifetime
