@@ -49,20 +49,20 @@ var accelDocs = map[string]string{
 	"accel": `Dense float64/float32 arrays and kernels on the thread's device.
 
 Arrays are made by array, zeros, ones, full, arange, linspace, eye, rand,
-randn and load, combined with + - * / (arrays and numbers, broadcasting
-as NumPy), element-wise functions (add, subtract, multiply, divide,
-power, maximum, minimum, negative, abs, exp, log, sqrt, tanh, sigmoid,
-relu, clip; each takes out= to write into an existing array), reductions
-(sum, mean, min, max, argmin, argmax, norm; axis= and keepdims=), dot,
-matmul (Starlark has no @; out= too), transpose, reshape, concatenate,
-stack, astype, copy, copyto and tolist; save and load_npy write and read
-NumPy's .npy files (load is a Starlark keyword, so accel.load(p) does not
-parse). Indexing, slicing, transpose and reshape give views
-that share the array's elements (copy() gives an independent one).
-Inside a thread body arrays live on the thread's device, are charged to
-its memory budget (metadata.max_memory_mb), and stop at its TTL.
-Functions accept arrays, nested lists of numbers, and numbers. See
-"array" for the array type.`,
+randn and load_npy, combined with + - * / (arrays and numbers,
+broadcasting as NumPy), element-wise functions (add, subtract, multiply,
+divide, power, maximum, minimum, negative, abs, exp, log, sqrt, tanh,
+sigmoid, relu, clip; each takes out= to write into an existing array),
+reductions (sum, mean, min, max, argmin, argmax, norm; axis= and
+keepdims=), dot, matmul (Starlark has no @; out= too), transpose,
+reshape, concatenate, stack, astype, copy, copyto and tolist. save and
+load_npy write and read NumPy's .npy files (load is a Starlark keyword,
+so accel.load(p) does not parse). Indexing, slicing, transpose and
+reshape give views that share the array's elements (copy() gives an
+independent one). Inside a thread body arrays live on the thread's
+device, are charged to its memory budget (metadata.max_memory_mb), and
+stop at its TTL. Functions accept arrays, nested lists of numbers, and
+numbers. See "array" for the array type.`,
 
 	"array": `An accel array (type "array").
 
