@@ -425,7 +425,10 @@ func (r *reclaimState) largeLikelyGarbage() bool {
 }
 
 // block is a pooled host buffer of 8-byte words.
-type block struct{ words []float64 }
+type block struct {
+	words []float64
+	put   uint64 // when it last went into the pool (blockPool.seq)
+}
 
 func (b *block) float64s(n int) []float64 { return b.words[:n:n] }
 
@@ -444,11 +447,13 @@ func sizeClass(bytes int64) int64 {
 	return (bytes + step - 1) / step * step
 }
 
-// blockPool keeps idle large blocks by size class.
+// blockPool keeps idle large blocks by size class, each class a stack
+// (the block used last is reused first).
 type blockPool struct {
 	mu    sync.Mutex
 	free  map[int64][]*block
 	bytes int64
+	seq   uint64
 }
 
 var thePool = blockPool{free: map[int64][]*block{}}
@@ -470,31 +475,34 @@ func (p *blockPool) get(class int64) *block {
 func (p *blockPool) put(b *block) {
 	class := int64(len(b.words)) * 8
 	p.mu.Lock()
+	p.seq++
+	b.put = p.seq
 	p.free[class] = append(p.free[class], b)
 	p.bytes += class
 	p.mu.Unlock()
 }
 
 // trim drops idle blocks beyond what the pool may keep while inUse large
-// bytes are held, largest first; the collector reclaims them.
+// bytes are held, the longest idle first; the collector reclaims them.
 func (p *blockPool) trim(inUse int64) {
 	limit := poolKeep + inUse/2
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.bytes > limit {
-		var big int64
+		var oldest int64
 		for c, l := range p.free {
-			if len(l) > 0 && c > big {
-				big = c
+			if len(l) > 0 && (oldest == 0 || l[0].put < p.free[oldest][0].put) {
+				oldest = c
 			}
 		}
-		if big == 0 {
+		if oldest == 0 {
 			return
 		}
-		l := p.free[big]
+		l := p.free[oldest]
+		copy(l, l[1:])
 		l[len(l)-1] = nil
-		p.free[big] = l[:len(l)-1]
-		p.bytes -= big
+		p.free[oldest] = l[:len(l)-1]
+		p.bytes -= oldest
 	}
 }
 

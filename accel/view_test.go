@@ -374,6 +374,11 @@ func reversed(s []int) []int {
 // buffers instead of growing the heap, and that the budget comes back
 // without a cleanup per array.
 func TestLargeBuffersRecycled(t *testing.T) {
+	// Start from an empty pool: blocks other tests left there could be
+	// trimmed in favour of ours, or handed to us.
+	thePool.mu.Lock()
+	thePool.free, thePool.bytes = map[int64][]*block{}, 0
+	thePool.mu.Unlock()
 	const n = 1 << 20 // 8 MiB of float64
 	b := NewBudget(5 * 8 * n)
 	e := New(Options{Budget: b})
@@ -428,5 +433,24 @@ func TestTinyBatchesReclaimed(t *testing.T) {
 	keep.Free()
 	if u := b.Used(); u >= batchBytes {
 		t.Errorf("after freeing the last array, %d bytes are charged", u)
+	}
+}
+
+// TestPoolTrimsLongestIdle: over its limit, the pool drops the blocks idle
+// longest, not the class in use.
+func TestPoolTrimsLongestIdle(t *testing.T) {
+	p := blockPool{free: map[int64][]*block{}}
+	small := sizeClass(largeBytes)
+	for range 4 * poolKeep / small {
+		p.put(&block{words: make([]float64, small/8)})
+	}
+	hot := &block{words: make([]float64, 8<<20/8)}
+	p.put(hot)
+	p.trim(0)
+	if p.bytes > poolKeep {
+		t.Fatalf("pool keeps %d bytes, over its %d", p.bytes, poolKeep)
+	}
+	if p.get(8<<20) != hot {
+		t.Fatal("trim dropped the block returned last")
 	}
 }
