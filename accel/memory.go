@@ -27,10 +27,14 @@ import (
 //     rather than to the collector, so a loop of large temporaries reuses
 //     memory that is already mapped, without zeroing it again.
 //
-// Weak pointers are checked (a sweep) whenever the collector has run since
-// the last sweep, before a budget refusal (after one forced collection),
-// and when a large allocation finds the pool empty while enough large
-// buffers went out since the last collection that some are likely garbage.
+// Weak pointers are checked (a sweep) by the goroutines that allocate or
+// close an Exec, whenever the collector has run since the last sweep;
+// before a budget refusal the Budget forces a collection, and so does a
+// large allocation that finds the pool empty while enough large buffers
+// went out since the last sweep that some are likely garbage. Sweeps never
+// run on a goroutine of their own: reading a weak pointer while the
+// collector marks keeps its object alive for that cycle, so a background
+// sweep would delay every reclamation.
 const (
 	tinyBytes  = 1 << 10  // the largest array accounted in batches
 	slabBytes  = 16 << 10 // the slab tiny arrays are carved from (a small object: large ones cost a span each)
@@ -135,6 +139,8 @@ func (l *lifetime) close() {
 			st.free()
 		}
 	}
+	// The run is over: hand back what its dead arrays held.
+	reclaimer.sweepIfCollected()
 }
 
 // tinyArray is a tiny array and its storage in one allocation.
