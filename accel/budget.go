@@ -3,10 +3,8 @@ package accel
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // bytesPerMB is the unit of max_memory_mb, as the seed computed it (2^20).
@@ -17,10 +15,12 @@ const bytesPerMB = 1 << 20
 //
 // Every array allocation is charged before any memory is taken; an
 // allocation that does not fit fails with an error wrapping ErrBudget. Bytes
-// come back when an array is freed with Array.Free, or after the garbage
-// collector finds it unreachable; before refusing an allocation the Budget
-// collects garbage once, so a loop that drops its temporaries is not refused
-// for arrays it no longer holds.
+// come back when an array is freed with Array.Free, when its Exec closes, or
+// once the garbage collector finds it unreachable; before refusing an
+// allocation the Budget collects garbage once, so a loop that drops its
+// temporaries is not refused for arrays it no longer holds. (Arrays of at
+// most 1 KiB are accounted in batches of up to 16 KiB, whose bytes come back
+// when the whole batch is unreachable.)
 //
 // A nil *Budget is unlimited. Methods are safe for concurrent use.
 type Budget struct {
@@ -153,8 +153,8 @@ func (b *Budget) Release(bytes int64) {
 }
 
 // reserveReclaiming is Reserve for array storage: when the charge does not
-// fit but bytes are in use, it runs the garbage collector once and waits
-// briefly for unreachable arrays to hand their bytes back before refusing.
+// fit but bytes are in use, it runs the garbage collector once, so that
+// unreachable arrays hand their bytes back, before refusing.
 func (b *Budget) reserveReclaiming(bytes int64) error {
 	err := b.Reserve(bytes)
 	if err == nil || b.Used() == 0 {
@@ -163,14 +163,8 @@ func (b *Budget) reserveReclaiming(bytes int64) error {
 	if b.fitsEmpty(bytes) != nil {
 		return err // would not fit even with nothing in use
 	}
-	runtime.GC()
-	deadline := time.Now().Add(20 * time.Millisecond)
-	for {
-		if err = b.Reserve(bytes); err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(500 * time.Microsecond)
-	}
+	reclaimer.collect()
+	return b.Reserve(bytes)
 }
 
 func (b *Budget) fitsEmpty(bytes int64) error {

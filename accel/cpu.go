@@ -93,16 +93,17 @@ func (b *hostBuffer) Write(src any, offset int) error {
 	return errorf(ErrArgument, "cpu buffer write: %T at offset %d does not fit a %s buffer of %d elements", src, offset, b.dt, b.Len())
 }
 
-// hostData returns an array's host elements as []T; T must match its dtype.
+// hostData returns a contiguous host array's elements as []T; T must
+// match its dtype.
 func hostData[T float](a *Array) []T {
-	hb := a.st.buf.(*hostBuffer)
-	n := a.Size()
+	hb := a.host()
+	lo, hi := a.off, a.off+a.Size()
 	var z T
 	switch any(z).(type) {
 	case float64:
-		return any(hb.f64[:n:n]).([]T)
+		return any(hb.f64[lo:hi:hi]).([]T)
 	default:
-		return any(hb.f32[:n:n]).([]T)
+		return any(hb.f32[lo:hi:hi]).([]T)
 	}
 }
 
@@ -151,6 +152,8 @@ func runTyped[T float](ctx context.Context, op *Op) error {
 		return matmulHost(ctx, out, op.Out.shape, in(0), op.In[0].shape, in(1), op.In[1].shape)
 	case OpGather:
 		return gatherHost(ctx, out, op.Out.shape, in(0), op.Offset, op.Strides)
+	case OpScatter:
+		return scatterHost(ctx, out, op.Offset, op.Strides, in(0), op.In[0].shape)
 	case OpConcat:
 		ins := make([][]T, len(op.In))
 		shapes := make([][]int, len(op.In))

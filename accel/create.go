@@ -65,13 +65,13 @@ func copyIn[T float](a *Array, data []T) error {
 		for i, v := range data {
 			tmp[i] = float64(v)
 		}
-		return a.st.buf.Write(tmp, 0)
+		return a.st.buffer().Write(tmp, 0)
 	}
 	tmp := make([]float32, len(data))
 	for i, v := range data {
 		tmp[i] = float32(v)
 	}
-	return a.st.buf.Write(tmp, 0)
+	return a.st.buffer().Write(tmp, 0)
 }
 
 // fill allocates an array and sets element i to f(i), in row-major order.

@@ -44,6 +44,9 @@ func TestDevices(t *testing.T) {
 // ErrUnsupported for the rest, so the Exec's host fallback runs.
 type fakeDevice struct {
 	runs, native atomic.Int64
+	// checkPlain, when set, fails the test for an operand that breaks the
+	// Op contract (Offset 0, contiguous).
+	checkPlain *testing.T
 }
 
 type fakeBuffer struct {
@@ -61,6 +64,13 @@ func (d *fakeDevice) Alloc(dt DType, n int) (Buffer, error) {
 
 func (d *fakeDevice) Run(ctx context.Context, op *Op) error {
 	d.runs.Add(1)
+	if t := d.checkPlain; t != nil {
+		for _, a := range append([]*Array{op.Out}, op.In...) {
+			if a.Offset() != 0 || !a.Contiguous() {
+				t.Errorf("%s: the device got an operand at offset %d with strides %v", op.Kind, a.Offset(), a.Strides())
+			}
+		}
+	}
 	if op.Kind == OpBinary && op.Binary == OpAdd && sameShape(op.In[0].shape, op.In[1].shape) {
 		d.native.Add(1)
 		x, y := op.In[0].Buffer().(*fakeBuffer), op.In[1].Buffer().(*fakeBuffer)

@@ -2,80 +2,9 @@ package accel
 
 import (
 	"context"
+	"errors"
 	"math"
-	"strings"
 )
-
-// BinaryOp is an element-wise operation of two operands.
-type BinaryOp uint8
-
-// The element-wise binary operations.
-const (
-	OpAdd BinaryOp = iota + 1
-	OpSub
-	OpMul
-	OpDiv
-	OpPow
-	OpMaximum // NaN-propagating, like NumPy's maximum
-	OpMinimum // NaN-propagating, like NumPy's minimum
-)
-
-var binaryNames = [...]string{"", "add", "sub", "mul", "div", "pow", "maximum", "minimum"}
-
-// String returns the operation's name, e.g. "add".
-func (op BinaryOp) String() string {
-	if op > 0 && int(op) < len(binaryNames) {
-		return binaryNames[op]
-	}
-	return "invalid"
-}
-
-// ParseBinaryOp maps a name ("add", "sub", "mul", "div", "pow", "maximum",
-// "minimum") to its BinaryOp.
-func ParseBinaryOp(name string) (BinaryOp, error) {
-	for i, n := range binaryNames {
-		if i > 0 && n == name {
-			return BinaryOp(i), nil
-		}
-	}
-	return 0, errorf(ErrArgument, "unknown binary operation %q: allowed are %s", name, strings.Join(binaryNames[1:], ", "))
-}
-
-// UnaryOp is an element-wise operation of one operand.
-type UnaryOp uint8
-
-// The element-wise unary operations.
-const (
-	OpNeg UnaryOp = iota + 1
-	OpAbs
-	OpExp
-	OpLog
-	OpSqrt
-	OpTanh
-	OpSigmoid
-	OpRelu
-)
-
-var unaryNames = [...]string{"", "neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "relu"}
-
-// String returns the operation's name, e.g. "exp".
-func (op UnaryOp) String() string {
-	if op > 0 && int(op) < len(unaryNames) {
-		return unaryNames[op]
-	}
-	return "invalid"
-}
-
-// ParseUnaryOp maps a name ("neg", "abs", "exp", "log", "sqrt", "tanh",
-// "sigmoid", "relu") to its UnaryOp.
-func ParseUnaryOp(name string) (UnaryOp, error) {
-	for i, n := range unaryNames {
-		if i > 0 && n == name {
-			return UnaryOp(i), nil
-		}
-	}
-	return 0, errorf(ErrArgument, "unknown unary operation %q: allowed are %s", name, strings.Join(unaryNames[1:], ", "))
-}
 
 func noop() {}
 
@@ -93,7 +22,7 @@ func (e *Exec) converted(ctx context.Context, name string, a *Array, dt DType) (
 		c.Free()
 		return nil, nil, err
 	}
-	return c, c.Free, nil
+	return c, c.release, nil
 }
 
 // Binary returns x op y element by element. Shapes broadcast as in NumPy;
@@ -103,7 +32,8 @@ func (e *Exec) Binary(ctx context.Context, op BinaryOp, x, y *Array) (*Array, er
 	if err := e.checkBinary(name, op, x, y); err != nil {
 		return nil, err
 	}
-	shape, err := broadcastShapes(name, x.shape, y.shape)
+	var buf [8]int
+	shape, err := broadcastShapesBuf(buf[:0], name, x.shape, y.shape)
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +49,11 @@ func (e *Exec) Binary(ctx context.Context, op BinaryOp, x, y *Array) (*Array, er
 }
 
 // BinaryInto computes x op y into out, which must have the broadcast shape
-// and the result dtype. out may be x or y itself (an in-place update).
+// and the result's dtype (float64 if either operand is). out may be a view,
+// and may be x or y itself (an update in place); it must be writable.
 func (e *Exec) BinaryInto(ctx context.Context, op BinaryOp, out, x, y *Array) error {
 	name := op.String()
 	if err := e.checkBinary(name, op, x, y); err != nil {
-		return err
-	}
-	if err := e.checkOperands(name, out); err != nil {
 		return err
 	}
 	var buf [8]int
@@ -133,18 +61,32 @@ func (e *Exec) BinaryInto(ctx context.Context, op BinaryOp, out, x, y *Array) er
 	if err != nil {
 		return err
 	}
+	return e.into(name, out, promote(x.dtype, y.dtype), shape, func(dst *Array) error {
+		return e.binaryInto(ctx, name, op, dst, x, y)
+	})
+}
+
+// into checks that out can take a result of dtype dt and shape, then has
+// compute write it there.
+func (e *Exec) into(name string, out *Array, dt DType, shape []int, compute func(dst *Array) error) error {
+	if err := e.checkOperands(name, out); err != nil {
+		return err
+	}
+	if err := out.writable(name); err != nil {
+		return err
+	}
 	if !sameShape(out.shape, shape) {
-		return errorf(ErrShape, "%s: output has shape %s but the operands broadcast to %s", name, formatShape(out.shape), formatShape(shape))
+		return errorf(ErrShape, "%s: output has shape %s but the result has shape %s", name, formatShape(out.shape), formatShape(shape))
 	}
-	if dt := promote(x.dtype, y.dtype); out.dtype != dt {
-		return errorf(ErrDType, "%s: output has dtype %s but the result is %s", name, out.dtype, dt)
+	if out.dtype != dt {
+		return errorf(ErrDType, "%s: output has dtype %s but the result is %s: give an output of dtype %s", name, out.dtype, dt, dt)
 	}
-	return e.binaryInto(ctx, name, op, out, x, y)
+	return compute(out)
 }
 
 func (e *Exec) checkBinary(name string, op BinaryOp, x, y *Array) error {
-	if op.String() == "invalid" {
-		return errorf(ErrArgument, "binary operation %d is not one of %s", op, strings.Join(binaryNames[1:], ", "))
+	if op.info() == nil {
+		return errorf(ErrArgument, "binary operation %d is not one of %s", op, binaryNames())
 	}
 	return e.checkOperands(name, x, y)
 }
@@ -160,30 +102,109 @@ func (e *Exec) binaryInto(ctx context.Context, name string, op BinaryOp, out, x,
 		return err
 	}
 	defer ydone()
+	if e.hostFits(out, xc, yc) {
+		// The common case, without building an Op (whose operand list would
+		// be one more allocation on the path of every small operation).
+		return wrapHostErr(ctx, name, hostBinary(ctx, op, out, xc, yc))
+	}
 	return e.run(ctx, name, Op{Kind: OpBinary, Binary: op, In: []*Array{xc, yc}, Out: out})
+}
+
+// hostFits reports whether an element-wise operation writing out from ins
+// can run on the host as it is: see fits.
+func (e *Exec) hostFits(out *Array, ins ...*Array) bool {
+	if !e.host || out.strides != nil {
+		return false
+	}
+	for _, a := range ins {
+		if a.strides != nil || (a.st == out.st && a != out && overlaps(a, out) && !sameView(a, out)) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostBinary is runHost for OpBinary.
+func hostBinary(ctx context.Context, op BinaryOp, out, x, y *Array) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if out.dtype == Float64 {
+		return binaryHost(ctx, op, hostData[float64](out), out.shape, hostData[float64](x), x.shape, hostData[float64](y), y.shape)
+	}
+	return binaryHost(ctx, op, hostData[float32](out), out.shape, hostData[float32](x), x.shape, hostData[float32](y), y.shape)
+}
+
+// hostBinaryScalar is runHost for OpBinaryScalar.
+func hostBinaryScalar(ctx context.Context, op BinaryOp, out, x *Array, s float64, first bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if out.dtype == Float64 {
+		return binaryScalarHost(ctx, op, hostData[float64](out), hostData[float64](x), s, first)
+	}
+	return binaryScalarHost(ctx, op, hostData[float32](out), hostData[float32](x), float32(s), first)
+}
+
+// wrapHostErr is run's error wrapping for the host fast paths.
+func wrapHostErr(ctx context.Context, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return wrapCtx(name, err)
+	}
+	return err
 }
 
 // BinaryScalar returns x op s element by element; the result keeps x's dtype.
 func (e *Exec) BinaryScalar(ctx context.Context, op BinaryOp, x *Array, s float64) (*Array, error) {
-	return e.binaryScalar(ctx, op, x, s, false)
+	return e.binaryScalar(ctx, op, nil, x, s, false)
 }
 
 // ScalarBinary returns s op x element by element (e.g. 1 - x, 2 / x); the
 // result keeps x's dtype.
 func (e *Exec) ScalarBinary(ctx context.Context, op BinaryOp, s float64, x *Array) (*Array, error) {
-	return e.binaryScalar(ctx, op, x, s, true)
+	return e.binaryScalar(ctx, op, nil, x, s, true)
 }
 
-func (e *Exec) binaryScalar(ctx context.Context, op BinaryOp, x *Array, s float64, first bool) (*Array, error) {
+// BinaryScalarInto computes x op s into out (see BinaryInto).
+func (e *Exec) BinaryScalarInto(ctx context.Context, op BinaryOp, out, x *Array, s float64) error {
+	_, err := e.binaryScalar(ctx, op, out, x, s, false)
+	return err
+}
+
+// ScalarBinaryInto computes s op x into out (see BinaryInto).
+func (e *Exec) ScalarBinaryInto(ctx context.Context, op BinaryOp, out *Array, s float64, x *Array) error {
+	_, err := e.binaryScalar(ctx, op, out, x, s, true)
+	return err
+}
+
+func (e *Exec) binaryScalar(ctx context.Context, op BinaryOp, out, x *Array, s float64, first bool) (*Array, error) {
 	name := op.String()
 	if err := e.checkBinary(name, op, x, x); err != nil {
 		return nil, err
 	}
-	out, err := e.alloc(name, x.dtype, x.shape)
+	compute := func(dst *Array) error {
+		if e.hostFits(dst, x) {
+			return wrapHostErr(ctx, name, hostBinaryScalar(ctx, op, dst, x, s, first))
+		}
+		return e.run(ctx, name, Op{Kind: OpBinaryScalar, Binary: op, In: []*Array{x}, Out: dst, Scalar: s, ScalarFirst: first})
+	}
+	return e.result(name, out, x.dtype, x.shape, compute)
+}
+
+// result runs compute into out (see into), or into a new array of dtype dt
+// and shape when out is nil, and returns the array written.
+func (e *Exec) result(name string, out *Array, dt DType, shape []int, compute func(dst *Array) error) (*Array, error) {
+	if out != nil {
+		return out, e.into(name, out, dt, shape, compute)
+	}
+	out, err := e.alloc(name, dt, shape)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.run(ctx, name, Op{Kind: OpBinaryScalar, Binary: op, In: []*Array{x}, Out: out, Scalar: s, ScalarFirst: first}); err != nil {
+	if err := compute(out); err != nil {
 		out.Free()
 		return nil, err
 	}
@@ -228,22 +249,26 @@ func (e *Exec) Minimum(ctx context.Context, x, y *Array) (*Array, error) {
 
 // Unary returns op applied to every element of x.
 func (e *Exec) Unary(ctx context.Context, op UnaryOp, x *Array) (*Array, error) {
+	return e.unary(ctx, op, nil, x)
+}
+
+// UnaryInto computes op of every element of x into out (see BinaryInto).
+func (e *Exec) UnaryInto(ctx context.Context, op UnaryOp, out, x *Array) error {
+	_, err := e.unary(ctx, op, out, x)
+	return err
+}
+
+func (e *Exec) unary(ctx context.Context, op UnaryOp, out, x *Array) (*Array, error) {
 	name := op.String()
-	if name == "invalid" {
-		return nil, errorf(ErrArgument, "unary operation %d is not one of %s", op, strings.Join(unaryNames[1:], ", "))
+	if op.info() == nil {
+		return nil, errorf(ErrArgument, "unary operation %d is not one of %s", op, unaryNames())
 	}
 	if err := e.checkOperands(name, x); err != nil {
 		return nil, err
 	}
-	out, err := e.alloc(name, x.dtype, x.shape)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.run(ctx, name, Op{Kind: OpUnary, Unary: op, In: []*Array{x}, Out: out}); err != nil {
-		out.Free()
-		return nil, err
-	}
-	return out, nil
+	return e.result(name, out, x.dtype, x.shape, func(dst *Array) error {
+		return e.run(ctx, name, Op{Kind: OpUnary, Unary: op, In: []*Array{x}, Out: dst})
+	})
 }
 
 // Neg returns -x.
@@ -275,27 +300,34 @@ func (e *Exec) Relu(ctx context.Context, x *Array) (*Array, error) { return e.Un
 // Clip returns x with every element limited to [lo, hi]; use ±Inf for a
 // one-sided bound. NaN elements stay NaN.
 func (e *Exec) Clip(ctx context.Context, x *Array, lo, hi float64) (*Array, error) {
+	return e.clip(ctx, nil, x, lo, hi)
+}
+
+// ClipInto computes Clip into out (see BinaryInto).
+func (e *Exec) ClipInto(ctx context.Context, out, x *Array, lo, hi float64) error {
+	_, err := e.clip(ctx, out, x, lo, hi)
+	return err
+}
+
+func (e *Exec) clip(ctx context.Context, out, x *Array, lo, hi float64) (*Array, error) {
 	if err := e.checkOperands("clip", x); err != nil {
 		return nil, err
 	}
 	if math.IsNaN(lo) || math.IsNaN(hi) || lo > hi {
 		return nil, errorf(ErrArgument, "clip: bounds [%v, %v] are not an interval: need lo <= hi (use -Inf or +Inf for no bound)", lo, hi)
 	}
-	out, err := e.alloc("clip", x.dtype, x.shape)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.run(ctx, "clip", Op{Kind: OpClip, In: []*Array{x}, Out: out, Scalar: lo, Scalar2: hi}); err != nil {
-		out.Free()
-		return nil, err
-	}
-	return out, nil
+	return e.result("clip", out, x.dtype, x.shape, func(dst *Array) error {
+		return e.run(ctx, "clip", Op{Kind: OpClip, In: []*Array{x}, Out: dst, Scalar: lo, Scalar2: hi})
+	})
 }
 
 // Axpy updates y in place: y += alpha*x. x and y must have the same shape
 // and dtype.
 func (e *Exec) Axpy(ctx context.Context, alpha float64, x, y *Array) error {
 	if err := e.checkSame("axpy", x, y); err != nil {
+		return err
+	}
+	if err := y.writable("axpy"); err != nil {
 		return err
 	}
 	return e.run(ctx, "axpy", Op{Kind: OpAxpy, In: []*Array{x, y}, Out: y, Scalar: alpha})
@@ -305,6 +337,9 @@ func (e *Exec) Axpy(ctx context.Context, alpha float64, x, y *Array) error {
 // three must have the same shape and dtype; dst may be b or c.
 func (e *Exec) Triad(ctx context.Context, dst, b, c *Array, s float64) error {
 	if err := e.checkSame("triad", dst, b, c); err != nil {
+		return err
+	}
+	if err := dst.writable("triad"); err != nil {
 		return err
 	}
 	return e.run(ctx, "triad", Op{Kind: OpTriad, In: []*Array{b, c}, Out: dst, Scalar: s})

@@ -2,8 +2,6 @@ package accel
 
 import (
 	"context"
-	"math"
-
 	"github.com/autonode/autonode/accel/internal/kern"
 )
 
@@ -22,58 +20,76 @@ func eachChunk(ctx context.Context, n int, fn func(lo, hi int)) error {
 	return nil
 }
 
-// kernBinary runs the contiguous kern kernel for op, reporting false when
-// kern has none for it.
-func kernBinary[T float](op BinaryOp, dst, x, y []T) bool {
+// kernBinary runs op's contiguous kern kernel, reporting false when it has
+// none.
+func kernBinary[T float](op *BinaryInfo, dst, x, y []T) bool {
 	switch d := any(dst).(type) {
 	case []float64:
-		xs, ys := any(x).([]float64), any(y).([]float64)
-		switch op {
-		case OpAdd:
-			kern.AddF64(d, xs, ys)
-		case OpSub:
-			kern.SubF64(d, xs, ys)
-		case OpMul:
-			kern.MulF64(d, xs, ys)
-		case OpDiv:
-			kern.DivF64(d, xs, ys)
-		default:
+		if op.kern64 == nil {
 			return false
 		}
+		op.kern64(d, any(x).([]float64), any(y).([]float64))
 	case []float32:
-		xs, ys := any(x).([]float32), any(y).([]float32)
-		switch op {
-		case OpAdd:
-			kern.AddF32(d, xs, ys)
-		case OpSub:
-			kern.SubF32(d, xs, ys)
-		case OpMul:
-			kern.MulF32(d, xs, ys)
-		case OpDiv:
-			kern.DivF32(d, xs, ys)
-		default:
+		if op.kern32 == nil {
 			return false
 		}
+		op.kern32(d, any(x).([]float32), any(y).([]float32))
 	}
 	return true
 }
 
-func binaryHost[T float](ctx context.Context, op BinaryOp, out []T, outShape []int, x []T, xShape []int, y []T, yShape []int) error {
+// kernScalar runs op's kern kernel for x op s, reporting false when it has
+// none.
+func kernScalar[T float](op *BinaryInfo, dst, x []T, s T) bool {
+	switch d := any(dst).(type) {
+	case []float64:
+		if op.scal64 == nil {
+			return false
+		}
+		op.scal64(d, any(x).([]float64), float64(s))
+	case []float32:
+		if op.scal32 == nil {
+			return false
+		}
+		op.scal32(d, any(x).([]float32), float32(s))
+	}
+	return true
+}
+
+// elemFunc returns op's element function for T.
+func elemFunc[T float](op *BinaryInfo) func(a, b T) T {
+	var z T
+	if _, ok := any(z).(float64); ok {
+		return any(op.F64).(func(a, b T) T)
+	}
+	return any(op.F32).(func(a, b T) T)
+}
+
+func unaryFunc[T float](op *UnaryInfo) func(v T) T {
+	var z T
+	if _, ok := any(z).(float64); ok {
+		return any(op.F64).(func(v T) T)
+	}
+	return any(op.F32).(func(v T) T)
+}
+
+func binaryHost[T float](ctx context.Context, bop BinaryOp, out []T, outShape []int, x []T, xShape []int, y []T, yShape []int) error {
 	n := len(out)
 	if n == 0 {
 		return ctx.Err()
 	}
+	op := bop.info()
 	xFull, yFull := len(x) == n, len(y) == n
 	switch {
 	case xFull && yFull:
-		if op == OpAdd || op == OpSub || op == OpMul || op == OpDiv {
+		if op.kern64 != nil {
 			return eachChunk(ctx, n, func(lo, hi int) { kernBinary(op, out[lo:hi], x[lo:hi], y[lo:hi]) })
 		}
 		return forChunks(ctx, n, 1, func(lo, hi int) { binaryRow(op, out[lo:hi], x, lo, 1, y, lo, 1) })
 	case xFull && len(y) == 1:
-		return binaryScalarHost(ctx, op, out, x, y[0], false)
+		return binaryScalarHost(ctx, bop, out, x, y[0], false)
 	case yFull && len(x) == 1:
-		return binaryScalarHost(ctx, op, out, y, x[0], true)
+		return binaryScalarHost(ctx, bop, out, y, x[0], true)
 	}
 	shape, st := coalesce(outShape, rowStrides(outShape), broadcastStrides(xShape, outShape), broadcastStrides(yShape, outShape))
 	inner := shape[len(shape)-1]
@@ -114,70 +130,45 @@ func increment(idx, shape []int) {
 	}
 }
 
-// binaryRow computes dst[i] = x[xo+i*sx] op y[yo+i*sy].
-func binaryRow[T float](op BinaryOp, dst, x []T, xo, sx int, y []T, yo, sy int) {
-	switch op {
-	case OpAdd:
-		for i := range dst {
-			dst[i] = x[xo+i*sx] + y[yo+i*sy]
-		}
-	case OpSub:
-		for i := range dst {
-			dst[i] = x[xo+i*sx] - y[yo+i*sy]
-		}
-	case OpMul:
-		for i := range dst {
-			dst[i] = x[xo+i*sx] * y[yo+i*sy]
-		}
-	case OpDiv:
-		for i := range dst {
-			dst[i] = x[xo+i*sx] / y[yo+i*sy]
-		}
-	default:
-		f := scalarFunc[T](op)
-		for i := range dst {
-			dst[i] = f(x[xo+i*sx], y[yo+i*sy])
-		}
+// binaryRow computes dst[i] = x[xo+i*sx] op y[yo+i*sy], with op's kern
+// kernels where the strides allow.
+func binaryRow[T float](op *BinaryInfo, dst, x []T, xo, sx int, y []T, yo, sy int) {
+	n := len(dst)
+	switch {
+	case sx == 1 && sy == 1 && kernBinary(op, dst, x[xo:xo+n], y[yo:yo+n]):
+		return
+	case sx == 1 && sy == 0 && kernScalar(op, dst, x[xo:xo+n], y[yo]):
+		return
+	case sx == 0 && sy == 1 && (op.Op == OpAdd || op.Op == OpMul) && kernScalar(op, dst, y[yo:yo+n], x[xo]):
+		return
 	}
-}
-
-// scalarFunc returns op as a function of two elements, for the operations
-// without a dedicated loop.
-func scalarFunc[T float](op BinaryOp) func(a, b T) T {
-	switch op {
-	case OpAdd:
-		return func(a, b T) T { return a + b }
-	case OpSub:
-		return func(a, b T) T { return a - b }
-	case OpMul:
-		return func(a, b T) T { return a * b }
-	case OpDiv:
-		return func(a, b T) T { return a / b }
-	case OpPow:
-		return func(a, b T) T { return T(math.Pow(float64(a), float64(b))) }
-	case OpMaximum:
-		return func(a, b T) T { return T(math.Max(float64(a), float64(b))) }
-	default: // OpMinimum
-		return func(a, b T) T { return T(math.Min(float64(a), float64(b))) }
+	f := elemFunc[T](op)
+	if sx == 1 && sy == 1 {
+		xs, ys := x[xo:xo+n], y[yo:yo+n]
+		for i := range dst {
+			dst[i] = f(xs[i], ys[i])
+		}
+		return
+	}
+	for i := range dst {
+		dst[i] = f(x[xo+i*sx], y[yo+i*sy])
 	}
 }
 
 // binaryScalarHost computes out = x op s, or s op x when scalarFirst.
-func binaryScalarHost[T float](ctx context.Context, op BinaryOp, out, x []T, s T, scalarFirst bool) error {
+func binaryScalarHost[T float](ctx context.Context, bop BinaryOp, out, x []T, s T, scalarFirst bool) error {
 	n := len(out)
-	if kernScalar(op, scalarFirst) {
-		return eachChunk(ctx, n, func(lo, hi int) { runKernScalar(op, out[lo:hi], x[lo:hi], s) })
+	op := bop.info()
+	commutes := bop == OpAdd || bop == OpMul
+	if (!scalarFirst || commutes) && op.scal64 != nil {
+		return eachChunk(ctx, n, func(lo, hi int) { kernScalar(op, out[lo:hi], x[lo:hi], s) })
 	}
-	f := scalarFunc[T](op)
+	f := elemFunc[T](op)
 	return forChunks(ctx, n, 1, func(lo, hi int) {
 		switch {
-		case op == OpDiv && !scalarFirst:
+		case bop == OpDiv && !scalarFirst:
 			for i := lo; i < hi; i++ {
 				out[i] = x[i] / s
-			}
-		case op == OpSub && scalarFirst:
-			for i := lo; i < hi; i++ {
-				out[i] = s - x[i]
 			}
 		case scalarFirst:
 			for i := lo; i < hi; i++ {
@@ -191,85 +182,14 @@ func binaryScalarHost[T float](ctx context.Context, op BinaryOp, out, x []T, s T
 	})
 }
 
-// kernScalar reports whether kern computes x op s (or s op x) exactly:
-// x+s and s+x, x-s as x+(-s), x*s and s*x.
-func kernScalar(op BinaryOp, scalarFirst bool) bool {
-	return op == OpAdd || op == OpMul || (op == OpSub && !scalarFirst)
-}
-
-func runKernScalar[T float](op BinaryOp, dst, x []T, s T) {
-	if op == OpSub {
-		op, s = OpAdd, -s
-	}
-	switch d := any(dst).(type) {
-	case []float64:
-		xs, sv := any(x).([]float64), float64(s)
-		if op == OpAdd {
-			kern.AddScalarF64(d, xs, sv)
-		} else {
-			kern.MulScalarF64(d, xs, sv)
-		}
-	case []float32:
-		xs, sv := any(x).([]float32), float32(s)
-		if op == OpAdd {
-			kern.AddScalarF32(d, xs, sv)
-		} else {
-			kern.MulScalarF32(d, xs, sv)
-		}
-	}
-}
-
 func unaryHost[T float](ctx context.Context, op UnaryOp, out, x []T) error {
+	f := unaryFunc[T](op.info())
 	return forChunks(ctx, len(out), 4, func(lo, hi int) {
 		o, v := out[lo:hi], x[lo:hi]
-		switch op {
-		case OpNeg:
-			for i := range o {
-				o[i] = -v[i]
-			}
-		case OpAbs:
-			for i := range o {
-				o[i] = T(math.Abs(float64(v[i])))
-			}
-		case OpExp:
-			for i := range o {
-				o[i] = T(math.Exp(float64(v[i])))
-			}
-		case OpLog:
-			for i := range o {
-				o[i] = T(math.Log(float64(v[i])))
-			}
-		case OpSqrt:
-			for i := range o {
-				o[i] = T(math.Sqrt(float64(v[i])))
-			}
-		case OpTanh:
-			for i := range o {
-				o[i] = T(math.Tanh(float64(v[i])))
-			}
-		case OpSigmoid:
-			for i := range o {
-				o[i] = T(sigmoid(float64(v[i])))
-			}
-		case OpRelu:
-			for i := range o {
-				if e := v[i]; e > 0 || e != e {
-					o[i] = e
-				} else {
-					o[i] = 0
-				}
-			}
+		for i := range o {
+			o[i] = f(v[i])
 		}
 	})
-}
-
-// sigmoid is 1/(1+e^-x), written so that neither branch overflows.
-func sigmoid(x float64) float64 {
-	if x >= 0 {
-		return 1 / (1 + math.Exp(-x))
-	}
-	e := math.Exp(x)
-	return e / (1 + e)
 }
 
 func clipHost[T float](ctx context.Context, out, x []T, lo, hi T) error {

@@ -29,10 +29,18 @@ func refBinary(op BinaryOp, a, b float64) float64 {
 		}
 		return math.Min(a, b)
 	}
-	panic("unknown op")
+	panic("no reference for " + op.String() + ": add one to refBinary")
 }
 
-var allBinary = []BinaryOp{OpAdd, OpSub, OpMul, OpDiv, OpPow, OpMaximum, OpMinimum}
+// allBinary lists every operation of the table, so that a new one is
+// tested at once (refBinary panics until it has a reference).
+var allBinary = func() []BinaryOp {
+	var ops []BinaryOp
+	for _, b := range BinaryOps() {
+		ops = append(ops, b.Op)
+	}
+	return ops
+}()
 
 // broadcastCases pairs operand shapes with the shape they broadcast to.
 var broadcastCases = []struct{ x, y, out []int }{
@@ -191,7 +199,7 @@ func refUnary(op UnaryOp, v float64) float64 {
 		}
 		return math.Max(v, 0)
 	}
-	panic("unknown op")
+	panic("no reference for " + op.String() + ": add one to refUnary")
 }
 
 func TestUnary(t *testing.T) {
@@ -203,7 +211,8 @@ func TestUnary(t *testing.T) {
 			for _, n := range []int{0, 1, 17, 129, 70001} {
 				d := append(randData(r, dt, n), special...)
 				x := mk(t, e, dt, d, len(d))
-				for op := OpNeg; op <= OpRelu; op++ {
+				for _, info := range UnaryOps() {
+					op := info.Op
 					got, err := e.Unary(bg, op, x)
 					if err != nil {
 						t.Fatal(err)
@@ -278,4 +287,23 @@ func TestAxpyTriad(t *testing.T) {
 			wantErr(t, e.Triad(bg, a, a, c, 1), ErrDType, "triad")
 		}
 	})
+}
+
+// TestMinMaxNaN: NaN wins over infinities too (math.Min(-Inf, NaN) is -Inf;
+// NumPy's minimum gives nan). Found by FuzzAccel.
+func TestMinMaxNaN(t *testing.T) {
+	e := New(Options{})
+	for _, dt := range dtypes {
+		x := mk(t, e, dt, []float64{math.Inf(-1), math.Inf(1), math.NaN(), 1}, 4)
+		y := mk(t, e, dt, []float64{math.NaN(), math.NaN(), math.Inf(-1), math.NaN()}, 4)
+		for _, op := range []BinaryOp{OpMinimum, OpMaximum} {
+			got, err := e.Binary(bg, op, x, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValues(t, op.String(), got, dt, []int{4}, []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}, 0, 0)
+			s, _ := e.BinaryScalar(bg, op, x, math.NaN())
+			checkValues(t, op.String()+" scalar", s, dt, []int{4}, []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}, 0, 0)
+		}
+	}
 }

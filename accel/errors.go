@@ -29,6 +29,9 @@ var (
 	// ErrDevice reports an unknown or unavailable device, or operands that
 	// live on different devices.
 	ErrDevice = errors.New("device error")
+	// ErrReadOnly reports a write into a read-only array (see
+	// Array.SetReadOnly): a frozen Starlark array, or a view of one.
+	ErrReadOnly = errors.New("array is read-only")
 	// ErrUnsupported is returned by a Device's Run for an operation the
 	// device does not implement; the Exec then runs it on the host.
 	ErrUnsupported = errors.New("operation not supported by device")

@@ -19,12 +19,13 @@ type Options struct {
 // Exec makes arrays and runs operations on them: on one device, charging one
 // budget. Its methods are the package's operations. Methods that read or
 // write element data take a context and stop, returning an error that wraps
-// ctx.Err(), soon after it is cancelled; constructors and Reshape do not.
+// ctx.Err(), soon after it is cancelled; constructors and views do not.
 //
 // An Exec is safe for concurrent use. Operands may come from other Execs as
 // long as they live on the same device; results are charged to this one.
 type Exec struct {
 	dev    Device
+	host   bool // dev is the CPU
 	budget *Budget
 	life   *lifetime
 }
@@ -35,7 +36,8 @@ func New(opts Options) *Exec {
 	if dev == nil {
 		dev = CPU()
 	}
-	return &Exec{dev: dev, budget: opts.Budget, life: &lifetime{budget: opts.Budget}}
+	_, host := dev.(cpuDevice)
+	return &Exec{dev: dev, host: host, budget: opts.Budget, life: &lifetime{budget: opts.Budget}}
 }
 
 // Device returns the device the Exec allocates on.
@@ -57,7 +59,8 @@ func (e *Exec) Close() { e.life.close() }
 var poisonOutputs bool
 
 // alloc makes an array of the given dtype and shape whose contents the
-// caller will overwrite. The budget is charged before anything is allocated.
+// caller will overwrite (a recycled buffer is not cleared). The budget is
+// charged before anything is allocated.
 func (e *Exec) alloc(op string, dt DType, shape []int) (*Array, error) {
 	if !dt.valid() {
 		return nil, errorf(ErrDType, "%s: invalid dtype %d: allowed are float64 and float32", op, dt)
@@ -80,28 +83,88 @@ func (e *Exec) alloc(op string, dt DType, shape []int) (*Array, error) {
 		}
 		return nil, err
 	}
-	buf, err := e.dev.Alloc(dt, n)
+	if e.host && bytes <= tinyBytes {
+		a := e.life.newTinyArray(dt, n, bytes, shape)
+		if a == nil {
+			e.budget.Release(bytes)
+			return nil, errorf(ErrClosed, "%s: the Exec was closed: its run has ended", op)
+		}
+		if poisonOutputs {
+			poison(a)
+		}
+		return a, nil
+	}
+	st, err := e.newStorage(dt, n, bytes)
 	if err != nil {
 		e.budget.Release(bytes)
 		return nil, errorf(ErrDevice, "%s: allocating %s on %s: %v", op, formatSize(bytes), e.dev.Name(), err)
 	}
-	st := e.life.adopt(buf, bytes)
 	if st == nil { // closed meanwhile
-		buf.Free()
+		e.budget.Release(bytes)
 		return nil, errorf(ErrClosed, "%s: the Exec was closed: its run has ended", op)
 	}
-	a := &Array{shape: cloneInts(shape), dtype: dt, st: st}
-	if poisonOutputs && n > 0 {
-		if hb := a.host(); hb != nil {
-			for i := range hb.f64 {
-				hb.f64[i] = math.NaN()
-			}
-			for i := range hb.f32 {
-				hb.f32[i] = float32(math.NaN())
-			}
-		}
+	a := newArray(st, dt, shape, 0)
+	if poisonOutputs {
+		poison(a)
 	}
 	return a, nil
+}
+
+// poison fills a new host array with NaN (the poisonOutputs test hook).
+func poison(a *Array) {
+	if hb := a.host(); hb != nil {
+		for i := range hb.f64 {
+			hb.f64[i] = math.NaN()
+		}
+		for i := range hb.f32 {
+			hb.f32[i] = float32(math.NaN())
+		}
+	}
+}
+
+// newStorage allocates the storage of n elements (bytes already reserved):
+// tiny host arrays from the slab, large ones from the pool, device arrays
+// from the device.
+func (e *Exec) newStorage(dt DType, n int, bytes int64) (*storage, error) {
+	if !e.host {
+		buf, err := e.dev.Alloc(dt, n)
+		if err != nil {
+			// Unreachable device arrays may still hold memory: collect
+			// them and try once more.
+			reclaimer.collect()
+			if buf, err = e.dev.Alloc(dt, n); err != nil {
+				return nil, err
+			}
+		}
+		reclaimer.sweepIfCollected()
+		st := e.life.adopt(buf, nil, bytes)
+		if st == nil {
+			buf.Free()
+		}
+		return st, nil
+	}
+	hb := hostBuffer{dt: dt}
+	var blk *block
+	if bytes >= largeBytes {
+		blk = largeBlock(bytes)
+		if dt == Float64 {
+			hb.f64 = blk.float64s(n)
+		} else {
+			hb.f32 = blk.float32s(n)
+		}
+	} else {
+		reclaimer.sweepIfCollected()
+		if dt == Float64 {
+			hb.f64 = make([]float64, n)
+		} else {
+			hb.f32 = make([]float32, n)
+		}
+	}
+	st := e.life.adopt(&hb, blk, bytes)
+	if st == nil && blk != nil {
+		thePool.put(blk)
+	}
+	return st, nil
 }
 
 // checkOperands checks that arrays are live and share one device with the
@@ -120,12 +183,16 @@ func (e *Exec) checkOperands(op string, arrays ...*Array) error {
 
 // run hands op to the device; operations the device does not implement run
 // on the host with copies. op is passed by value so that building one costs
-// no allocation on the CPU path.
+// no allocation on the CPU path. Views among the operands are made fit for
+// the device first (see prepared).
 func (e *Exec) run(ctx context.Context, name string, op Op) error {
 	var err error
-	if _, host := e.dev.(cpuDevice); host {
+	switch {
+	case !e.fits(&op):
+		err = e.runPrepared(ctx, name, op)
+	case e.host:
 		err = runHost(ctx, &op)
-	} else {
+	default:
 		err = e.runDevice(ctx, op)
 	}
 	runtime.KeepAlive(op.In)
@@ -141,6 +208,170 @@ func (e *Exec) run(ctx context.Context, name string, op Op) error {
 		return errorf(ErrDevice, "%s: %s: %v", name, e.dev.Name(), err)
 	}
 	return nil
+}
+
+// fitting reports whether a may be an operand as it is: any contiguous
+// array on the host, a plain one on a device.
+func (e *Exec) fitting(a *Array) bool {
+	if e.host {
+		return a.strides == nil
+	}
+	return a.plain()
+}
+
+// fits reports whether op can run as it is: every operand fits the device
+// and the output does not overlap an input unless it is that very array (an
+// element-wise update in place).
+func (e *Exec) fits(op *Op) bool {
+	if op.Kind == OpGather || op.Kind == OpScatter {
+		return true // built over whole buffers by the Exec itself
+	}
+	out := op.Out
+	if !e.fitting(out) {
+		return false
+	}
+	for _, a := range op.In {
+		if !e.fitting(a) {
+			return false
+		}
+		if a.st == out.st && a != out && overlaps(a, out) && !(sameView(a, out) && elementwise(op.Kind)) {
+			return false
+		}
+		if a == out && !elementwise(op.Kind) {
+			return false
+		}
+	}
+	return true
+}
+
+// elementwise reports whether an operation of kind k computes each output
+// element from the input elements at the same position only, so that the
+// output may be one of the inputs.
+func elementwise(k OpKind) bool {
+	switch k {
+	case OpBinary, OpBinaryScalar, OpUnary, OpClip, OpAxpy, OpTriad, OpConvert:
+		return true
+	}
+	return false
+}
+
+// sameView reports whether a and b are the same elements in the same order.
+func sameView(a, b *Array) bool {
+	if a.st != b.st || a.off != b.off || !sameShape(a.shape, b.shape) {
+		return false
+	}
+	if a.strides == nil || b.strides == nil {
+		return a.strides == nil && b.strides == nil
+	}
+	return sameShape(a.strides, b.strides)
+}
+
+// overlaps reports whether two arrays on one storage may share elements.
+func overlaps(a, b *Array) bool {
+	alo, ahi := a.span()
+	blo, bhi := b.span()
+	return alo < bhi && blo < ahi
+}
+
+// runPrepared runs op after replacing operands that do not fit by
+// contiguous copies, and an output that does not fit (or overlaps an input)
+// by a temporary that is written back afterwards.
+func (e *Exec) runPrepared(ctx context.Context, name string, op Op) error {
+	var temps []*Array
+	defer func() {
+		for _, t := range temps {
+			t.release()
+		}
+	}()
+	out := op.Out
+	target := out
+	outFits := e.fitting(out)
+	if outFits {
+		for _, a := range op.In {
+			if a.st == out.st && (a == out && !elementwise(op.Kind) || a != out && overlaps(a, out) && !(sameView(a, out) && elementwise(op.Kind))) {
+				outFits = false
+				break
+			}
+		}
+	}
+	if !outFits {
+		var err error
+		readsOut := false
+		for _, a := range op.In {
+			readsOut = readsOut || a == out
+		}
+		if readsOut {
+			target, err = e.contiguousCopy(ctx, name, out)
+		} else {
+			target, err = e.alloc(name, out.dtype, out.shape)
+		}
+		if err != nil {
+			return err
+		}
+		temps = append(temps, target)
+	}
+	ins := make([]*Array, len(op.In))
+	for i, a := range op.In {
+		switch {
+		case a == out:
+			ins[i] = target
+		case e.fitting(a):
+			ins[i] = a
+		default:
+			c, err := e.contiguousCopy(ctx, name, a)
+			if err != nil {
+				return err
+			}
+			temps = append(temps, c)
+			ins[i] = c
+		}
+	}
+	op.In, op.Out = ins, target
+	var err error
+	if e.host {
+		err = runHost(ctx, &op)
+	} else {
+		err = e.runDevice(ctx, op)
+	}
+	if err != nil || target == out {
+		return err
+	}
+	return e.writeInto(ctx, out, target)
+}
+
+// whole returns a 1-D plain array over all of a's buffer: the operand of
+// the gathers and scatters that read and write a view.
+func whole(a *Array) *Array {
+	return newArray(a.st, a.dtype, []int{a.st.buffer().Len()}, 0)
+}
+
+// contiguousCopy returns a new plain array with a's elements.
+func (e *Exec) contiguousCopy(ctx context.Context, name string, a *Array) (*Array, error) {
+	c, err := e.alloc(name, a.dtype, a.shape)
+	if err != nil {
+		return nil, err
+	}
+	op := Op{Kind: OpGather, In: []*Array{whole(a)}, Out: c, Offset: a.off, Strides: a.Strides()}
+	if e.host {
+		err = runHost(ctx, &op)
+	} else {
+		err = e.runDevice(ctx, op)
+	}
+	if err != nil {
+		c.release()
+		return nil, err
+	}
+	return c, nil
+}
+
+// writeInto copies the plain array src into the view dst (same shape and
+// dtype).
+func (e *Exec) writeInto(ctx context.Context, dst, src *Array) error {
+	op := Op{Kind: OpScatter, In: []*Array{src}, Out: whole(dst), Offset: dst.off, Strides: dst.Strides()}
+	if e.host {
+		return runHost(ctx, &op)
+	}
+	return e.runDevice(ctx, op)
 }
 
 // runDevice runs op on a non-host device, falling back to the host.
@@ -160,29 +391,24 @@ func (e *Exec) runDevice(ctx context.Context, op Op) error {
 	return err
 }
 
-// runOnHost copies op's arrays to the host, runs it there and writes the
-// output back to the device. The host copies are charged to the budget.
+// runOnHost copies op's arrays (all plain) to the host, runs it there and
+// writes the output back to the device. The host copies are charged to the
+// budget.
 func (e *Exec) runOnHost(ctx context.Context, op *Op) error {
 	hostExec := New(Options{Budget: e.budget})
+	defer hostExec.Close()
 	hop := *op
 	hop.In, hop.Out = make([]*Array, len(op.In)), nil
-	var temps []*Array
-	defer func() {
-		for _, t := range temps {
-			t.Free()
-		}
-	}()
 	toHost := func(a *Array) (*Array, error) {
 		h, err := hostExec.alloc("host copy", a.dtype, a.shape)
 		if err != nil {
 			return nil, err
 		}
-		temps = append(temps, h)
 		hb := h.host()
 		if a.dtype == Float64 {
-			err = a.st.buf.Read(hb.f64, 0)
+			err = a.st.buffer().Read(hb.f64, 0)
 		} else {
-			err = a.st.buf.Read(hb.f32, 0)
+			err = a.st.buffer().Read(hb.f32, 0)
 		}
 		return h, err
 	}
@@ -205,7 +431,7 @@ func (e *Exec) runOnHost(ctx context.Context, op *Op) error {
 	}
 	hb := hop.Out.host()
 	if op.Out.dtype == Float64 {
-		return op.Out.st.buf.Write(hb.f64, 0)
+		return op.Out.st.buffer().Write(hb.f64, 0)
 	}
-	return op.Out.st.buf.Write(hb.f32, 0)
+	return op.Out.st.buffer().Write(hb.f32, 0)
 }

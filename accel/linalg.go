@@ -10,11 +10,23 @@ import "context"
 // result. Mixed dtypes give float64. Cancelling ctx stops even a 4096×4096
 // product promptly.
 func (e *Exec) Matmul(ctx context.Context, a, b *Array) (*Array, error) {
+	return e.matmul(ctx, nil, a, b)
+}
+
+// MatmulInto computes a @ b into out, which must have the product's shape
+// and dtype and be writable; out may be a view, and may even overlap a or b
+// (the product is then computed into a temporary first).
+func (e *Exec) MatmulInto(ctx context.Context, out, a, b *Array) error {
+	_, err := e.matmul(ctx, out, a, b)
+	return err
+}
+
+func (e *Exec) matmul(ctx context.Context, dst, a, b *Array) (*Array, error) {
 	if err := e.checkOperands("matmul", a, b); err != nil {
 		return nil, err
 	}
 	if len(a.shape) == 0 || len(b.shape) == 0 {
-		return nil, errorf(ErrShape, "matmul: shapes %s and %s: operands must have at least one axis (use mul for scalars)", formatShape(a.shape), formatShape(b.shape))
+		return nil, errorf(ErrShape, "matmul: shapes %s and %s: operands must have at least one axis (use multiply for scalars)", formatShape(a.shape), formatShape(b.shape))
 	}
 	as, bs := a.shape, b.shape
 	if len(as) == 1 {
@@ -32,29 +44,7 @@ func (e *Exec) Matmul(ctx context.Context, a, b *Array) (*Array, error) {
 		return nil, errorf(ErrShape, "matmul: shapes %s and %s: batch axes %s and %s do not broadcast", formatShape(a.shape), formatShape(b.shape), formatShape(as[:len(as)-2]), formatShape(bs[:len(bs)-2]))
 	}
 	outShape := append(cloneInts(batch), m, n)
-	dt := promote(a.dtype, b.dtype)
-	out, err := e.alloc("matmul", dt, outShape)
-	if err != nil {
-		return nil, err
-	}
-	ac, adone, err := e.converted(ctx, "matmul", a, dt)
-	if err != nil {
-		out.Free()
-		return nil, err
-	}
-	defer adone()
-	bc, bdone, err := e.converted(ctx, "matmul", b, dt)
-	if err != nil {
-		out.Free()
-		return nil, err
-	}
-	defer bdone()
-	op := Op{Kind: OpMatmul, In: []*Array{ac.view(as), bc.view(bs)}, Out: out}
-	if err := e.run(ctx, "matmul", op); err != nil {
-		out.Free()
-		return nil, err
-	}
-	// Drop the axes that 1-D operands stood for.
+	// The result's shape drops the axes that 1-D operands stood for.
 	final := cloneInts(batch)
 	if len(a.shape) > 1 {
 		final = append(final, m)
@@ -62,18 +52,52 @@ func (e *Exec) Matmul(ctx context.Context, a, b *Array) (*Array, error) {
 	if len(b.shape) > 1 {
 		final = append(final, n)
 	}
-	return out.view(final), nil
+	dt := promote(a.dtype, b.dtype)
+	return e.result("matmul", dst, dt, final, func(res *Array) error {
+		full, ok := reshapeView(res, outShape)
+		if !ok {
+			// A strided out that the full shape cannot describe: compute
+			// into a temporary and copy it over.
+			tmp, err := e.alloc("matmul", dt, outShape)
+			if err != nil {
+				return err
+			}
+			defer tmp.release()
+			if err := e.matmulFull(ctx, tmp, a, b, as, bs, dt); err != nil {
+				return err
+			}
+			return e.CopyInto(ctx, res, viewOf(tmp, final, 0, nil))
+		}
+		return e.matmulFull(ctx, full, a, b, as, bs, dt)
+	})
 }
 
-// view returns an array sharing a's storage with another shape of the same
-// size.
-func (a *Array) view(shape []int) *Array {
-	return &Array{shape: cloneInts(shape), dtype: a.dtype, st: a.st}
+// matmulFull computes the product of a and b, seen with shapes as and bs
+// (1-D operands given their axis of 1), into out of the full (batch, m, n)
+// shape.
+func (e *Exec) matmulFull(ctx context.Context, out, a, b *Array, as, bs []int, dt DType) error {
+	ac, adone, err := e.converted(ctx, "matmul", a, dt)
+	if err != nil {
+		return err
+	}
+	defer adone()
+	bc, bdone, err := e.converted(ctx, "matmul", b, dt)
+	if err != nil {
+		return err
+	}
+	defer bdone()
+	av, ok := reshapeView(ac, as)  // a 1-D operand as a row or a column:
+	bv, ok2 := reshapeView(bc, bs) // inserting an axis always fits
+	if !ok || !ok2 {
+		return errorf(ErrShape, "matmul: internal reshape of %s and %s failed", formatShape(a.shape), formatShape(b.shape))
+	}
+	return e.run(ctx, "matmul", Op{Kind: OpMatmul, In: []*Array{av, bv}, Out: out})
 }
 
-// Transpose returns a copy of a with its axes permuted: with no axes given
-// it reverses them (a.T: rows become columns); otherwise axes lists every
-// axis once, and axis i of the result is axis axes[i] of a.
+// Transpose returns a with its axes permuted, as a view sharing a's
+// storage: with no axes given it reverses them (a.T: rows become columns);
+// otherwise axes lists every axis once, and axis i of the result is axis
+// axes[i] of a.
 func (e *Exec) Transpose(ctx context.Context, a *Array, axes ...int) (*Array, error) {
 	if err := e.checkOperands("transpose", a); err != nil {
 		return nil, err
@@ -100,25 +124,11 @@ func (e *Exec) Transpose(ctx context.Context, a *Array, axes ...int) (*Array, er
 			seen[p], perm[i] = true, p
 		}
 	}
-	src := rowStrides(a.shape)
+	src := a.Strides()
 	shape := make([]int, nd)
 	strides := make([]int, nd)
 	for i, p := range perm {
 		shape[i], strides[i] = a.shape[p], src[p]
 	}
-	return e.gather(ctx, "transpose", a, shape, 0, strides)
-}
-
-// gather allocates an array of shape and fills it with the strided copy
-// described by offset and strides (see OpGather).
-func (e *Exec) gather(ctx context.Context, name string, a *Array, shape []int, offset int, strides []int) (*Array, error) {
-	out, err := e.alloc(name, a.dtype, shape)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.run(ctx, name, Op{Kind: OpGather, In: []*Array{a}, Out: out, Offset: offset, Strides: strides}); err != nil {
-		out.Free()
-		return nil, err
-	}
-	return out, nil
+	return viewOf(a, shape, a.off, strides), nil
 }

@@ -54,26 +54,53 @@ func gatherHost[T float](ctx context.Context, out []T, shape []int, in []T, offs
 	if nd >= 2 && src[nd-1] != 1 {
 		return gatherTiled(ctx, out, sh, in, offset, src)
 	}
-	inner := sh[nd-1]
 	si := src[nd-1]
+	return stridedRows(ctx, sh, src, offset, func(row []T, o int) {
+		if si == 1 {
+			copy(row, in[o:o+len(row)])
+			return
+		}
+		for j := range row {
+			row[j] = in[o+j*si]
+		}
+	}, out)
+}
+
+// scatterHost writes in (of shape) to out.flat[offset + Σ i_d*strides[d]].
+func scatterHost[T float](ctx context.Context, out []T, offset int, strides []int, in []T, shape []int) error {
+	if len(in) == 0 {
+		return ctx.Err()
+	}
+	sh, st := coalesce(shape, rowStrides(shape), strides)
+	dst := st[1]
+	si := dst[len(sh)-1]
+	return stridedRows(ctx, sh, dst, offset, func(row []T, o int) {
+		if si == 1 {
+			copy(out[o:o+len(row)], row)
+			return
+		}
+		for j, v := range row {
+			out[o+j*si] = v
+		}
+	}, in)
+}
+
+// stridedRows walks the rows of the contiguous flat (of the coalesced
+// shape sh) in parallel, calling fn with each row and the position that
+// row starts at in a view of strides st from offset.
+func stridedRows[T float](ctx context.Context, sh, st []int, offset int, fn func(row []T, o int), flat []T) error {
+	nd := len(sh)
+	inner := sh[nd-1]
 	outerShape := sh[:nd-1]
-	rows := len(out) / inner
-	return forChunks(ctx, rows, inner, func(lo, hi int) {
+	return forChunks(ctx, len(flat)/inner, inner, func(lo, hi int) {
 		idx := make([]int, len(outerShape))
 		unravel(lo, outerShape, idx)
 		for r := lo; r < hi; r++ {
 			o := offset
 			for d, i := range idx {
-				o += i * src[d]
+				o += i * st[d]
 			}
-			row := out[r*inner : (r+1)*inner]
-			if si == 1 {
-				copy(row, in[o:o+inner])
-			} else {
-				for j := range row {
-					row[j] = in[o+j*si]
-				}
-			}
+			fn(flat[r*inner:(r+1)*inner], o)
 			increment(idx, outerShape)
 		}
 	})

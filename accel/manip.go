@@ -6,8 +6,11 @@ import (
 )
 
 // Reshape returns an array with the same elements in row-major order and a
-// new shape, sharing a's storage (no copy, no budget charge). One dimension
-// may be -1, meaning whatever makes the sizes match.
+// new shape. One dimension may be -1, meaning whatever makes the sizes
+// match. The result is a view sharing a's storage (no copy, no budget
+// charge) whenever the new shape can be described by strides over a's
+// elements, which is always the case for a contiguous a; otherwise (a
+// transpose reshaped across its axes, say) it is a copy, as in NumPy.
 func (e *Exec) Reshape(a *Array, shape ...int) (*Array, error) {
 	if err := a.live("reshape"); err != nil {
 		return nil, err
@@ -38,7 +41,107 @@ func (e *Exec) Reshape(a *Array, shape ...int) (*Array, error) {
 	} else if known != size {
 		return nil, errorf(ErrShape, "reshape: cannot reshape array of size %d into shape %s: sizes must match", size, formatShape(shape))
 	}
-	return a.view(out), nil
+	if v, ok := reshapeView(a, out); ok {
+		return v, nil
+	}
+	if err := e.checkOperands("reshape", a); err != nil {
+		return nil, err
+	}
+	c, err := e.contiguousCopy(context.Background(), "reshape", a)
+	if err != nil {
+		return nil, err
+	}
+	return viewOf(c, out, 0, nil), nil
+}
+
+// viewOf returns an array on a's storage with the given shape, offset and
+// strides (nil: C order; strides that amount to C order are stored as nil).
+func viewOf(a *Array, shape []int, off int, strides []int) *Array {
+	v := newArray(a.st, a.dtype, shape, off)
+	if strides != nil && !isRowMajor(shape, strides) {
+		v.strides = cloneInts(strides)
+	}
+	return v
+}
+
+// isRowMajor reports whether strides walk shape in C order without gaps.
+func isRowMajor(shape, strides []int) bool {
+	if shapeSize(shape) == 0 {
+		return true
+	}
+	s := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		if shape[i] != 1 && strides[i] != s {
+			return false
+		}
+		s *= shape[i]
+	}
+	return true
+}
+
+// reshapeView returns a view of a with shape (of a's size), or false when
+// a's strides cannot describe it.
+func reshapeView(a *Array, shape []int) (*Array, bool) {
+	if a.strides == nil || a.Size() == 0 {
+		return viewOf(a, shape, a.off, nil), true
+	}
+	st, ok := reshapeStrides(a.shape, a.strides, shape)
+	if !ok {
+		return nil, false
+	}
+	return viewOf(a, shape, a.off, st), true
+}
+
+// reshapeStrides finds strides that give the elements of (oldShape,
+// oldStrides) the new shape in row-major order, as NumPy's no-copy reshape
+// does: old and new axes are grouped into runs of equal product, and the
+// old axes of each run must be contiguous among themselves. Both shapes
+// have the same non-zero size.
+func reshapeStrides(oldShape, oldStrides, newShape []int) ([]int, bool) {
+	var os, ost []int
+	for i, d := range oldShape {
+		if d != 1 {
+			os, ost = append(os, d), append(ost, oldStrides[i])
+		}
+	}
+	nst := make([]int, len(newShape))
+	for i := range nst {
+		nst[i] = 1
+	}
+	oi, ni := 0, 0
+	for oi < len(os) {
+		if ni >= len(newShape) {
+			return nil, false
+		}
+		np, op := newShape[ni], os[oi]
+		nj, oj := ni+1, oi+1
+		for np != op {
+			if np < op {
+				if nj >= len(newShape) {
+					return nil, false
+				}
+				np *= newShape[nj]
+				nj++
+			} else {
+				if oj >= len(os) {
+					return nil, false
+				}
+				op *= os[oj]
+				oj++
+			}
+		}
+		for k := oi; k < oj-1; k++ {
+			if ost[k] != ost[k+1]*os[k+1] {
+				return nil, false
+			}
+		}
+		nst[nj-1] = ost[oj-1]
+		for k := nj - 1; k > ni; k-- {
+			nst[k-1] = nst[k] * newShape[k]
+		}
+		ni, oi = nj, oj
+	}
+	return nst, true
 }
 
 // Range selects positions along one axis as Python's start:stop:step does:
@@ -81,8 +184,8 @@ func (r Range) resolve(n int) (start, step, count int) {
 	return start, step, count
 }
 
-// Slice returns a copy of the part of a that ranges select, one Range per
-// leading axis (axes without one are taken whole).
+// Slice returns the part of a that ranges select, one Range per leading
+// axis (axes without one are taken whole), as a view sharing a's storage.
 func (e *Exec) Slice(ctx context.Context, a *Array, ranges ...Range) (*Array, error) {
 	if err := e.checkOperands("slice", a); err != nil {
 		return nil, err
@@ -90,16 +193,16 @@ func (e *Exec) Slice(ctx context.Context, a *Array, ranges ...Range) (*Array, er
 	if len(ranges) > len(a.shape) {
 		return nil, errorf(ErrIndex, "slice: %d ranges for an array of dimension %d (shape %s)", len(ranges), len(a.shape), formatShape(a.shape))
 	}
-	src := rowStrides(a.shape)
+	src := a.Strides()
 	shape := cloneInts(a.shape)
 	strides := cloneInts(src)
-	offset := 0
+	offset := a.off
 	for d, r := range ranges {
 		if r.Step == 0 {
 			return nil, errorf(ErrArgument, "slice: step is zero at axis %d: a step must be a non-zero integer", d)
 		}
 		start, step, count := r.resolve(a.shape[d])
-		shape[d], strides[d] = count, 0
+		shape[d] = count
 		if count > 1 { // then |step| < shape[d], so this cannot overflow
 			strides[d] = step * src[d]
 		}
@@ -107,12 +210,13 @@ func (e *Exec) Slice(ctx context.Context, a *Array, ranges ...Range) (*Array, er
 			offset += start * src[d]
 		}
 	}
-	return e.gather(ctx, "slice", a, shape, offset, strides)
+	return viewOf(a, shape, offset, strides), nil
 }
 
-// Index returns a copy of the sub-array at integer indices on the leading
-// axes (negative counts from the end): for a of shape (3,4,5), Index(a, 1)
-// has shape (4,5) and Index(a, 1, 2, 3) is a 0-d array (read it with Item).
+// Index returns the sub-array at integer indices on the leading axes
+// (negative counts from the end), as a view sharing a's storage: for a of
+// shape (3,4,5), Index(a, 1) has shape (4,5) and Index(a, 1, 2, 3) is a 0-d
+// array (read it with Item).
 func (e *Exec) Index(ctx context.Context, a *Array, idx ...int) (*Array, error) {
 	if err := e.checkOperands("index", a); err != nil {
 		return nil, err
@@ -120,8 +224,8 @@ func (e *Exec) Index(ctx context.Context, a *Array, idx ...int) (*Array, error) 
 	if len(idx) > len(a.shape) {
 		return nil, errorf(ErrIndex, "index: too many indices for array: array is %d-dimensional (shape %s), but %d were given", len(a.shape), formatShape(a.shape), len(idx))
 	}
-	src := rowStrides(a.shape)
-	offset := 0
+	src := a.Strides()
+	offset := a.off
 	for d, i := range idx {
 		n := a.shape[d]
 		if i < -n || i >= n {
@@ -133,7 +237,7 @@ func (e *Exec) Index(ctx context.Context, a *Array, idx ...int) (*Array, error) 
 		offset += i * src[d]
 	}
 	rest := len(idx)
-	return e.gather(ctx, "index", a, a.shape[rest:], offset, src[rest:])
+	return viewOf(a, a.shape[rest:], offset, src[rest:]), nil
 }
 
 // Concatenate joins arrays along an existing axis; all other axes must
@@ -216,9 +320,55 @@ func (e *Exec) Stack(ctx context.Context, arrays []*Array, axis int) (*Array, er
 			return nil, errorf(ErrShape, "stack: array %d has shape %s but array 0 has %s: all input arrays must have the same shape", i, formatShape(a.shape), formatShape(first))
 		}
 		s := append(cloneInts(a.shape[:ax]), 1)
-		views[i] = a.view(append(s, a.shape[ax:]...))
+		views[i], _ = reshapeView(a, append(s, a.shape[ax:]...)) // inserting an axis always fits
 	}
 	return e.concat(ctx, "stack", views, ax)
+}
+
+// CopyInto writes src's elements into dst, which must be writable: src
+// broadcasts to dst's shape (a number as a 0-d array fills dst) and is
+// converted to dst's dtype. dst may be a view; it may overlap src.
+func (e *Exec) CopyInto(ctx context.Context, dst, src *Array) error {
+	if err := e.checkOperands("copyto", dst, src); err != nil {
+		return err
+	}
+	if err := dst.writable("copyto"); err != nil {
+		return err
+	}
+	var buf [8]int
+	shape, err := broadcastShapesBuf(buf[:0], "copyto", dst.shape, src.shape)
+	if err != nil || !sameShape(shape, dst.shape) {
+		return errorf(ErrShape, "copyto: a value of shape %s cannot be written into an array of shape %s: its axes, counted from the last, must be equal to the target's or 1", formatShape(src.shape), formatShape(dst.shape))
+	}
+	sc, done, err := e.converted(ctx, "copyto", src, dst.dtype)
+	if err != nil {
+		return err
+	}
+	defer done()
+	// Read sc with stride 0 along the axes it is broadcast over.
+	strides := make([]int, len(dst.shape))
+	sst := sc.Strides()
+	lead := len(dst.shape) - len(sc.shape)
+	for i, d := range sc.shape {
+		if d != 1 || dst.shape[lead+i] == 1 {
+			strides[lead+i] = sst[i]
+		}
+	}
+	gather := func(out *Array) error {
+		return e.run(ctx, "copyto", Op{Kind: OpGather, In: []*Array{whole(sc)}, Out: out, Offset: sc.off, Strides: strides})
+	}
+	if e.fitting(dst) && !(dst.st == sc.st && overlaps(dst, sc)) {
+		return gather(dst)
+	}
+	tmp, err := e.alloc("copyto", dst.dtype, dst.shape)
+	if err != nil {
+		return err
+	}
+	defer tmp.release()
+	if err := gather(tmp); err != nil {
+		return err
+	}
+	return e.writeInto(ctx, dst, tmp)
 }
 
 // Copy returns a new array with a's shape, dtype and elements.
@@ -234,6 +384,9 @@ func (e *Exec) Copy(ctx context.Context, a *Array) (*Array, error) {
 func (e *Exec) AsType(ctx context.Context, a *Array, dt DType) (*Array, error) {
 	if err := e.checkOperands("astype", a); err != nil {
 		return nil, err
+	}
+	if a.dtype == dt && a.strides != nil {
+		return e.contiguousCopy(ctx, "astype", a) // one strided pass
 	}
 	out, err := e.alloc("astype", dt, a.shape)
 	if err != nil {
@@ -263,12 +416,12 @@ func (e *Exec) ToDevice(ctx context.Context, a *Array) (*Array, error) {
 	if a.dtype == Float64 {
 		var data []float64
 		if data, err = a.Float64s(); err == nil {
-			err = out.st.buf.Write(data[:n], 0)
+			err = out.st.buffer().Write(data[:n], 0)
 		}
 	} else {
 		var data []float32
 		if data, err = a.Float32s(); err == nil {
-			err = out.st.buf.Write(data[:n], 0)
+			err = out.st.buffer().Write(data[:n], 0)
 		}
 	}
 	if err != nil {

@@ -4,6 +4,12 @@ package accel
 // dtypes, allocates the output and converts mixed-dtype operands before it
 // builds an Op, so a device only computes; unless stated otherwise every
 // input has the output's dtype.
+//
+// Every array in an Op handed to a Device is plain: C-contiguous and
+// starting at element 0 of its Buffer (Offset 0, Contiguous true), so a
+// backend may pass buffers to its kernels as they are. The Exec makes a
+// contiguous copy of a view on the device (with OpGather) before it is an
+// operand, and writes a result meant for a view through OpScatter.
 type OpKind uint8
 
 // The operations a Device may implement.
@@ -39,9 +45,14 @@ const (
 	// OpConvert: Out = In[0] element by element, converted to Out's dtype
 	// (In[0] may have either dtype). Copy and AsType use it.
 	OpConvert
+	// OpScatter: the inverse of OpGather, a strided write.
+	// Out.flat[Offset + i0*Strides[0] + i1*Strides[1] + ...] = In[0][i0, i1, ...];
+	// the positions are distinct and Out's other elements keep their
+	// values. Writes into views use it.
+	OpScatter
 )
 
-var opKindNames = [...]string{"", "binary", "binary-scalar", "unary", "clip", "reduce", "dot", "axpy", "triad", "matmul", "gather", "concat", "convert"}
+var opKindNames = [...]string{"", "binary", "binary-scalar", "unary", "clip", "reduce", "dot", "axpy", "triad", "matmul", "gather", "concat", "convert", "scatter"}
 
 // String names the operation kind.
 func (k OpKind) String() string {

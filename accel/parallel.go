@@ -48,9 +48,10 @@ func forChunks(ctx context.Context, n, grain int, fn func(lo, hi int)) error {
 	chunk = min(chunk, per)
 	pieces := (n + chunk - 1) / chunk
 	var (
-		next int
-		mu   sync.Mutex
-		wg   sync.WaitGroup
+		next     int
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		panicked any // the first panic of a worker, raised again here
 	)
 	take := func() (int, bool) {
 		mu.Lock()
@@ -66,6 +67,16 @@ func forChunks(ctx context.Context, n, grain int, fn func(lo, hi int)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					mu.Lock()
+					if panicked == nil {
+						panicked = r
+					}
+					next = pieces // stop the others
+					mu.Unlock()
+				}
+			}()
 			for {
 				p, ok := take()
 				if !ok {
@@ -77,5 +88,10 @@ func forChunks(ctx context.Context, n, grain int, fn func(lo, hi int)) error {
 		}()
 	}
 	wg.Wait()
+	if panicked != nil {
+		// A bug in fn: raise it in the caller's goroutine, where the
+		// builtins turn it into an error, rather than crash the process.
+		panic(panicked)
+	}
 	return ctx.Err()
 }

@@ -77,7 +77,7 @@ func (e *Exec) Reduce(ctx context.Context, op ReduceOp, x *Array) (float64, erro
 	if err := e.run(ctx, name, Op{Kind: OpReduce, Reduce: op, In: []*Array{x}, Out: out, Axis: AllAxes}); err != nil {
 		return 0, err
 	}
-	return out.elem(0)
+	return out.elemAt(0)
 }
 
 // ReduceAxis reduces x along one axis (negative counts from the end); the
@@ -173,5 +173,5 @@ func (e *Exec) Dot(ctx context.Context, x, y *Array) (float64, error) {
 	if err := e.run(ctx, "dot", Op{Kind: OpDot, In: []*Array{xc, yc}, Out: out}); err != nil {
 		return 0, err
 	}
-	return out.elem(0)
+	return out.elemAt(0)
 }

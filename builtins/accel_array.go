@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 
 	"go.starlark.net/starlark"
@@ -16,20 +17,26 @@ import (
 // Array is the Starlark value of an accel array ("array" to type()). It
 // supports + - * / with arrays and numbers (broadcasting as NumPy), unary
 // - and +, len(), iteration over the first axis, a[i], a[i, j] (a float
-// when every axis is indexed), a[lo:hi:step], the attributes shape, dtype,
-// size, ndim, T, device and nbytes, and the methods listed in Docs.
+// when every axis is indexed), a[lo:hi:step], assignment a[i] = v and
+// a[i, j] = v (so a[i] += v too), the attributes shape, dtype, size, ndim,
+// T, device and nbytes, and the methods listed in Docs.
 //
-// Operations never modify an array, except accel.axpy and accel.triad,
-// which refuse frozen arrays: values shared between Starlark threads are
+// Indexing, slicing, a.T and reshape give views: arrays sharing the
+// original's elements, as in NumPy; a.copy() gives an independent array.
+// Arrays change only through assignment, out= and the in-place functions
+// (accel.axpy, accel.triad, accel.copyto, a.fill), which refuse frozen
+// arrays and views of them: values shared between Starlark threads are
 // frozen, so a shared array is never written. Operators and indexing run
 // on the Exec (device, memory budget) and context of the array they start
 // from, since Starlark passes them no thread; named functions and methods
 // run on the calling thread's.
+//
+// No Go panic leaves these methods: one is reported as an error naming the
+// operation ("array +: internal error: ..."), and counted by
+// InternalErrors.
 type Array struct {
-	arr    *accel.Array
-	ex     *accel.Exec
-	ctx    context.Context
-	m      *accelModule
+	arr *accel.Array
+	*arrayEnv
 	frozen atomic.Bool
 	// err, when set, makes this a failed result: Index and Slice cannot
 	// return an error, so they return such a value, and any use of it
@@ -41,11 +48,22 @@ var (
 	_ starlark.HasAttrs  = (*Array)(nil)
 	_ starlark.HasBinary = (*Array)(nil)
 	_ starlark.HasUnary  = (*Array)(nil)
-	_ starlark.Mapping   = (*Array)(nil)
+	_ starlark.HasSetKey = (*Array)(nil)
 	_ starlark.Sliceable = (*Array)(nil)
 	_ starlark.Iterable  = (*Array)(nil)
 	_ json.Marshaler     = (*Array)(nil)
 )
+
+// failed returns a failed result carrying err.
+func (a *Array) failed(err error) *Array { return &Array{arrayEnv: a.arrayEnv, err: err} }
+
+// arrayEnv is where an array's operators and indexing run: the Exec and
+// context of the thread that made it. Arrays of one thread share one.
+type arrayEnv struct {
+	ex  *accel.Exec
+	ctx context.Context
+	m   *accelModule
+}
 
 // Accel returns the underlying accel array, or an error for a failed
 // result. Embedders use it to hand arrays to Go kernels.
@@ -57,7 +75,12 @@ func (a *Array) Accel() (*accel.Array, error) {
 }
 
 // String prints the array like NumPy's repr.
-func (a *Array) String() string {
+func (a *Array) String() (s string) {
+	defer func() {
+		if r := recover(); r != nil {
+			s = "array(<" + Panicked("array repr", r).Error() + ">)"
+		}
+	}()
 	if a.err != nil {
 		return "array(<error: " + a.err.Error() + ">)"
 	}
@@ -67,8 +90,14 @@ func (a *Array) String() string {
 // Type returns "array".
 func (a *Array) Type() string { return "array" }
 
-// Freeze marks the array immutable: accel.axpy and accel.triad refuse it.
-func (a *Array) Freeze() { a.frozen.Store(true) }
+// Freeze marks the array, and every array sharing its elements, read-only:
+// assignment, out= and the in-place functions refuse it from then on.
+func (a *Array) Freeze() {
+	a.frozen.Store(true)
+	if a.arr != nil {
+		a.arr.SetReadOnly()
+	}
+}
 
 // Truth is True for an array with at least one element.
 func (a *Array) Truth() starlark.Bool { return a.err == nil && a.arr.Size() > 0 }
@@ -85,7 +114,8 @@ func (a *Array) Len() int {
 }
 
 // MarshalJSON encodes the elements as nested lists (json.encode).
-func (a *Array) MarshalJSON() ([]byte, error) {
+func (a *Array) MarshalJSON() (b []byte, err error) {
+	defer recoverErr("json.encode of an array", &err)
 	if a.err != nil {
 		return nil, a.err
 	}
@@ -106,7 +136,8 @@ func (a *Array) AttrNames() []string {
 }
 
 // Attr returns an attribute or a bound method.
-func (a *Array) Attr(name string) (starlark.Value, error) {
+func (a *Array) Attr(name string) (v starlark.Value, err error) {
+	defer recoverValue("array."+name, &v, &err)
 	if a.err != nil {
 		return nil, a.err
 	}
@@ -150,59 +181,114 @@ func shapeTuple(shape []int) starlark.Tuple {
 	return t
 }
 
-// Binary implements a+b, a-b, a*b and a/b with arrays, numbers and lists.
-func (a *Array) Binary(op syntax.Token, y starlark.Value, side starlark.Side) (starlark.Value, error) {
+// operators maps Starlark's operator tokens to accel's operations (0 for
+// none), from the Symbol column of accel's table.
+var operators = func() (t [syntax.GTGT + 1]accel.BinaryOp) {
+	for tok := syntax.PLUS; tok <= syntax.GTGT; tok++ {
+		for _, op := range accel.BinaryOps() {
+			if op.Symbol != "" && tok.String() == op.Symbol {
+				t[tok] = op.Op
+			}
+		}
+	}
+	return t
+}()
+
+// Binary implements the operators of accel's table (+ - * /) with arrays,
+// numbers and lists. Its errors read like the function's, named by the
+// expression: "array + array: operands could not be broadcast ...".
+func (a *Array) Binary(op syntax.Token, y starlark.Value, side starlark.Side) (v starlark.Value, err error) {
+	defer recoverOperator(op, &v, &err)
 	var bop accel.BinaryOp
-	switch op {
-	case syntax.PLUS:
-		bop = accel.OpAdd
-	case syntax.MINUS:
-		bop = accel.OpSub
-	case syntax.STAR:
-		bop = accel.OpMul
-	case syntax.SLASH:
-		bop = accel.OpDiv
-	default:
+	if int(op) < len(operators) {
+		bop = operators[op]
+	}
+	if bop == 0 {
 		return nil, nil // not supported: Starlark reports the operator and types
 	}
 	if a.err != nil {
 		return nil, a.err
 	}
-	name := "array " + op.String()
 	var out *accel.Array
-	var err error
 	switch yv := y.(type) {
+	case *Array:
+		if yv.err != nil {
+			return nil, yv.err
+		}
+		if yv.arr.Device() != a.ex.Device() {
+			out, err = a.binaryOperand(op, bop, y, side)
+			break
+		}
+		if side == starlark.Left {
+			out, err = a.ex.Binary(a.ctx, bop, a.arr, yv.arr)
+		} else {
+			out, err = a.ex.Binary(a.ctx, bop, yv.arr, a.arr)
+		}
 	case starlark.Int, starlark.Float:
-		s, _ := starlark.AsFloat(yv)
+		f, _ := starlark.AsFloat(yv)
 		if side == starlark.Left {
-			out, err = a.ex.BinaryScalar(a.ctx, bop, a.arr, s)
+			out, err = a.ex.BinaryScalar(a.ctx, bop, a.arr, f)
 		} else {
-			out, err = a.ex.ScalarBinary(a.ctx, bop, s, a.arr)
+			out, err = a.ex.ScalarBinary(a.ctx, bop, f, a.arr)
 		}
-	case *Array, *starlark.List, starlark.Tuple:
-		var other *accel.Array
-		var release func()
-		other, release, err = a.m.toArray(name, "operand", a.ex, a.ctx, y)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if side == starlark.Left {
-			out, err = a.ex.Binary(a.ctx, bop, a.arr, other)
-		} else {
-			out, err = a.ex.Binary(a.ctx, bop, other, a.arr)
-		}
+	case *starlark.List, starlark.Tuple:
+		out, err = a.binaryOperand(op, bop, y, side)
 	default:
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, renameErr(operatorName(op, y, side), bop.String(), err)
 	}
 	return a.m.wrap(a.ex, a.ctx, out), nil
 }
 
+// binaryOperand is Binary with an operand that needs converting (a list,
+// or an array on another device).
+func (a *Array) binaryOperand(op syntax.Token, bop accel.BinaryOp, y starlark.Value, side starlark.Side) (*accel.Array, error) {
+	x, other := arrayLike{a}, arrayLike{y}
+	if side == starlark.Right {
+		x, other = other, x
+	}
+	return a.m.binary(operatorName(op, y, side), a.ex, a.ctx, bop, x, other, nil)
+}
+
+// operatorName names an operator expression for errors: "array + list".
+func operatorName(op syntax.Token, y starlark.Value, side starlark.Side) string {
+	if side == starlark.Right {
+		return y.Type() + " " + op.String() + " array"
+	}
+	return "array " + op.String() + " " + y.Type()
+}
+
+// recoverOperator is recoverValue for Binary, naming the operator only
+// when there was a panic.
+func recoverOperator(op syntax.Token, v *starlark.Value, err *error) {
+	if r := recover(); r != nil {
+		*v, *err = nil, Panicked("array "+op.String(), r)
+	}
+}
+
+// renameErr replaces the accel operation's name at the start of err's
+// message by name; errors.Is still sees err's sentinels.
+func renameErr(name, short string, err error) error {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, short+": "); ok {
+		msg = rest
+	}
+	return &namedError{msg: name + ": " + msg, err: err}
+}
+
+type namedError struct {
+	msg string
+	err error
+}
+
+func (e *namedError) Error() string { return e.msg }
+func (e *namedError) Unwrap() error { return e.err }
+
 // Unary implements -a and +a.
-func (a *Array) Unary(op syntax.Token) (starlark.Value, error) {
+func (a *Array) Unary(op syntax.Token) (v starlark.Value, err error) {
+	defer recoverValue("array unary "+op.String(), &v, &err)
 	if a.err != nil {
 		return nil, a.err
 	}
@@ -212,46 +298,59 @@ func (a *Array) Unary(op syntax.Token) (starlark.Value, error) {
 	case syntax.MINUS:
 		out, err := a.ex.Neg(a.ctx, a.arr)
 		if err != nil {
-			return nil, fmt.Errorf("array unary -: %w", err)
+			return nil, renameErr("-array", accel.OpNeg.String(), err)
 		}
 		return a.m.wrap(a.ex, a.ctx, out), nil
 	}
 	return nil, nil
 }
 
-// Get implements a[i] and a[i, j, ...]: an array, or a float when every
-// axis is indexed.
-func (a *Array) Get(k starlark.Value) (starlark.Value, bool, error) {
-	if a.err != nil {
-		return nil, false, a.err
-	}
-	var idx []int
+// indices converts a[k]'s key: an int or a tuple of ints.
+func indices(k starlark.Value) ([]int, error) {
 	switch x := k.(type) {
 	case starlark.Int:
 		i, err := starlark.AsInt32(x)
 		if err != nil {
-			return nil, false, fmt.Errorf("array index: %v", err)
+			return nil, fmt.Errorf("array index: %v", err)
 		}
-		idx = []int{i}
+		return []int{i}, nil
 	case starlark.Tuple:
-		if len(x) == 0 {
-			return a, true, nil
-		}
+		idx := make([]int, 0, len(x))
 		for j, e := range x {
 			i, ok := e.(starlark.Int)
 			if !ok {
-				return nil, false, fmt.Errorf("array index: got %s (%s) at position %d, want an int (slice one axis with a[lo:hi])", repr(e), e.Type(), j)
+				return nil, fmt.Errorf("array index: got %s (%s) at position %d, want an int (slice one axis with a[lo:hi])", repr(e), e.Type(), j)
 			}
 			n, err := starlark.AsInt32(i)
 			if err != nil {
-				return nil, false, fmt.Errorf("array index: %v", err)
+				return nil, fmt.Errorf("array index: %v", err)
 			}
 			idx = append(idx, n)
 		}
-	default:
-		return nil, false, fmt.Errorf("array index: got %s (%s), want an int or a tuple of ints", repr(k), k.Type())
+		return idx, nil
 	}
-	v, err := a.index(idx)
+	return nil, fmt.Errorf("array index: got %s (%s), want an int or a tuple of ints", repr(k), k.Type())
+}
+
+// Get implements a[i] and a[i, j, ...]: a view, or a float when every
+// axis is indexed.
+func (a *Array) Get(k starlark.Value) (v starlark.Value, found bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, found, err = nil, false, Panicked("array index", r)
+		}
+	}()
+	if a.err != nil {
+		return nil, false, a.err
+	}
+	idx, err := indices(k)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(idx) == 0 {
+		return a, true, nil
+	}
+	v, err = a.index(idx)
 	if err != nil {
 		return nil, false, err
 	}
@@ -260,8 +359,8 @@ func (a *Array) Get(k starlark.Value) (starlark.Value, bool, error) {
 
 func (a *Array) index(idx []int) (starlark.Value, error) {
 	if len(idx) == a.arr.NDim() {
-		// One element: read it directly, without allocating (on an
-		// error, Index below gives the better message).
+		// One element: read it directly (on an error, Index below gives
+		// the better message).
 		if f, err := a.arr.At(idx...); err == nil {
 			return starlark.Float(f), nil
 		}
@@ -271,7 +370,6 @@ func (a *Array) index(idx []int) (starlark.Value, error) {
 		return nil, fmt.Errorf("array index: %w", err)
 	}
 	if out.NDim() == 0 {
-		defer out.Free()
 		f, err := out.Item()
 		if err != nil {
 			return nil, fmt.Errorf("array index: %w", err)
@@ -281,26 +379,71 @@ func (a *Array) index(idx []int) (starlark.Value, error) {
 	return a.m.wrap(a.ex, a.ctx, out), nil
 }
 
+// SetKey implements a[i] = v and a[i, j, ...] = v: v (a number, an array or
+// a list) is broadcast into the indexed part and converted to a's dtype.
+func (a *Array) SetKey(k, v starlark.Value) (err error) {
+	defer recoverErr("array index assignment", &err)
+	const fn = "array index assignment"
+	if a.err != nil {
+		return a.err
+	}
+	if _, err := writable(fn, "a", a); err != nil {
+		return err
+	}
+	idx, err := indices(k)
+	if err != nil {
+		return fmt.Errorf("%s: %s", fn, strings.TrimPrefix(err.Error(), "array index: "))
+	}
+	var src arrayLike
+	if err := src.Unpack(v); err != nil {
+		return fmt.Errorf("%s: value: %v", fn, err)
+	}
+	if f, ok := src.number(); ok && len(idx) == a.arr.NDim() {
+		if err := a.arr.SetAt(f, idx...); err != nil {
+			return renameErr(fn, "SetAt", err)
+		}
+		return nil
+	}
+	dst, err := a.ex.Index(a.ctx, a.arr, idx...)
+	if err != nil {
+		return renameErr(fn, "index", err)
+	}
+	if err := a.m.store(fn, a.ex, a.ctx, dst, src); err != nil {
+		return renameErr(fn, "copyto", err)
+	}
+	return nil
+}
+
 // Index returns a[i] for iteration; an error gives a failed result.
-func (a *Array) Index(i int) starlark.Value {
+func (a *Array) Index(i int) (v starlark.Value) {
+	defer func() {
+		if r := recover(); r != nil {
+			v = a.failed(Panicked("array index", r))
+		}
+	}()
 	if a.err != nil {
 		return a
 	}
 	v, err := a.index([]int{i})
 	if err != nil {
-		return &Array{m: a.m, err: err}
+		return a.failed(err)
 	}
 	return v
 }
 
 // Slice implements a[start:end:step] along the first axis (Starlark has
-// already clamped the bounds to the length); it copies.
-func (a *Array) Slice(start, end, step int) starlark.Value {
+// already clamped the bounds to the length), as a view.
+func (a *Array) Slice(start, end, step int) (v starlark.Value) {
+	defer func() {
+		if r := recover(); r != nil {
+			v = a.failed(Panicked("array slice", r))
+		}
+	}()
 	if a.err != nil {
 		return a
 	}
 	if a.arr.NDim() == 0 {
-		return &Array{m: a.m, err: fmt.Errorf("array slice: a 0-d array cannot be sliced")}
+		return a.failed(fmt.Errorf("array slice: a 0-d array cannot be sliced"))
 	}
 	r := accel.Range{Start: start, Stop: end, Step: step}
 	if step < 0 {
@@ -314,12 +457,12 @@ func (a *Array) Slice(start, end, step int) starlark.Value {
 	}
 	out, err := a.ex.Slice(a.ctx, a.arr, r)
 	if err != nil {
-		return &Array{m: a.m, err: fmt.Errorf("array slice: %w", err)}
+		return a.failed(fmt.Errorf("array slice: %w", err))
 	}
 	return a.m.wrap(a.ex, a.ctx, out)
 }
 
-// Iterate iterates over the first axis: floats for a 1-D array, arrays
+// Iterate iterates over the first axis: floats for a 1-D array, views
 // otherwise.
 func (a *Array) Iterate() starlark.Iterator {
 	it := &arrayIter{a: a}

@@ -6,7 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
+	"sync/atomic"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -15,7 +16,12 @@ import (
 )
 
 // accelModule holds what the accel module's functions share.
-type accelModule struct{ e Engine }
+type accelModule struct {
+	e Engine
+	// lastEnv is the arrayEnv wrap used last, reused while the Exec and the
+	// context stay the same (one thread's arrays).
+	lastEnv atomic.Pointer[arrayEnv]
+}
 
 // accelFunc implements one accel function.
 type accelFunc func(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
@@ -28,40 +34,24 @@ var (
 	arrayMethods map[string]arrayMethod
 )
 
+// reductions are the methods (and functions) that reduce an array.
+var reductions = map[string]accel.ReduceOp{
+	"sum": accel.OpSum, "mean": accel.OpMean, "min": accel.OpMin, "max": accel.OpMax,
+	"argmin": accel.OpArgMin, "argmax": accel.OpArgMax, "norm": accel.OpNorm,
+}
+
 func init() {
 	accelFuncs = map[string]accelFunc{
 		"array":       accelArray,
-		"zeros":       fillFunc("zeros"),
-		"ones":        fillFunc("ones"),
+		"zeros":       fillFunc(0),
+		"ones":        fillFunc(1),
 		"full":        accelFull,
 		"arange":      accelArange,
 		"linspace":    accelLinspace,
 		"eye":         accelEye,
 		"rand":        randFunc(false),
 		"randn":       randFunc(true),
-		"add":         binaryFunc(accel.OpAdd),
-		"subtract":    binaryFunc(accel.OpSub),
-		"multiply":    binaryFunc(accel.OpMul),
-		"divide":      binaryFunc(accel.OpDiv),
-		"power":       binaryFunc(accel.OpPow),
-		"maximum":     binaryFunc(accel.OpMaximum),
-		"minimum":     binaryFunc(accel.OpMinimum),
-		"negative":    unaryFunc(accel.OpNeg),
-		"abs":         unaryFunc(accel.OpAbs),
-		"exp":         unaryFunc(accel.OpExp),
-		"log":         unaryFunc(accel.OpLog),
-		"sqrt":        unaryFunc(accel.OpSqrt),
-		"tanh":        unaryFunc(accel.OpTanh),
-		"sigmoid":     unaryFunc(accel.OpSigmoid),
-		"relu":        unaryFunc(accel.OpRelu),
 		"clip":        onArray(methodClip),
-		"sum":         onArray(reduceMethod(accel.OpSum)),
-		"mean":        onArray(reduceMethod(accel.OpMean)),
-		"min":         onArray(reduceMethod(accel.OpMin)),
-		"max":         onArray(reduceMethod(accel.OpMax)),
-		"argmin":      onArray(reduceMethod(accel.OpArgMin)),
-		"argmax":      onArray(reduceMethod(accel.OpArgMax)),
-		"norm":        onArray(reduceMethod(accel.OpNorm)),
 		"dot":         onArray(methodDot),
 		"matmul":      onArray(methodMatmul),
 		"transpose":   onArray(methodTranspose),
@@ -71,9 +61,23 @@ func init() {
 		"tolist":      onArray(methodTolist),
 		"concatenate": joinFunc(false),
 		"stack":       joinFunc(true),
+		"copyto":      accelCopyto,
 		"axpy":        accelAxpy,
 		"triad":       accelTriad,
 		"devices":     accelDevices,
+		"save":        accelSave,
+		"save_npy":    accelSave,
+		// load is a keyword of Starlark: accel.load(p) does not parse, so
+		// load_npy is its callable name (getattr(accel, "load") works too).
+		"load":     accelLoad,
+		"load_npy": accelLoad,
+	}
+	// The element-wise functions come from accel's operation table.
+	for _, op := range accel.BinaryOps() {
+		accelFuncs[op.Name] = binaryFunc(op.Op)
+	}
+	for _, op := range accel.UnaryOps() {
+		accelFuncs[op.Name] = unaryFunc(op.Op)
 	}
 	arrayMethods = map[string]arrayMethod{
 		"tolist":    methodTolist,
@@ -82,17 +86,15 @@ func init() {
 		"flatten":   methodFlatten,
 		"astype":    methodAstype,
 		"copy":      methodCopy,
+		"fill":      methodFill,
 		"transpose": methodTranspose,
 		"dot":       methodDot,
 		"matmul":    methodMatmul,
 		"clip":      methodClip,
-		"sum":       reduceMethod(accel.OpSum),
-		"mean":      reduceMethod(accel.OpMean),
-		"min":       reduceMethod(accel.OpMin),
-		"max":       reduceMethod(accel.OpMax),
-		"argmin":    reduceMethod(accel.OpArgMin),
-		"argmax":    reduceMethod(accel.OpArgMax),
-		"norm":      reduceMethod(accel.OpNorm),
+	}
+	for name, op := range reductions {
+		accelFuncs[name] = onArray(reduceMethod(op))
+		arrayMethods[name] = reduceMethod(op)
 	}
 }
 
@@ -101,7 +103,6 @@ func newAccelModule(e Engine) *starlarkstruct.Module {
 	m := &accelModule{e: e}
 	mod := &starlarkstruct.Module{Name: "accel", Members: starlark.StringDict{}}
 	for name, impl := range accelFuncs {
-		impl := impl
 		mod.Members[name] = newBuiltin("accel."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			return impl(m, th, fn, args, kwargs)
 		})
@@ -120,7 +121,12 @@ func (m *accelModule) env(th *starlark.Thread, fn string) (*accel.Exec, context.
 
 // wrap makes the Starlark value of a new array.
 func (m *accelModule) wrap(ex *accel.Exec, ctx context.Context, arr *accel.Array) *Array {
-	return &Array{arr: arr, ex: ex, ctx: ctx, m: m}
+	env := m.lastEnv.Load()
+	if env == nil || env.ex != ex || env.ctx != ctx {
+		env = &arrayEnv{ex: ex, ctx: ctx, m: m}
+		m.lastEnv.Store(env)
+	}
+	return &Array{arr: arr, arrayEnv: env}
 }
 
 func noRelease() {}
@@ -202,88 +208,62 @@ func nestedFloats(fn, param string, v starlark.Value, depth int) (any, error) {
 	return nil, typeError(fn, param, v, "a number or a list of numbers")
 }
 
-// toDType converts a dtype name.
-func toDType(fn, param string, v starlark.Value) (accel.DType, error) {
-	s, err := toString(fn, param, v)
-	if err != nil {
-		return 0, err
+// writable returns the array an in-place operation writes (an out=, the
+// target of axpy), refusing frozen arrays.
+func writable(fn, param string, a *Array) (*accel.Array, error) {
+	if a.err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", fn, param, a.err)
 	}
-	dt, err := accel.ParseDType(s)
-	if err != nil {
-		return 0, valueError(fn, param, v, `"float64" or "float32"`)
+	if a.frozen.Load() || a.arr.ReadOnly() {
+		return nil, errorf(fn, "%s: the array is frozen (shared between threads, a global of a loaded module, or a view of such an array) and cannot be changed in place; work on a copy: %s.copy()", param, param)
 	}
-	return dt, nil
+	return a.arr, nil
 }
 
-// maxDim bounds one dimension given from Starlark; accel checks the total.
-const maxDim = 1 << 40
-
-// toShape converts a shape: an int or a tuple or list of ints.
-func toShape(fn, param string, v starlark.Value) ([]int, error) {
-	var items []starlark.Value
-	switch v.(type) {
-	case starlark.Int:
-		items = []starlark.Value{v}
-	case starlark.Tuple, *starlark.List:
-		items = listItems(v)
-	default:
-		return nil, typeError(fn, param, v, "a shape (an int or a tuple of ints)")
+// mutable is writable for a parameter that must be an array.
+func mutable(fn, param string, v starlark.Value) (*accel.Array, error) {
+	a, ok := v.(*Array)
+	if !ok {
+		return nil, typeError(fn, param, v, "an array")
 	}
-	if len(items) > 32 {
-		return nil, valueError(fn, param, v, "at most 32 dimensions")
-	}
-	shape := make([]int, len(items))
-	for i, it := range items {
-		n, err := toInt(fn, fmt.Sprintf("%s[%d]", param, i), it)
-		if err != nil {
-			return nil, err
-		}
-		if n < 0 || n > maxDim {
-			return nil, valueError(fn, param, v, "non-negative dimensions")
-		}
-		shape[i] = int(n)
-	}
-	return shape, nil
+	return writable(fn, param, a)
 }
 
-// toAxis converts an axis argument (None: every axis).
-func toAxis(fn string, v starlark.Value) (int, bool, error) {
-	if isNone(v) {
-		return 0, false, nil
+// outArray returns the array out= names, or nil.
+func outArray(fn string, out outArg) (*accel.Array, error) {
+	if out.a == nil {
+		return nil, nil
 	}
-	n, err := toInt(fn, "axis", v)
-	if err != nil {
-		return 0, false, err
+	return writable(fn, "out", out.a)
+}
+
+// result wraps an operation's result: out's own value when the result was
+// written into out=.
+func (m *accelModule) result(ex *accel.Exec, ctx context.Context, arr *accel.Array, out outArg) starlark.Value {
+	if out.a != nil {
+		return out.a
 	}
-	if n < -64 || n > 64 {
-		return 0, false, valueError(fn, "axis", v, "an axis of the array")
-	}
-	return int(n), true, nil
+	return m.wrap(ex, ctx, arr)
 }
 
 // accel.array(data, dtype="float64")
 func accelArray(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var data starlark.Value
-	var dtV starlark.Value = starlark.String("float64")
-	if err := starlark.UnpackArgs(fn, args, kwargs, "data", &data, "dtype?", &dtV); err != nil {
-		return nil, err
-	}
-	dt, err := toDType(fn, "dtype", dtV)
-	if err != nil {
+	dt := defaultDType()
+	if err := unpack(fn, args, kwargs, "data", &data, "dtype?", &dt); err != nil {
 		return nil, err
 	}
 	ex, ctx, err := m.env(th, fn)
 	if err != nil {
 		return nil, err
 	}
-	var out *accel.Array
 	if a, ok := data.(*Array); ok {
 		src, release, err := m.toArray(fn, "data", ex, ctx, a)
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-		out, err = ex.AsType(ctx, src, dt)
+		out, err := ex.AsType(ctx, src, accel.DType(dt))
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
@@ -293,309 +273,278 @@ func accelArray(m *accelModule, th *starlark.Thread, fn string, args starlark.Tu
 	if err != nil {
 		return nil, err
 	}
-	if out, err = ex.FromNested(nested, dt); err != nil {
+	out, err := ex.FromNested(nested, accel.DType(dt))
+	if err != nil {
 		return nil, wrapErr(fn, err)
 	}
 	return m.wrap(ex, ctx, out), nil
 }
 
 // accel.zeros(shape, dtype="float64"), accel.ones(shape, dtype="float64")
-func fillFunc(kind string) accelFunc {
+func fillFunc(value float64) accelFunc {
 	return func(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var shapeV starlark.Value
-		var dtV starlark.Value = starlark.String("float64")
-		if err := starlark.UnpackArgs(fn, args, kwargs, "shape", &shapeV, "dtype?", &dtV); err != nil {
+		var shape shapeArg
+		dt := defaultDType()
+		if err := unpack(fn, args, kwargs, "shape", &shape, "dtype?", &dt); err != nil {
 			return nil, err
 		}
-		shape, err := toShape(fn, "shape", shapeV)
-		if err != nil {
-			return nil, err
-		}
-		dt, err := toDType(fn, "dtype", dtV)
-		if err != nil {
-			return nil, err
-		}
-		ex, ctx, err := m.env(th, fn)
-		if err != nil {
-			return nil, err
-		}
-		var out *accel.Array
-		if kind == "zeros" {
-			out, err = ex.Zeros(dt, shape...)
-		} else {
-			out, err = ex.Ones(dt, shape...)
-		}
-		if err != nil {
-			return nil, wrapErr(fn, err)
-		}
-		return m.wrap(ex, ctx, out), nil
+		return m.made(th, fn, func(ex *accel.Exec) (*accel.Array, error) {
+			if value == 0 {
+				return ex.Zeros(accel.DType(dt), shape...)
+			}
+			return ex.Ones(accel.DType(dt), shape...)
+		})
 	}
+}
+
+// made wraps the array make returns on the calling thread's Exec.
+func (m *accelModule) made(th *starlark.Thread, fn string, make func(ex *accel.Exec) (*accel.Array, error)) (starlark.Value, error) {
+	ex, ctx, err := m.env(th, fn)
+	if err != nil {
+		return nil, err
+	}
+	out, err := make(ex)
+	if err != nil {
+		return nil, wrapErr(fn, err)
+	}
+	return m.wrap(ex, ctx, out), nil
 }
 
 // accel.full(shape, value, dtype="float64")
 func accelFull(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var shapeV, valV starlark.Value
-	var dtV starlark.Value = starlark.String("float64")
-	if err := starlark.UnpackArgs(fn, args, kwargs, "shape", &shapeV, "value", &valV, "dtype?", &dtV); err != nil {
+	var shape shapeArg
+	var val numberArg
+	dt := defaultDType()
+	if err := unpack(fn, args, kwargs, "shape", &shape, "value", &val, "dtype?", &dt); err != nil {
 		return nil, err
 	}
-	shape, err := toShape(fn, "shape", shapeV)
-	if err != nil {
-		return nil, err
-	}
-	val, err := toFloat(fn, "value", valV)
-	if err != nil {
-		return nil, err
-	}
-	dt, err := toDType(fn, "dtype", dtV)
-	if err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
-	if err != nil {
-		return nil, err
-	}
-	out, err := ex.Full(dt, val, shape...)
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	return m.wrap(ex, ctx, out), nil
+	return m.made(th, fn, func(ex *accel.Exec) (*accel.Array, error) {
+		return ex.Full(accel.DType(dt), float64(val), shape...)
+	})
 }
 
 // accel.arange(start, stop=None, step=1, dtype="float64")
 func accelArange(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var startV, stopV, stepV, dtV starlark.Value = nil, starlark.None, starlark.MakeInt(1), starlark.String("float64")
-	if err := starlark.UnpackArgs(fn, args, kwargs, "start", &startV, "stop?", &stopV, "step?", &stepV, "dtype?", &dtV); err != nil {
+	var start, step numberArg
+	var stop optNumber
+	var stepV starlark.Value = starlark.MakeInt(1)
+	dt := defaultDType()
+	if err := unpack(fn, args, kwargs, "start", &start, "stop?", &stop, "step?", &stepV, "dtype?", &dt); err != nil {
 		return nil, err
 	}
-	start, err := toFloat(fn, "start", startV)
-	if err != nil {
-		return nil, err
+	if err := step.Unpack(stepV); err != nil {
+		return nil, fmt.Errorf("%s: step: %v", fn, err)
 	}
-	stop := start
-	if isNone(stopV) {
-		start = 0
-	} else if stop, err = toFloat(fn, "stop", stopV); err != nil {
-		return nil, err
+	lo, hi := 0.0, float64(start)
+	if stop.set {
+		lo, hi = float64(start), float64(stop.v)
 	}
-	step, err := toFloat(fn, "step", stepV)
-	if err != nil {
-		return nil, err
-	}
-	if step == 0 || math.IsNaN(step) || math.IsInf(step, 0) {
+	if s := float64(step); s == 0 || math.IsNaN(s) || math.IsInf(s, 0) {
 		return nil, valueError(fn, "step", stepV, "a finite, non-zero number")
 	}
-	dt, err := toDType(fn, "dtype", dtV)
-	if err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
-	if err != nil {
-		return nil, err
-	}
-	out, err := ex.Arange(dt, start, stop, step)
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	return m.wrap(ex, ctx, out), nil
+	return m.made(th, fn, func(ex *accel.Exec) (*accel.Array, error) {
+		return ex.Arange(accel.DType(dt), lo, hi, float64(step))
+	})
 }
 
 // accel.linspace(start, stop, num=50, dtype="float64")
 func accelLinspace(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var startV, stopV, numV, dtV starlark.Value = nil, nil, starlark.MakeInt(50), starlark.String("float64")
-	if err := starlark.UnpackArgs(fn, args, kwargs, "start", &startV, "stop", &stopV, "num?", &numV, "dtype?", &dtV); err != nil {
-		return nil, err
-	}
-	start, err := toFloat(fn, "start", startV)
-	if err != nil {
-		return nil, err
-	}
-	stop, err := toFloat(fn, "stop", stopV)
-	if err != nil {
-		return nil, err
-	}
-	num, err := toInt(fn, "num", numV)
-	if err != nil {
+	var start, stop numberArg
+	num := intArg(50)
+	dt := defaultDType()
+	if err := unpack(fn, args, kwargs, "start", &start, "stop", &stop, "num?", &num, "dtype?", &dt); err != nil {
 		return nil, err
 	}
 	if num < 0 || num > maxDim {
-		return nil, valueError(fn, "num", numV, "a non-negative number of points")
+		return nil, errorf(fn, "num: got %d, want a non-negative number of points", num)
 	}
-	dt, err := toDType(fn, "dtype", dtV)
-	if err != nil {
-		return nil, err
+	return m.made(th, fn, func(ex *accel.Exec) (*accel.Array, error) {
+		return ex.Linspace(accel.DType(dt), float64(start), float64(stop), int(num))
+	})
+}
+
+// sizeArg is a non-negative count of rows or columns.
+type sizeArg int
+
+func (p *sizeArg) Unpack(v starlark.Value) error {
+	var n intArg
+	if err := n.Unpack(v); err != nil {
+		return got(v, "a number of rows or columns (int)")
 	}
-	ex, ctx, err := m.env(th, fn)
-	if err != nil {
-		return nil, err
+	if n < 0 || n > maxDim {
+		return gotValue(v, "a non-negative number of rows or columns")
 	}
-	out, err := ex.Linspace(dt, start, stop, int(num))
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	return m.wrap(ex, ctx, out), nil
+	*p = sizeArg(n)
+	return nil
 }
 
 // accel.eye(n, m=None, dtype="float64")
 func accelEye(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var nV, mV, dtV starlark.Value = nil, starlark.None, starlark.String("float64")
-	if err := starlark.UnpackArgs(fn, args, kwargs, "n", &nV, "m?", &mV, "dtype?", &dtV); err != nil {
+	var rows sizeArg
+	var colsV starlark.Value = starlark.None
+	dt := defaultDType()
+	if err := unpack(fn, args, kwargs, "n", &rows, "m?", &colsV, "dtype?", &dt); err != nil {
 		return nil, err
 	}
-	shape, err := toShape(fn, "n", nV)
-	if err != nil || len(shape) != 1 {
-		return nil, typeError(fn, "n", nV, "a number of rows (int)")
-	}
-	rows, cols := shape[0], shape[0]
-	if !isNone(mV) {
-		s, err := toShape(fn, "m", mV)
-		if err != nil || len(s) != 1 {
-			return nil, typeError(fn, "m", mV, "a number of columns (int)")
+	cols := rows
+	if colsV != starlark.None {
+		if err := cols.Unpack(colsV); err != nil {
+			return nil, fmt.Errorf("%s: m: %v", fn, err)
 		}
-		cols = s[0]
 	}
-	dt, err := toDType(fn, "dtype", dtV)
-	if err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
-	if err != nil {
-		return nil, err
-	}
-	out, err := ex.Eye(dt, rows, cols)
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	return m.wrap(ex, ctx, out), nil
+	return m.made(th, fn, func(ex *accel.Exec) (*accel.Array, error) {
+		return ex.Eye(accel.DType(dt), int(rows), int(cols))
+	})
 }
+
+// seedInt is a random seed: a non-negative int.
+type seedInt uint64
+
+func (p *seedInt) Unpack(v starlark.Value) error {
+	var n intArg
+	if err := n.Unpack(v); err != nil {
+		return got(v, "a non-negative int or None")
+	}
+	if n < 0 {
+		return gotValue(v, "a non-negative int")
+	}
+	*p = seedInt(n)
+	return nil
+}
+
+// seedArg is a seed, or None for a random one.
+type seedArg = optional[seedInt, *seedInt]
 
 // accel.rand(shape, seed=None, dtype="float64"), accel.randn likewise
 func randFunc(normal bool) accelFunc {
 	return func(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var shapeV, seedV, dtV starlark.Value = nil, starlark.None, starlark.String("float64")
-		if err := starlark.UnpackArgs(fn, args, kwargs, "shape", &shapeV, "seed?", &seedV, "dtype?", &dtV); err != nil {
+		var shape shapeArg
+		var seed seedArg
+		dt := defaultDType()
+		if err := unpack(fn, args, kwargs, "shape", &shape, "seed?", &seed, "dtype?", &dt); err != nil {
 			return nil, err
 		}
-		shape, err := toShape(fn, "shape", shapeV)
-		if err != nil {
-			return nil, err
-		}
-		var seed uint64
-		if isNone(seedV) {
+		if !seed.set {
 			var b [8]byte
 			if _, err := rand.Read(b[:]); err != nil {
 				return nil, wrapErr(fn, err)
 			}
-			seed = binary.LittleEndian.Uint64(b[:])
-		} else {
-			s, err := toInt(fn, "seed", seedV)
-			if err != nil {
-				return nil, err
+			seed.v = seedInt(binary.LittleEndian.Uint64(b[:]))
+		}
+		return m.made(th, fn, func(ex *accel.Exec) (*accel.Array, error) {
+			if normal {
+				return ex.Randn(accel.DType(dt), uint64(seed.v), shape...)
 			}
-			if s < 0 {
-				return nil, valueError(fn, "seed", seedV, "a non-negative int")
-			}
-			seed = uint64(s)
-		}
-		dt, err := toDType(fn, "dtype", dtV)
-		if err != nil {
-			return nil, err
-		}
-		ex, ctx, err := m.env(th, fn)
-		if err != nil {
-			return nil, err
-		}
-		var out *accel.Array
-		if normal {
-			out, err = ex.Randn(dt, seed, shape...)
-		} else {
-			out, err = ex.Rand(dt, seed, shape...)
-		}
-		if err != nil {
-			return nil, wrapErr(fn, err)
-		}
-		return m.wrap(ex, ctx, out), nil
+			return ex.Rand(accel.DType(dt), uint64(seed.v), shape...)
+		})
 	}
 }
 
-// accel.add(x, y) and the other element-wise binary functions
+// binary computes x op y for the operator and the function alike: x and y
+// are arrays, lists or numbers (a number stays a scalar, keeping the
+// array's dtype); out, when not nil, receives the result.
+func (m *accelModule) binary(fn string, ex *accel.Exec, ctx context.Context, op accel.BinaryOp, x, y arrayLike, out *accel.Array) (*accel.Array, error) {
+	xs, xNum := x.number()
+	ys, yNum := y.number()
+	if xNum && yNum { // two numbers: 0-d arrays
+		xNum, yNum = false, false
+	}
+	// No defer here: this is the path of every operator with a list or a
+	// number, and deferred calls would cost more than the operation.
+	var xa, ya *accel.Array
+	xrel, yrel := noRelease, noRelease
+	var err error
+	if !xNum {
+		if xa, xrel, err = m.toArray(fn, "x", ex, ctx, x.v); err != nil {
+			return nil, err
+		}
+	}
+	if !yNum {
+		if ya, yrel, err = m.toArray(fn, "y", ex, ctx, y.v); err != nil {
+			xrel()
+			return nil, err
+		}
+	}
+	res, err := binaryOn(ctx, ex, op, out, xa, ya, xs, ys)
+	xrel()
+	yrel()
+	return res, err
+}
+
+// binaryOn picks the Exec method for x op y, where a nil array stands for
+// its number (which then keeps the other operand's dtype), writing into
+// out when it is not nil.
+func binaryOn(ctx context.Context, ex *accel.Exec, op accel.BinaryOp, out, xa, ya *accel.Array, xs, ys float64) (*accel.Array, error) {
+	switch {
+	case ya == nil && out != nil:
+		return out, ex.BinaryScalarInto(ctx, op, out, xa, ys)
+	case ya == nil:
+		return ex.BinaryScalar(ctx, op, xa, ys)
+	case xa == nil && out != nil:
+		return out, ex.ScalarBinaryInto(ctx, op, out, xs, ya)
+	case xa == nil:
+		return ex.ScalarBinary(ctx, op, xs, ya)
+	case out != nil:
+		return out, ex.BinaryInto(ctx, op, out, xa, ya)
+	}
+	return ex.Binary(ctx, op, xa, ya)
+}
+
+// accel.add(x, y, out=None) and every other element-wise binary function
 func binaryFunc(op accel.BinaryOp) accelFunc {
 	return func(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var xV, yV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "x", &xV, "y", &yV); err != nil {
+		var x, y arrayLike
+		var out outArg
+		if err := unpack(fn, args, kwargs, "x", &x, "y", &y, "out?", &out); err != nil {
+			return nil, err
+		}
+		dst, err := outArray(fn, out)
+		if err != nil {
 			return nil, err
 		}
 		ex, ctx, err := m.env(th, fn)
 		if err != nil {
 			return nil, err
 		}
-		_, xNum := starlark.AsFloat(xV)
-		_, yNum := starlark.AsFloat(yV)
-		if _, isBool := xV.(starlark.Bool); isBool {
-			xNum = false
-		}
-		if _, isBool := yV.(starlark.Bool); isBool {
-			yNum = false
-		}
-		var out *accel.Array
-		switch {
-		case yNum && !xNum:
-			x, release, err := m.toArray(fn, "x", ex, ctx, xV)
-			if err != nil {
-				return nil, err
-			}
-			defer release()
-			s, _ := starlark.AsFloat(yV)
-			out, err = ex.BinaryScalar(ctx, op, x, s)
-		case xNum && !yNum:
-			y, release, err := m.toArray(fn, "y", ex, ctx, yV)
-			if err != nil {
-				return nil, err
-			}
-			defer release()
-			s, _ := starlark.AsFloat(xV)
-			out, err = ex.ScalarBinary(ctx, op, s, y)
-		default:
-			x, xrel, err := m.toArray(fn, "x", ex, ctx, xV)
-			if err != nil {
-				return nil, err
-			}
-			defer xrel()
-			y, yrel, err := m.toArray(fn, "y", ex, ctx, yV)
-			if err != nil {
-				return nil, err
-			}
-			defer yrel()
-			out, err = ex.Binary(ctx, op, x, y)
-		}
+		res, err := m.binary(fn, ex, ctx, op, x, y, dst)
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
-		return m.wrap(ex, ctx, out), nil
+		return m.result(ex, ctx, res, out), nil
 	}
 }
 
-// accel.exp(x) and the other element-wise unary functions
+// accel.exp(x, out=None) and every other element-wise unary function
 func unaryFunc(op accel.UnaryOp) accelFunc {
 	return func(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var xV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "x", &xV); err != nil {
+		var x arrayLike
+		var out outArg
+		if err := unpack(fn, args, kwargs, "x", &x, "out?", &out); err != nil {
+			return nil, err
+		}
+		dst, err := outArray(fn, out)
+		if err != nil {
 			return nil, err
 		}
 		ex, ctx, err := m.env(th, fn)
 		if err != nil {
 			return nil, err
 		}
-		x, release, err := m.toArray(fn, "x", ex, ctx, xV)
+		xa, release, err := m.toArray(fn, "x", ex, ctx, x.v)
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-		out, err := ex.Unary(ctx, op, x)
+		var res *accel.Array
+		if dst != nil {
+			res, err = dst, ex.UnaryInto(ctx, op, dst, xa)
+		} else {
+			res, err = ex.Unary(ctx, op, xa)
+		}
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
-		return m.wrap(ex, ctx, out), nil
+		return m.result(ex, ctx, res, out), nil
 	}
 }
 
@@ -623,6 +572,10 @@ func onArray(method arrayMethod) accelFunc {
 		}
 		a, ok := aV.(*Array)
 		if !ok {
+			var al arrayLike
+			if err := al.Unpack(aV); err != nil {
+				return nil, fmt.Errorf("%s: a: %v", fn, err)
+			}
 			ex, ctx, err := m.env(th, fn)
 			if err != nil {
 				return nil, err
@@ -653,16 +606,14 @@ func (m *accelModule) operand(a *Array, th *starlark.Thread, fn string) (*accel.
 	return ex, ctx, arr, release, nil
 }
 
-// a.sum(axis=None) and the other reductions: a number without axis, an
-// array with it; argmin and argmax give ints.
+// a.sum(axis=None, keepdims=False) and the other reductions: a number
+// without axis, an array with it (or with keepdims); argmin and argmax
+// give ints.
 func reduceMethod(op accel.ReduceOp) arrayMethod {
 	return func(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var axisV starlark.Value = starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "axis?", &axisV); err != nil {
-			return nil, err
-		}
-		axis, hasAxis, err := toAxis(fn, axisV)
-		if err != nil {
+		var axis axisArg
+		var keep boolArg
+		if err := unpack(fn, args, kwargs, "axis?", &axis, "keepdims?", &keep); err != nil {
 			return nil, err
 		}
 		ex, ctx, arr, release, err := m.operand(a, th, fn)
@@ -670,8 +621,17 @@ func reduceMethod(op accel.ReduceOp) arrayMethod {
 			return nil, err
 		}
 		defer release()
-		if hasAxis {
-			out, err := ex.ReduceAxis(ctx, op, arr, axis)
+		if axis.set {
+			out, err := ex.ReduceAxis(ctx, op, arr, int(axis.v))
+			if err == nil && keep {
+				shape := arr.Shape()
+				ax := int(axis.v)
+				if ax < 0 {
+					ax += len(shape)
+				}
+				shape[ax] = 1
+				out, err = ex.Reshape(out, shape...)
+			}
 			if err != nil {
 				return nil, wrapErr(fn, err)
 			}
@@ -681,6 +641,21 @@ func reduceMethod(op accel.ReduceOp) arrayMethod {
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
+		if keep {
+			ones := make([]int, arr.NDim())
+			for i := range ones {
+				ones[i] = 1
+			}
+			dt := arr.DType()
+			if op == accel.OpArgMin || op == accel.OpArgMax {
+				dt = accel.Float64
+			}
+			out, err := ex.Full(dt, v, ones...)
+			if err != nil {
+				return nil, wrapErr(fn, err)
+			}
+			return m.wrap(ex, ctx, out), nil
+		}
 		if op == accel.OpArgMin || op == accel.OpArgMax {
 			return starlark.MakeInt64(int64(v)), nil
 		}
@@ -688,76 +663,96 @@ func reduceMethod(op accel.ReduceOp) arrayMethod {
 	}
 }
 
-// a.clip(lo=None, hi=None)
+// a.clip(lo=None, hi=None, out=None)
 func methodClip(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var loV, hiV starlark.Value = starlark.None, starlark.None
-	if err := starlark.UnpackArgs(fn, args, kwargs, "lo?", &loV, "hi?", &hiV); err != nil {
+	var lo, hi optNumber
+	var out outArg
+	if err := unpack(fn, args, kwargs, "lo?", &lo, "hi?", &hi, "out?", &out); err != nil {
 		return nil, err
 	}
-	lo, hi := math.Inf(-1), math.Inf(1)
-	var err error
-	if !isNone(loV) {
-		if lo, err = toFloat(fn, "lo", loV); err != nil {
-			return nil, err
-		}
+	if !lo.set {
+		lo.v = numberArg(math.Inf(-1))
 	}
-	if !isNone(hiV) {
-		if hi, err = toFloat(fn, "hi", hiV); err != nil {
-			return nil, err
-		}
+	if !hi.set {
+		hi.v = numberArg(math.Inf(1))
 	}
-	if math.IsNaN(lo) || math.IsNaN(hi) || lo > hi {
-		return nil, errorf(fn, "lo: got %v and hi %v, want lo <= hi", lo, hi)
+	l, h := float64(lo.v), float64(hi.v)
+	if math.IsNaN(l) || math.IsNaN(h) || l > h {
+		return nil, errorf(fn, "lo: got %v and hi %v, want lo <= hi", l, h)
+	}
+	dst, err := outArray(fn, out)
+	if err != nil {
+		return nil, err
 	}
 	ex, ctx, arr, release, err := m.operand(a, th, fn)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	out, err := ex.Clip(ctx, arr, lo, hi)
+	var res *accel.Array
+	if dst != nil {
+		res, err = dst, ex.ClipInto(ctx, dst, arr, l, h)
+	} else {
+		res, err = ex.Clip(ctx, arr, l, h)
+	}
 	if err != nil {
 		return nil, wrapErr(fn, err)
 	}
-	return m.wrap(ex, ctx, out), nil
+	return m.result(ex, ctx, res, out), nil
 }
 
 // a.dot(b) -> float
 func methodDot(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	return m.withOther(a, th, fn, args, kwargs, func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error) {
+	var b arrayLike
+	if err := unpack(fn, args, kwargs, "b", &b); err != nil {
+		return nil, err
+	}
+	return m.withOther(a, b, th, fn, func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error) {
 		v, err := ex.Dot(ctx, x, y)
 		return starlark.Float(v), err
 	})
 }
 
-// a.matmul(b) -> array
+// a.matmul(b, out=None) -> array
 func methodMatmul(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	return m.withOther(a, th, fn, args, kwargs, func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error) {
-		out, err := ex.Matmul(ctx, x, y)
+	var b arrayLike
+	var out outArg
+	if err := unpack(fn, args, kwargs, "b", &b, "out?", &out); err != nil {
+		return nil, err
+	}
+	dst, err := outArray(fn, out)
+	if err != nil {
+		return nil, err
+	}
+	return m.withOther(a, b, th, fn, func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error) {
+		if dst != nil {
+			if err := ex.MatmulInto(ctx, dst, x, y); err != nil {
+				return nil, err
+			}
+			return out.a, nil
+		}
+		res, err := ex.Matmul(ctx, x, y)
 		if err != nil {
 			return nil, err
 		}
-		return m.wrap(ex, ctx, out), nil
+		return m.wrap(ex, ctx, res), nil
 	})
 }
 
-// withOther runs op on a's array and the method's one argument b (an
-// array, or a value that converts to one), wrapping op's error with fn.
-func (m *accelModule) withOther(a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple, op func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error)) (starlark.Value, error) {
-	var bV starlark.Value
-	if err := starlark.UnpackArgs(fn, args, kwargs, "b", &bV); err != nil {
-		return nil, err
-	}
+// withOther runs op on a's array and b (an array, or a value that converts
+// to one), wrapping op's error with fn.
+func (m *accelModule) withOther(a *Array, b arrayLike, th *starlark.Thread, fn string, op func(ex *accel.Exec, ctx context.Context, x, y *accel.Array) (starlark.Value, error)) (starlark.Value, error) {
 	ex, ctx, arr, release, err := m.operand(a, th, fn)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	b, brel, err := m.toArray(fn, "b", ex, ctx, bV)
+	ba, brel, err := m.toArray(fn, "b", ex, ctx, b.v)
 	if err != nil {
 		return nil, err
 	}
 	defer brel()
-	v, err := op(ex, ctx, arr, b)
+	v, err := op(ex, ctx, arr, ba)
 	if err != nil {
 		return nil, wrapErr(fn, err)
 	}
@@ -802,45 +797,35 @@ func methodReshape(m *accelModule, a *Array, th *starlark.Thread, fn string, arg
 	if err != nil {
 		return nil, err
 	}
-	ex, ctx, arr, release, err := m.operand(a, th, fn)
+	ex, ctx, arr, _, err := m.operand(a, th, fn)
 	if err != nil {
 		return nil, err
 	}
+	// A view shares the storage: a copy made for the device (if any) lives
+	// on in the result.
 	out, err := ex.Reshape(arr, shape...)
 	if err != nil {
-		release()
 		return nil, wrapErr(fn, err)
 	}
-	// Reshape shares storage: the copy (if any) lives on in the result.
 	return m.wrap(ex, ctx, out), nil
 }
 
-// a.flatten()
+// a.flatten() -> a 1-D copy
 func methodFlatten(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+	if err := unpack(fn, args, kwargs); err != nil {
 		return nil, err
 	}
-	ex, ctx, arr, release, err := m.operand(a, th, fn)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	c, err := ex.Copy(ctx, arr)
-	if err != nil {
-		return nil, wrapErr(fn, err)
-	}
-	out, err := ex.Reshape(c, -1)
-	if err != nil {
-		c.Free()
-		return nil, wrapErr(fn, err)
-	}
-	return m.wrap(ex, ctx, out), nil
+	return m.apply(a, th, fn, func(ex *accel.Exec, ctx context.Context, arr *accel.Array) (*accel.Array, error) {
+		c, err := ex.Copy(ctx, arr)
+		if err != nil {
+			return nil, err
+		}
+		return ex.Reshape(c, -1)
+	})
 }
 
 // a.transpose(*axes)
 func methodTranspose(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var axes []int
-	var err error
 	if len(kwargs) == 1 {
 		if k, _ := starlark.AsString(kwargs[0][0]); k == "axes" && len(args) == 0 {
 			if !isNone(kwargs[0][1]) {
@@ -855,7 +840,8 @@ func methodTranspose(m *accelModule, a *Array, th *starlark.Thread, fn string, a
 	if len(args) == 1 && isNone(args[0]) {
 		args = nil
 	}
-	if axes, err = intsArg(fn, "axes", args); err != nil {
+	axes, err := intsArg(fn, "axes", args)
+	if err != nil {
 		return nil, err
 	}
 	return m.apply(a, th, fn, func(ex *accel.Exec, ctx context.Context, arr *accel.Array) (*accel.Array, error) {
@@ -865,27 +851,72 @@ func methodTranspose(m *accelModule, a *Array, th *starlark.Thread, fn string, a
 
 // a.astype(dtype)
 func methodAstype(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var dtV starlark.Value
-	if err := starlark.UnpackArgs(fn, args, kwargs, "dtype", &dtV); err != nil {
-		return nil, err
-	}
-	dt, err := toDType(fn, "dtype", dtV)
-	if err != nil {
+	var dt dtypeArg
+	if err := unpack(fn, args, kwargs, "dtype", &dt); err != nil {
 		return nil, err
 	}
 	return m.apply(a, th, fn, func(ex *accel.Exec, ctx context.Context, arr *accel.Array) (*accel.Array, error) {
-		return ex.AsType(ctx, arr, dt)
+		return ex.AsType(ctx, arr, accel.DType(dt))
 	})
 }
 
 // a.copy()
 func methodCopy(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+	if err := unpack(fn, args, kwargs); err != nil {
 		return nil, err
 	}
 	return m.apply(a, th, fn, func(ex *accel.Exec, ctx context.Context, arr *accel.Array) (*accel.Array, error) {
 		return ex.Copy(ctx, arr)
 	})
+}
+
+// a.fill(value): set every element, in place
+func methodFill(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var v numberArg
+	if err := unpack(fn, args, kwargs, "value", &v); err != nil {
+		return nil, err
+	}
+	return m.storeInto(th, fn, "a", a, arrayLike{starlark.Float(v)})
+}
+
+// storeInto writes src into the array dstV names, for fill and copyto.
+func (m *accelModule) storeInto(th *starlark.Thread, fn, param string, dstV starlark.Value, src arrayLike) (starlark.Value, error) {
+	dst, err := mutable(fn, param, dstV)
+	if err != nil {
+		return nil, err
+	}
+	ex, ctx, err := m.env(th, fn)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store(fn, ex, ctx, dst, src); err != nil {
+		return nil, renameErr(fn, "copyto", err)
+	}
+	return starlark.None, nil
+}
+
+// store writes src (a number, an array or a list) into dst, broadcasting
+// it to dst's shape and converting it to dst's dtype.
+func (m *accelModule) store(fn string, ex *accel.Exec, ctx context.Context, dst *accel.Array, src arrayLike) error {
+	if v, ok := src.number(); ok {
+		return assign(ex, ctx, dst, v)
+	}
+	s, release, err := m.toArray(fn, "value", ex, ctx, src.v)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return ex.CopyInto(ctx, dst, s)
+}
+
+// assign writes the number v into every element of dst.
+func assign(ex *accel.Exec, ctx context.Context, dst *accel.Array, v float64) error {
+	s, err := ex.Scalar(dst.DType(), v)
+	if err != nil {
+		return err
+	}
+	defer s.Free()
+	return ex.CopyInto(ctx, dst, s)
 }
 
 // apply runs op on a's array (on its device, under the caller's context)
@@ -895,17 +926,20 @@ func (m *accelModule) apply(a *Array, th *starlark.Thread, fn string, op func(ex
 	if err != nil {
 		return nil, err
 	}
-	defer release()
 	out, err := op(ex, ctx, arr)
 	if err != nil {
+		release()
 		return nil, wrapErr(fn, err)
+	}
+	if out.Buffer() != arr.Buffer() {
+		release() // the result does not share the operand's copy
 	}
 	return m.wrap(ex, ctx, out), nil
 }
 
 // a.tolist() -> nested lists of floats (a float for a 0-d array)
 func methodTolist(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+	if err := unpack(fn, args, kwargs); err != nil {
 		return nil, err
 	}
 	l, err := a.arr.ToList()
@@ -917,7 +951,7 @@ func methodTolist(m *accelModule, a *Array, th *starlark.Thread, fn string, args
 
 // a.item() -> float
 func methodItem(m *accelModule, a *Array, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+	if err := unpack(fn, args, kwargs); err != nil {
 		return nil, err
 	}
 	f, err := a.arr.Item()
@@ -927,25 +961,39 @@ func methodItem(m *accelModule, a *Array, th *starlark.Thread, fn string, args s
 	return starlark.Float(f), nil
 }
 
+// arraysArg is a list or tuple of operands (arrays, lists or numbers).
+type arraysArg []starlark.Value
+
+func (p *arraysArg) Unpack(v starlark.Value) error {
+	if !isListLike(v) {
+		return got(v, "a list of arrays")
+	}
+	items := listItems(v)
+	for i, it := range items {
+		var a arrayLike
+		if err := a.Unpack(it); err != nil {
+			return fmt.Errorf("[%d]: %v", i, err)
+		}
+	}
+	*p = items
+	return nil
+}
+
 // accel.concatenate(arrays, axis=0), accel.stack(arrays, axis=0)
 func joinFunc(stack bool) accelFunc {
 	return func(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var arraysV, axisV starlark.Value = nil, starlark.MakeInt(0)
-		if err := starlark.UnpackArgs(fn, args, kwargs, "arrays", &arraysV, "axis?", &axisV); err != nil {
+		var items arraysArg
+		axis := axisArg{set: true}
+		if err := unpack(fn, args, kwargs, "arrays", &items, "axis?", &axis); err != nil {
 			return nil, err
 		}
-		if !isListLike(arraysV) {
-			return nil, typeError(fn, "arrays", arraysV, "a list of arrays")
-		}
-		axis, _, err := toAxis(fn, axisV)
-		if err != nil {
-			return nil, err
+		if !axis.set {
+			return nil, errorf(fn, "axis: got None, want an int")
 		}
 		ex, ctx, err := m.env(th, fn)
 		if err != nil {
 			return nil, err
 		}
-		items := listItems(arraysV)
 		arrs := make([]*accel.Array, len(items))
 		for i, it := range items {
 			a, release, err := m.toArray(fn, fmt.Sprintf("arrays[%d]", i), ex, ctx, it)
@@ -957,9 +1005,9 @@ func joinFunc(stack bool) accelFunc {
 		}
 		var out *accel.Array
 		if stack {
-			out, err = ex.Stack(ctx, arrs, axis)
+			out, err = ex.Stack(ctx, arrs, int(axis.v))
 		} else {
-			out, err = ex.Concatenate(ctx, arrs, axis)
+			out, err = ex.Concatenate(ctx, arrs, int(axis.v))
 		}
 		if err != nil {
 			return nil, wrapErr(fn, err)
@@ -968,30 +1016,22 @@ func joinFunc(stack bool) accelFunc {
 	}
 }
 
-// mutable returns the array a names for an in-place operation, refusing
-// frozen arrays and anything that is not an array.
-func mutable(fn, param string, v starlark.Value) (*Array, error) {
-	a, ok := v.(*Array)
-	if !ok {
-		return nil, typeError(fn, param, v, "an array")
+// accel.copyto(dst, src): dst[...] = src, broadcasting, in place
+func accelCopyto(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var dstV starlark.Value
+	var src arrayLike
+	if err := unpack(fn, args, kwargs, "dst", &dstV, "src", &src); err != nil {
+		return nil, err
 	}
-	if a.err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", fn, param, a.err)
-	}
-	if a.frozen.Load() {
-		return nil, errorf(fn, "%s: the array is frozen (shared between threads, or a global of a loaded module) and cannot be changed in place; work on a copy: %s.copy()", param, param)
-	}
-	return a, nil
+	return m.storeInto(th, fn, "dst", dstV, src)
 }
 
 // accel.axpy(alpha, x, y): y += alpha*x, in place
 func accelAxpy(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var alphaV, xV, yV starlark.Value
-	if err := starlark.UnpackArgs(fn, args, kwargs, "alpha", &alphaV, "x", &xV, "y", &yV); err != nil {
-		return nil, err
-	}
-	alpha, err := toFloat(fn, "alpha", alphaV)
-	if err != nil {
+	var alpha numberArg
+	var x arrayLike
+	var yV starlark.Value
+	if err := unpack(fn, args, kwargs, "alpha", &alpha, "x", &x, "y", &yV); err != nil {
 		return nil, err
 	}
 	y, err := mutable(fn, "y", yV)
@@ -1002,12 +1042,12 @@ func accelAxpy(m *accelModule, th *starlark.Thread, fn string, args starlark.Tup
 	if err != nil {
 		return nil, err
 	}
-	x, release, err := m.toArray(fn, "x", ex, ctx, xV)
+	xa, release, err := m.toArray(fn, "x", ex, ctx, x.v)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if err := ex.Axpy(ctx, alpha, x, y.arr); err != nil {
+	if err := ex.Axpy(ctx, float64(alpha), xa, y); err != nil {
 		return nil, wrapErr(fn, err)
 	}
 	return starlark.None, nil
@@ -1015,15 +1055,13 @@ func accelAxpy(m *accelModule, th *starlark.Thread, fn string, args starlark.Tup
 
 // accel.triad(dst, b, c, s): dst = b + s*c, in place
 func accelTriad(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var dstV, bV, cV, sV starlark.Value
-	if err := starlark.UnpackArgs(fn, args, kwargs, "dst", &dstV, "b", &bV, "c", &cV, "s", &sV); err != nil {
+	var dstV starlark.Value
+	var b, c arrayLike
+	var s numberArg
+	if err := unpack(fn, args, kwargs, "dst", &dstV, "b", &b, "c", &c, "s", &s); err != nil {
 		return nil, err
 	}
 	dst, err := mutable(fn, "dst", dstV)
-	if err != nil {
-		return nil, err
-	}
-	s, err := toFloat(fn, "s", sV)
 	if err != nil {
 		return nil, err
 	}
@@ -1031,17 +1069,17 @@ func accelTriad(m *accelModule, th *starlark.Thread, fn string, args starlark.Tu
 	if err != nil {
 		return nil, err
 	}
-	b, brel, err := m.toArray(fn, "b", ex, ctx, bV)
+	ba, brel, err := m.toArray(fn, "b", ex, ctx, b.v)
 	if err != nil {
 		return nil, err
 	}
 	defer brel()
-	c, crel, err := m.toArray(fn, "c", ex, ctx, cV)
+	ca, crel, err := m.toArray(fn, "c", ex, ctx, c.v)
 	if err != nil {
 		return nil, err
 	}
 	defer crel()
-	if err := ex.Triad(ctx, dst.arr, b, c, s); err != nil {
+	if err := ex.Triad(ctx, dst, ba, ca, float64(s)); err != nil {
 		return nil, wrapErr(fn, err)
 	}
 	return starlark.None, nil
@@ -1049,7 +1087,7 @@ func accelTriad(m *accelModule, th *starlark.Thread, fn string, args starlark.Tu
 
 // accel.devices() -> list of struct(name, kind, found, reason, detail)
 func accelDevices(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+	if err := unpack(fn, args, kwargs); err != nil {
 		return nil, err
 	}
 	infos := accel.Devices()
@@ -1066,6 +1104,6 @@ func accelDevices(m *accelModule, th *starlark.Thread, fn string, args starlark.
 }
 
 func sortStrings(s []string) []string {
-	sort.Strings(s)
+	slices.Sort(s)
 	return s
 }

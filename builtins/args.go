@@ -11,26 +11,6 @@ import (
 	"github.com/autonode/autonode/registry"
 )
 
-// builtinFunc is the signature of every builtin's implementation.
-type builtinFunc func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
-
-// newBuiltin wraps impl as a Starlark builtin named name. The wrapper turns
-// a panic (a bug, never an expected outcome) into an error naming the
-// builtin, so that no input can bring the host program down.
-func newBuiltin(name string, impl builtinFunc) *starlark.Builtin {
-	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (v starlark.Value, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				v, err = nil, fmt.Errorf("%s: internal error: %v", name, r)
-			}
-		}()
-		if th == nil {
-			return nil, fmt.Errorf("%s: called without a Starlark thread", name)
-		}
-		return impl(th, name, args, kwargs)
-	})
-}
-
 // errorf returns an error whose message starts with the builtin's name.
 func errorf(fn, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", fn, fmt.Sprintf(format, args...))

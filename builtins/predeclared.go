@@ -3,11 +3,14 @@ package builtins
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 
 	"go.starlark.net/lib/json"
 	"go.starlark.net/lib/math"
 	"go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
 
 	"github.com/autonode/autonode/accel"
 	"github.com/autonode/autonode/registry"
@@ -55,11 +58,86 @@ func Predeclared(e Engine) starlark.StringDict {
 	}
 	d["accel"] = newAccelModule(e)
 	d["host"] = hostModule(e)
-	d["json"] = json.Module
-	d["math"] = math.Module
-	d["time"] = time.Module
+	d["json"] = guardModule(json.Module)
+	d["math"] = guardModule(math.Module)
+	d["time"] = guardModule(time.Module)
 	d.Freeze()
 	return d
+}
+
+// builtinFunc is the signature of every builtin's implementation.
+type builtinFunc func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
+
+// newBuiltin wraps impl as a Starlark builtin named name. The wrapper turns
+// a panic (a bug, never an expected outcome) into an error naming the
+// builtin ("accel.add: internal error: ..."), so that no input can bring
+// the host program down and the script or thread fails instead of
+// succeeding; InternalErrors counts it.
+func newBuiltin(name string, impl builtinFunc) *starlark.Builtin {
+	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (v starlark.Value, err error) {
+		defer recoverValue(name, &v, &err)
+		if th == nil {
+			return nil, fmt.Errorf("%s: called without a Starlark thread", name)
+		}
+		return impl(th, name, args, kwargs)
+	})
+}
+
+// guardModule returns a copy of a go.starlark.net library module whose
+// functions recover from panics as newBuiltin's do.
+func guardModule(mod *starlarkstruct.Module) *starlarkstruct.Module {
+	out := &starlarkstruct.Module{Name: mod.Name, Members: make(starlark.StringDict, len(mod.Members))}
+	for name, v := range mod.Members {
+		if b, ok := v.(*starlark.Builtin); ok {
+			full := mod.Name + "." + name
+			v = starlark.NewBuiltin(b.Name(), func(th *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (v starlark.Value, err error) {
+				defer recoverValue(full, &v, &err)
+				return starlark.Call(th, b, args, kwargs)
+			})
+		}
+		out.Members[name] = v
+	}
+	return out
+}
+
+// ErrInternal is wrapped by the error that reports a recovered panic: a
+// bug in AutoNode, never an expected outcome.
+var ErrInternal = errors.New("internal error")
+
+var internalErrors atomic.Int64
+
+// InternalErrors returns how many panics the builtins (and the thread
+// engine, through Panicked) have turned into errors since the process
+// started. autonode run exits with a failure when the count grew during
+// its run, even when the script carried on (a thread body that failed this
+// way only sets the thread's status).
+func InternalErrors() int64 { return internalErrors.Load() }
+
+// Panicked returns the error reporting the recovered panic value p in the
+// builtin or operation name ("accel.add: internal error: ..."; just
+// "internal error: ..." for an empty name), and counts it in
+// InternalErrors.
+func Panicked(name string, p any) error {
+	internalErrors.Add(1)
+	if name == "" {
+		return fmt.Errorf("%w: %v", ErrInternal, p)
+	}
+	return fmt.Errorf("%s: %w: %v", name, ErrInternal, p)
+}
+
+// recoverValue is deferred by builtins and value methods: it turns a panic
+// into Panicked's error.
+func recoverValue(name string, v *starlark.Value, err *error) {
+	if r := recover(); r != nil {
+		*v, *err = nil, Panicked(name, r)
+	}
+}
+
+// recoverErr is recoverValue for methods that return only an error.
+func recoverErr(name string, err *error) {
+	if r := recover(); r != nil {
+		*err = Panicked(name, r)
+	}
 }
 
 // errNoEngine is what every builtin reports under Predeclared(nil).

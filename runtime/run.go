@@ -366,7 +366,7 @@ type outcome struct {
 func (j *run) body(ctx context.Context) (out outcome) {
 	defer func() {
 		if p := recover(); p != nil {
-			out = outcome{err: fmt.Errorf("internal error: %v", p)}
+			out = outcome{err: builtins.Panicked("", p)} // counted: autonode run fails
 		}
 	}()
 	if j.fn == nil {

@@ -63,6 +63,7 @@ func Run(t *testing.T, dev accel.Device) {
 			s.reduce(dt)
 			s.linalg(dt)
 			s.manip(dt)
+			s.views(dt)
 			s.chain(dt)
 		})
 	}
@@ -154,8 +155,6 @@ func noErr(t testing.TB, what string, err error) {
 	}
 }
 
-var binaryOps = []accel.BinaryOp{accel.OpAdd, accel.OpSub, accel.OpMul, accel.OpDiv, accel.OpPow, accel.OpMaximum, accel.OpMinimum}
-
 func (s *suite) binary(dt accel.DType) {
 	t := s.t
 	rt := 8 * eps(dt)
@@ -166,7 +165,8 @@ func (s *suite) binary(dt accel.DType) {
 		{{6, 7}, {7}},
 		{{1}, {5, 3}},
 	}
-	for _, op := range binaryOps {
+	for _, info := range accel.BinaryOps() {
+		op := info.Op
 		for _, sh := range shapes {
 			xh, xd := s.pair(dt, sh[0]...)
 			yh, yd := s.pair(dt, sh[1]...)
@@ -194,11 +194,10 @@ func (s *suite) binary(dt accel.DType) {
 	s.same("mixed add", get(s.dev.Add(bg, xd, yd))(t, "device"), get(s.host.Add(bg, xh, yh))(t, "host"), rt, 0)
 }
 
-var unaryOps = []accel.UnaryOp{accel.OpNeg, accel.OpAbs, accel.OpExp, accel.OpLog, accel.OpSqrt, accel.OpTanh, accel.OpSigmoid, accel.OpRelu}
-
 func (s *suite) unary(dt accel.DType) {
 	t := s.t
-	for _, op := range unaryOps {
+	for _, info := range accel.UnaryOps() {
+		op := info.Op
 		xh, xd := s.pair(dt, 3, 257)
 		want := get(s.host.Unary(bg, op, xh))(t, "host "+op.String())
 		got := get(s.dev.Unary(bg, op, xd))(t, "device "+op.String())
@@ -323,6 +322,44 @@ func (s *suite) manip(dt accel.DType) {
 		o = accel.Float64
 	}
 	s.same("astype", get(s.dev.AsType(bg, ad, o))(t, "device"), get(s.host.AsType(bg, ah, o))(t, "host"), 0, 0)
+}
+
+// views runs operations on strided views of device arrays, and writes
+// through them: the Exec hands the device contiguous operands (Op's
+// contract), and the results must match the host's.
+func (s *suite) views(dt accel.DType) {
+	t := s.t
+	view := func(e *accel.Exec, a *accel.Array) *accel.Array {
+		tr := get(e.Transpose(bg, a))(t, "transpose")
+		return get(e.Slice(bg, tr, accel.Range{Start: 1, Stop: 19, Step: 2}, accel.Range{Start: 23, Stop: -25, Step: -3}))(t, "slice")
+	}
+	ah, ad := s.pair(dt, 24, 20)
+	vh, vd := view(s.host, ah), view(s.dev, ad)
+	rt := 8 * eps(dt)
+	s.same("view elements", get(s.dev.Copy(bg, vd))(t, "device"), get(s.host.Copy(bg, vh))(t, "host"), 0, 0)
+	for _, info := range accel.BinaryOps() {
+		s.same("view "+info.Name, get(s.dev.Binary(bg, info.Op, vd, vd))(t, "device"), get(s.host.Binary(bg, info.Op, vh, vh))(t, "host"), rt, 0)
+	}
+	rowh := get(s.host.Index(bg, vh, 2))(t, "host row")
+	rowd := get(s.dev.Index(bg, vd, 2))(t, "device row")
+	s.same("view broadcast", get(s.dev.Sub(bg, vd, rowd))(t, "device"), get(s.host.Sub(bg, vh, rowh))(t, "host"), rt, 0)
+	for _, info := range accel.UnaryOps() {
+		s.same("view "+info.Name, get(s.dev.Unary(bg, info.Op, vd))(t, "device"), get(s.host.Unary(bg, info.Op, vh))(t, "host"), 16*eps(dt), 4*eps(dt))
+	}
+	s.same("view sum", get(s.dev.ReduceAxis(bg, accel.OpSum, vd, 0))(t, "device"), get(s.host.ReduceAxis(bg, accel.OpSum, vh, 0))(t, "host"), 64*eps(dt), 64*eps(dt))
+	th := get(s.host.Transpose(bg, vh))(t, "host")
+	td := get(s.dev.Transpose(bg, vd))(t, "device")
+	s.same("view matmul", get(s.dev.Matmul(bg, vd, td))(t, "device"), get(s.host.Matmul(bg, vh, th))(t, "host"), 64*eps(dt), 64*eps(dt))
+	// Writes through views change the base arrays alike.
+	noErr(t, "device BinaryInto", s.dev.BinaryInto(bg, accel.OpMul, vd, vd, rowd))
+	noErr(t, "host BinaryInto", s.host.BinaryInto(bg, accel.OpMul, vh, vh, rowh))
+	noErr(t, "device UnaryInto", s.dev.UnaryInto(bg, accel.OpNeg, rowd, rowd))
+	noErr(t, "host UnaryInto", s.host.UnaryInto(bg, accel.OpNeg, rowh, rowh))
+	s.same("base after writes", ad, ah, rt, 0)
+	one := get(s.host.Scalar(dt, 0.5))(t, "scalar")
+	noErr(t, "device CopyInto", s.dev.CopyInto(bg, vd, s.toDev(one)))
+	noErr(t, "host CopyInto", s.host.CopyInto(bg, vh, one))
+	s.same("base after CopyInto", ad, ah, 0, 0)
 }
 
 // chain runs several operations on device arrays and reads only the end.

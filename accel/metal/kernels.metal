@@ -82,6 +82,20 @@ kernel void k_gather(device T* out [[buffer(0)]], device const T* x [[buffer(1)]
 	out[i] = x[p];
 }
 
+// k_scatter is k_gather's inverse: it writes a contiguous x into the view.
+kernel void k_scatter(device T* out [[buffer(0)]], device const T* x [[buffer(1)]], constant long& n [[buffer(2)]],
+		constant long& off [[buffer(3)]], constant Meta& m [[buffer(4)]], POS) {
+	long i = GID;
+	if (i >= n) return;
+	long r = i, p = off;
+	for (int d = m.nd - 1; d >= 0; d--) {
+		long q = r % m.n[d];
+		r /= m.n[d];
+		p += q * m.a[d];
+	}
+	out[p] = x[i];
+}
+
 kernel void k_copy2d(device T* out [[buffer(0)]], device const T* x [[buffer(1)]], constant long& rows [[buffer(2)]],
 		constant long& cols [[buffer(3)]], constant long& stride [[buffer(4)]], constant long& off [[buffer(5)]], POS) {
 	long i = GID;

@@ -17,6 +17,7 @@ import (
 	"go.starlark.net/syntax"
 	"golang.org/x/term"
 
+	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/runtime"
 )
@@ -36,7 +37,9 @@ level may use the host module (it is your own automation); thread bodies may
 only when spawned with sandbox=False.
 
 Ctrl-C cancels the script and the threads it waits on. Exit status: 0 on
-success, 1 on a script error (printed with its backtrace), 2 on a usage error.`,
+success, 1 on a script error (printed with its backtrace) or when an
+internal error (a bug) failed any call or thread during the run, 2 on a
+usage error.`,
 		Example: `  autonode run scripts/quickstart.star
   AUTONODE_TOKEN=$(autonode token) autonode run sweep.star --lr 0.1`,
 		Args: cobra.MinimumNArgs(1),
@@ -65,10 +68,20 @@ success, 1 on a script error (printed with its backtrace), 2 on a usage error.`,
 			if err != nil {
 				return err
 			}
+			if runHook != nil {
+				runHook(rt)
+			}
+			internal := builtins.InternalErrors()
 			_, runErr := rt.ExecFile(ctx, file, nil)
 			closeErr := rt.Close()
 			if runErr != nil {
 				printScriptError(e, runErr)
+				return failed()
+			}
+			if n := builtins.InternalErrors() - internal; n > 0 {
+				// A bug failed a thread (or a call the script caught):
+				// never report the run as a success.
+				fmt.Fprintf(e.stderr, "autonode: %d internal error(s) during the run (a bug in AutoNode; please report it): see the failed threads' errors\n", n)
 				return failed()
 			}
 			return closeErr
@@ -80,6 +93,10 @@ success, 1 on a script error (printed with its backtrace), 2 on a usage error.`,
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar (one is drawn for spawn_batch on a terminal)")
 	root.AddCommand(cmd)
 }
+
+// runHook, when set (by tests), is called with the runtime autonode run
+// made, before the script runs.
+var runHook func(*runtime.Runtime)
 
 // progressBars draws a progress bar on standard error for each
 // spawn_batch of 20 threads or more, when standard error is a terminal.

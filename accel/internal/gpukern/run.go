@@ -130,7 +130,7 @@ func (g *Gemm) Strided(f func(aOff, bOff, cOff int64, count int, aStride, bStrid
 // unavailable rather than failing operations later.
 var KernelNames = []string{
 	"k_binary", "k_add", "k_binary_bcast", "k_binary_scalar", "k_unary", "k_clip", "k_axpy", "k_triad",
-	"k_gather", "k_copy2d", "k_reduce_short", "k_reduce_rows", "k_reduce_cols", "k_reduce_parts", "k_matmul",
+	"k_gather", "k_scatter", "k_copy2d", "k_reduce_short", "k_reduce_rows", "k_reduce_cols", "k_reduce_parts", "k_matmul",
 }
 
 // ConvertKernels are the float32/float64 conversions, in the float64
@@ -249,6 +249,19 @@ func (r *runner) elementwise(name string, n int, args ...any) error {
 	return r.launch1D(name, ceilDiv(n, ls), ls, args...)
 }
 
+// stridedMeta describes a strided view (shape and element strides) for
+// k_gather and k_scatter.
+func stridedMeta(what string, shape, strides []int) (Meta, error) {
+	if len(shape) > MaxDims {
+		return Meta{}, Unsupported("%s over %d axes", what, len(shape))
+	}
+	m := Meta{ND: int32(len(shape))}
+	for i, d := range shape {
+		m.N[i], m.A[i] = int64(d), int64(strides[i])
+	}
+	return m, nil
+}
+
 // Run computes op with l's kernels.
 func Run(ctx context.Context, l Launcher, op *accel.Op) error {
 	if err := ctx.Err(); err != nil {
@@ -309,14 +322,18 @@ func Run(ctx context.Context, l Launcher, op *accel.Op) error {
 	case accel.OpTriad:
 		return r.elementwise("k_triad", n, out, mems[0], mems[1], scalar(dt, op.Scalar), int64(n))
 	case accel.OpGather:
-		if len(outShape) > MaxDims {
-			return Unsupported("gather over %d axes", len(outShape))
-		}
-		m := Meta{ND: int32(len(outShape))}
-		for i, d := range outShape {
-			m.N[i], m.A[i] = int64(d), int64(op.Strides[i])
+		m, err := stridedMeta("gather", outShape, op.Strides)
+		if err != nil {
+			return err
 		}
 		return r.elementwise("k_gather", n, out, mems[0], int64(n), int64(op.Offset), m)
+	case accel.OpScatter:
+		shape := op.In[0].Shape()
+		m, err := stridedMeta("scatter", shape, op.Strides)
+		if err != nil {
+			return err
+		}
+		return r.elementwise("k_scatter", size(shape), out, mems[0], int64(size(shape)), int64(op.Offset), m)
 	case accel.OpConcat:
 		ax := op.Axis
 		outer, inner := size(outShape[:ax]), size(outShape[ax+1:])

@@ -21,9 +21,22 @@ type task struct {
 	active int
 	joined int
 	done   chan struct{}
+	// panicked is the first panic of a participant, raised again in the
+	// caller's goroutine by finish.
+	panicked any
 }
 
 func (t *task) work(w int) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.mu.Lock()
+			if t.panicked == nil {
+				t.panicked = r
+			}
+			t.mu.Unlock()
+			t.next.Store(int64(t.n)) // the others stop at their next chunk
+		}
+	}()
 	for {
 		i := int(t.next.Add(1) - 1)
 		lo := i * t.grain
@@ -56,7 +69,10 @@ func (t *task) leave() {
 	t.mu.Unlock()
 }
 
-// finish closes the task to late joiners and waits for active ones.
+// finish closes the task to late joiners and waits for active ones. A
+// panic in any participant (a bug) is raised again here, in the caller's
+// goroutine, where it can be recovered, instead of crashing the process
+// from a pool goroutine.
 func (t *task) finish() {
 	t.mu.Lock()
 	t.closed = true
@@ -64,6 +80,12 @@ func (t *task) finish() {
 	t.mu.Unlock()
 	if n > 0 {
 		<-t.done
+	}
+	t.mu.Lock()
+	p := t.panicked
+	t.mu.Unlock()
+	if p != nil {
+		panic(p)
 	}
 }
 

@@ -58,16 +58,27 @@ KERNEL void k_triad(GLOBAL T* out, GLOBAL const T* b, GLOBAL const T* c, T s, I6
 	if (i < n) out[i] = b[i] + s * c[i];
 }
 
-KERNEL void k_gather(GLOBAL T* out, GLOBAL const T* x, I64 n, I64 off, Meta m) {
-	I64 i = GID0;
-	if (i >= n) return;
+// strided is the position of element i (row-major over m.n) of the view
+// with strides m.a from off.
+DEVFN I64 strided(I64 i, I64 off, Meta m) {
 	I64 r = i, p = off;
 	for (int d = m.nd - 1; d >= 0; d--) {
 		I64 q = r % m.n[d];
 		r /= m.n[d];
 		p += q * m.a[d];
 	}
-	out[i] = x[p];
+	return p;
+}
+
+KERNEL void k_gather(GLOBAL T* out, GLOBAL const T* x, I64 n, I64 off, Meta m) {
+	I64 i = GID0;
+	if (i < n) out[i] = x[strided(i, off, m)];
+}
+
+// k_scatter is k_gather's inverse: it writes a contiguous x into the view.
+KERNEL void k_scatter(GLOBAL T* out, GLOBAL const T* x, I64 n, I64 off, Meta m) {
+	I64 i = GID0;
+	if (i < n) out[strided(i, off, m)] = x[i];
 }
 
 KERNEL void k_copy2d(GLOBAL T* out, GLOBAL const T* x, I64 rows, I64 cols, I64 stride, I64 off) {
