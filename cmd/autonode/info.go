@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/autonode/autonode/accel"
-	"github.com/autonode/autonode/builtins"
 )
 
 func addInfoCommands(root *cobra.Command, e *env) {
@@ -105,39 +103,4 @@ func writeJSON(e *env, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
-}
-
-func addDocCommands(root *cobra.Command, e *env) {
-	root.AddCommand(&cobra.Command{
-		Use:     "doc [NAME]",
-		GroupID: groupScripts,
-		Short:   "The Starlark API reference (the REPL's :help)",
-		Long: `Print the reference of every Starlark builtin and module member, or of
-one (autonode doc spawn, autonode doc accel.matmul). The text is the same
-as the REPL's :help, generated from the builtins' doc strings.`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: act(func(cmd *cobra.Command, args []string) error {
-			docs := builtins.Docs()
-			if len(args) == 1 {
-				d, ok := docs[args[0]]
-				if !ok {
-					return usageErrorf("doc: no builtin named %q; run autonode doc for the list", args[0])
-				}
-				fmt.Fprintln(e.stdout, d)
-				return nil
-			}
-			names := make([]string, 0, len(docs))
-			for n := range docs {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for i, n := range names {
-				if i > 0 {
-					fmt.Fprintln(e.stdout)
-				}
-				fmt.Fprintf(e.stdout, "## %s\n\n%s\n", n, strings.TrimRight(docs[n], "\n"))
-			}
-			return nil
-		}),
-	})
 }

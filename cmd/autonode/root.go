@@ -169,6 +169,8 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addInfoCommands(root, e)
 	addUICommands(root, e)
 	addCompletionCommand(root, e)
+	addCheckCommands(root, e)
+	addTestCommands(root, e)
 	return root
 }
 
