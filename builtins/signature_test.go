@@ -68,8 +68,9 @@ func TestSignaturesMatchCode(t *testing.T) {
 		fn, _ := v.(starlark.Callable)
 		return fn
 	}
-	// call passes kw=None first, then every required parameter as None,
-	// so that an unknown keyword is the first thing wrong.
+	// call passes kw=None first, then every required parameter (None, or
+	// a one-element list for an array operand), so that an unknown keyword
+	// is the first thing wrong.
 	call := func(fn starlark.Callable, s *Signature, kw string) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
@@ -79,7 +80,11 @@ func TestSignaturesMatchCode(t *testing.T) {
 		kwargs := []starlark.Tuple{{starlark.String(kw), starlark.None}}
 		for _, p := range s.Params {
 			if p.Required() && p.Name != kw {
-				kwargs = append(kwargs, starlark.Tuple{starlark.String(p.Name), starlark.None})
+				var v starlark.Value = starlark.None
+				if p.Name == "a" || p.Name == "x" || p.Name == "y" || p.Name == "b" {
+					v = starlark.NewList([]starlark.Value{starlark.Float(1)}) // an array operand
+				}
+				kwargs = append(kwargs, starlark.Tuple{starlark.String(p.Name), v})
 			}
 		}
 		_, err = starlark.Call(th, fn, nil, kwargs)
