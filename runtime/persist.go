@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
@@ -99,7 +98,7 @@ func (c *committer) apply(group []*commitOp) {
 	}
 }
 
-var errCommitterClosed = errors.New("the runtime is closed")
+var errCommitterClosed = ErrClosed
 
 // submit queues op; it reports false when the committer has stopped.
 func (c *committer) submit(op *commitOp) bool {
