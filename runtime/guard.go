@@ -39,6 +39,9 @@ func (g *guard) install(th *starlark.Thread) {
 // next is the step count of the check after one at steps.
 func (g *guard) next(steps uint64) uint64 {
 	n := steps + checkEvery
+	if g.mem != nil && g.mem.recheck > 0 {
+		n = steps + 1
+	}
 	if g.maxSteps > 0 && n > g.maxSteps {
 		n = g.maxSteps
 	}

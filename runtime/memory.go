@@ -19,17 +19,21 @@ import (
 // allocation limit, so the runtime measures instead:
 //
 //   - A process-wide watchdog samples runtime/metrics every watchInterval
-//     while Starlark code runs: the bytes allocated so far, and the memory
-//     the process uses against what it may use (memlimit: RAM, cgroup,
-//     RLIMIT_AS). It also sets debug.SetMemoryLimit to softLimitShare of
+//     while Starlark code runs (the bytes allocated so far) and, less
+//     often, the memory the process has left of what it may use
+//     (memlimit: RAM, cgroup, RLIMIT_AS). It also sets debug.SetMemoryLimit to softLimitShare of
 //     that, unless the program already set one (GOMEMLIMIT), so that the
 //     garbage collector works harder before the limit rather than after.
-//   - Each thread body has a memory account. Between two instructions
+//   - Each Starlark thread has a memory account. Between two instructions
 //     (the guard), once the process has allocated more since the last
-//     measurement than the body could have added without passing its
-//     budget, the body measures the values its frames hold (threadValues)
-//     and reserves them in its accel budget, next to its arrays. A body
-//     that does not fit is stopped with ErrMemoryLimit.
+//     measurement than the thread could have added without passing its
+//     limit, the thread measures the values its frames hold (valueSizer.thread).
+//     A thread body reserves them in its accel budget, next to its arrays,
+//     and is stopped with ErrMemoryLimit when they do not fit. Whatever the
+//     budget, a thread's values may take at most a third of the memory
+//     the process has left (valueCap): one instruction can allocate twice what
+//     a thread holds (x = x + x), and that must still fit when the check
+//     after it comes. A script's top level has that cap as its limit.
 //   - When the process comes within emergencyShare of its limit anyway
 //     (values the frames do not show, top-level code, other memory), every
 //     Starlark thread measures itself at its next check and the one
@@ -46,8 +50,14 @@ const (
 	// cooldown separates two emergency stops, so that the memory freed by
 	// the first is seen before a second thread is stopped.
 	cooldown = 200 * time.Millisecond
+	// emergencyEvery: the memory left is read every emergencyEvery
+	// samples (it costs a few file reads).
+	emergencyEvery = 5
 	// minSlack is the least allocation between two measurements of a body.
 	minSlack = 1 << 20
+	// minShare: an emergency stops a thread only if it holds at least
+	// 1/minShare of what the process may use.
+	minShare = 16
 )
 
 // memAccount is what the memory guard knows about one Starlark thread.
@@ -59,6 +69,7 @@ type memAccount struct {
 	globals bool          // the thread owns its module's globals (top level)
 	stopFn  func(error)   // stops the thread; safe from any goroutine
 
+	recheck    int    // measure again at each of the next recheck steps
 	reserved   int64  // bytes of values reserved in budget
 	lastAllocs uint64 // process allocations at the last measurement
 	slack      uint64 // allocation that triggers the next measurement
@@ -75,10 +86,24 @@ func newMemAccount(who string, budget *accel.Budget, limitTx string, globals boo
 	m.lastAllocs = watch.allocs.Load()
 	m.epoch = watch.epoch.Load()
 	m.slack = math.MaxUint64
-	if lim := budget.Limit(); lim > 0 {
-		m.slack = uint64(max(lim-budget.Used(), minSlack))
+	if lim, _, _ := m.valueLimit(0); lim > 0 {
+		m.slack = uint64(max(lim, minSlack))
 	}
 	return m
+}
+
+// valueLimit is the most the thread's values may take with arrays bytes
+// in arrays (0: no limit), and, when the process's memory rather than the
+// budget sets it, what that limit is.
+func (m *memAccount) valueLimit(arrays int64) (int64, string, bool) {
+	limit := int64(0)
+	if b := m.budget.Limit(); b > 0 {
+		limit = max(b-arrays, 0)
+	}
+	if c, why := watch.valueCap(); c > 0 && (limit == 0 || c < limit) {
+		return c, why, true
+	}
+	return limit, "", false
 }
 
 // check runs on the thread's goroutine between two instructions; it
@@ -86,40 +111,53 @@ func newMemAccount(who string, budget *accel.Budget, limitTx string, globals boo
 func (m *memAccount) check(th *starlark.Thread) error {
 	allocs := watch.allocs.Load()
 	e := watch.epoch.Load()
-	if e == m.epoch && allocs-m.lastAllocs < m.slack {
+	if m.recheck > 0 {
+		m.recheck--
+	} else if e == m.epoch && allocs-m.lastAllocs < m.slack {
 		return nil
 	}
 	return m.measure(th, allocs, e)
 }
 
+// recheckSteps is how many single steps after a measurement that missed
+// most of what was allocated are measured again: a value just computed
+// (x + x) sits on the interpreter's operand stack, which frames do not
+// show, until the next instruction stores it in a variable.
+const recheckSteps = 3
+
 func (m *memAccount) measure(th *starlark.Thread, allocs, epoch uint64) error {
-	limit := m.budget.Limit()
 	arrays := max(m.budget.Used()-m.reserved, 0)
-	walkLimit := int64(0)
-	if limit > 0 {
-		walkLimit = max(limit-arrays, 0)
+	limit, capTx, capped := m.valueLimit(arrays)
+	size, over := newValueSizer(limit).thread(th, m.globals)
+	if grew := size - m.size.Load(); m.recheck == 0 && allocs-m.lastAllocs >= m.slack && grew < int64((allocs-m.lastAllocs)/2) {
+		m.recheck = recheckSteps
 	}
-	size, over := threadValues(th, m.globals, walkLimit)
 	m.size.Store(size)
 	m.answered.Store(epoch)
-	m.epoch, m.lastAllocs = epoch, allocs
+	// What the measurement itself allocated does not count.
+	m.epoch, m.lastAllocs = epoch, allocsNow()
 	if limit == 0 {
 		return nil
 	}
-	if !over {
+	if !over && m.budget.Limit() > 0 {
 		if d := size - m.reserved; d > 0 {
 			over = m.budget.Reserve(d) != nil
 		} else if d < 0 {
 			m.budget.Release(-d)
 		}
+		if !over {
+			m.reserved = size
+		}
 	}
 	if over {
+		if capped {
+			return &memoryError{msg: fmt.Sprintf("%s holds at least %s of Starlark values, more than %s",
+				m.who, memlimit.FormatBytes(size), capTx)}
+		}
 		return &memoryError{msg: fmt.Sprintf("%s holds at least %s of Starlark values and %s of arrays, more than its max_memory_mb of %s",
 			m.who, memlimit.FormatBytes(size), memlimit.FormatBytes(arrays), m.limitTx)}
 	}
-	m.reserved = size
-	headroom := limit - size - arrays
-	m.slack = uint64(max(headroom, size/2, minSlack))
+	m.slack = uint64(max(limit-size, size/2, minSlack))
 	return nil
 }
 
@@ -138,6 +176,8 @@ var watch = &heapWatch{accounts: map[*memAccount]struct{}{}, prevLimit: -1}
 // heapWatch samples the process's memory while Starlark threads run.
 type heapWatch struct {
 	allocs atomic.Uint64 // /gc/heap/allocs:bytes at the last sample
+	goMem  atomic.Int64  // Go memory mapped and not released, ditto
+	goFree atomic.Int64  // Go memory released to the system (still mapped)
 	epoch  atomic.Uint64 // bumped to make every thread measure itself
 
 	mu        sync.Mutex
@@ -147,6 +187,11 @@ type heapWatch struct {
 	quit      chan struct{}
 	done      chan struct{}
 	prevLimit int64 // the memory limit before ours; -1 if we set none
+
+	capMu    sync.Mutex // guards the valueCap reading
+	capAt    time.Time
+	capBytes int64
+	capWhy   string
 
 	// Emergency state, used by the loop goroutine only.
 	roundStart time.Time
@@ -203,9 +248,8 @@ func (w *heapWatch) setSoftLimit() {
 	if lim.AddressSpace {
 		// RLIMIT_AS counts address space the Go runtime reserves but
 		// does not use; the Go limit counts only what it uses.
-		goUsed := w.goUsed()
-		if vm := memlimit.AddressSpaceUsed(); vm > goUsed {
-			soft -= vm - goUsed
+		if vm, goMapped := memlimit.AddressSpaceUsed(), w.goUsed()+w.goFree.Load(); vm > goMapped {
+			soft -= vm - goMapped
 		}
 	}
 	if soft <= 0 {
@@ -213,6 +257,30 @@ func (w *heapWatch) setSoftLimit() {
 	}
 	w.prevLimit = debug.SetMemoryLimit(soft)
 }
+
+// valueCap returns the most one thread's Starlark values may take: a
+// third of the memory the process has left (memlimit.Limit.Left), so that
+// one more doubling, and the garbage it leaves, still fit; and its
+// description. It is 0 when the limit or the use is unknown.
+// The reading is reused for capFresh: it costs a few file reads, and a
+// thread measures itself often only when it is close to its limit.
+func (w *heapWatch) valueCap() (int64, string) {
+	w.capMu.Lock()
+	defer w.capMu.Unlock()
+	if time.Since(w.capAt) < capFresh {
+		return w.capBytes, w.capWhy
+	}
+	w.capAt, w.capBytes, w.capWhy = time.Now(), 0, ""
+	lim := memlimit.Get()
+	if left, ok := lim.Left(); ok {
+		w.capBytes = max(left/3, 1)
+		w.capWhy = fmt.Sprintf("a third of the %s this process has left of its %s", memlimit.FormatBytes(left), lim)
+	}
+	return w.capBytes, w.capWhy
+}
+
+// capFresh is how long valueCap reuses a reading.
+const capFresh = 5 * time.Millisecond
 
 // register adds a thread's account; unregister removes it.
 func (w *heapWatch) register(m *memAccount) {
@@ -245,6 +313,7 @@ func (w *heapWatch) loop(wake, quit, done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
+	ticks := 0
 	for {
 		if w.idle() {
 			select {
@@ -259,35 +328,39 @@ func (w *heapWatch) loop(wake, quit, done chan struct{}) {
 		case <-t.C:
 		}
 		w.sample()
-		w.checkEmergency()
+		if ticks++; ticks%emergencyEvery == 0 {
+			w.checkEmergency()
+		}
 	}
 }
 
-// sample reads the metrics and publishes the allocation count.
+// sample reads the metrics and publishes them; only one goroutine at a
+// time calls it (acquire before the loop starts, then the loop).
 func (w *heapWatch) sample() {
 	metrics.Read(w.samples)
 	if v := w.samples[0].Value; v.Kind() == metrics.KindUint64 {
 		w.allocs.Store(v.Uint64())
 	}
-}
-
-// goUsed is the memory the Go runtime has mapped and not released, from
-// the last sample.
-func (w *heapWatch) goUsed() int64 {
 	total, released := w.samples[1].Value, w.samples[2].Value
-	if total.Kind() != metrics.KindUint64 || released.Kind() != metrics.KindUint64 {
-		return 0
+	if total.Kind() == metrics.KindUint64 && released.Kind() == metrics.KindUint64 {
+		w.goMem.Store(int64(total.Uint64() - released.Uint64()))
+		w.goFree.Store(int64(released.Uint64()))
 	}
-	return int64(total.Uint64() - released.Uint64())
 }
 
-// used returns the process's memory use as lim counts it.
-func (w *heapWatch) used(lim memlimit.Limit) int64 {
-	if lim.AddressSpace {
-		return memlimit.AddressSpaceUsed()
+// allocsNow reads the bytes allocated so far, at once.
+func allocsNow() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return watch.allocs.Load()
 	}
-	return w.goUsed()
+	return s[0].Value.Uint64()
 }
+
+// goUsed is the memory the Go runtime has mapped and not released, at the
+// last sample.
+func (w *heapWatch) goUsed() int64 { return w.goMem.Load() }
 
 // checkEmergency stops the Starlark thread holding the most values when
 // the process is close to the memory it may use.
@@ -296,8 +369,8 @@ func (w *heapWatch) checkEmergency() {
 	if lim.Bytes <= 0 || time.Since(w.lastStop) < cooldown {
 		return
 	}
-	threshold := int64(float64(lim.Bytes) * emergencyShare)
-	if w.used(lim) <= threshold {
+	reserve := int64(float64(lim.Bytes) * (1 - emergencyShare))
+	if left, ok := lim.Left(); !ok || left >= reserve {
 		w.roundStart = time.Time{}
 		return
 	}
@@ -305,7 +378,7 @@ func (w *heapWatch) checkEmergency() {
 		// Garbage first: a collection may be all it takes.
 		debug.FreeOSMemory()
 		w.sample()
-		if w.used(lim) <= threshold {
+		if left, ok := lim.Left(); !ok || left >= reserve {
 			return
 		}
 		w.roundStart = time.Now()
@@ -330,11 +403,13 @@ func (w *heapWatch) checkEmergency() {
 		return
 	}
 	w.roundStart = time.Time{}
-	if biggest == nil {
+	if biggest == nil || biggest.size.Load() < lim.Bytes/minShare {
+		// No thread holds much: the memory is elsewhere (arrays, the
+		// embedding program); stopping Starlark code would not help.
 		return
 	}
 	w.lastStop = time.Now()
-	used := w.used(lim)
-	biggest.stopFn(&memoryError{msg: fmt.Sprintf("the process uses %s of the %s it may use; %s holds the most Starlark values (%s)",
-		memlimit.FormatBytes(used), lim, biggest.who, memlimit.FormatBytes(biggest.size.Load()))})
+	left, _ := lim.Left()
+	biggest.stopFn(&memoryError{msg: fmt.Sprintf("the process has %s left of its %s; %s holds the most Starlark values (%s)",
+		memlimit.FormatBytes(left), lim, biggest.who, memlimit.FormatBytes(biggest.size.Load()))})
 }

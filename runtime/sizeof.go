@@ -194,15 +194,14 @@ func cellValue(v starlark.Value) (starlark.Value, bool) {
 	return inner, true
 }
 
-// threadValues measures the values a Starlark thread holds: the locals of
+// thread measures the values a Starlark thread holds: the locals of
 // every frame of its call stack and what the functions running there
 // capture, plus, with globals, the globals of the module at the bottom of
 // the stack (a script's top level owns its globals; a thread body's are
 // frozen and shared, so they are not its own). It must run on the
 // thread's goroutine, between two instructions (the guard calls it). It
-// stops counting once the total passes limit (> 0) and reports so.
-func threadValues(th *starlark.Thread, globals bool, limit int64) (size int64, over bool) {
-	s := newValueSizer(limit)
+// stops counting once the total passes the sizer's limit and reports so.
+func (s *valueSizer) thread(th *starlark.Thread, globals bool) (size int64, over bool) {
 	depth := th.CallStackDepth()
 	for i := 0; i < depth; i++ {
 		fr := th.DebugFrame(i)

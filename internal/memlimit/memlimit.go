@@ -24,6 +24,26 @@ type Limit struct {
 	// AddressSpace reports that the limit counts virtual memory
 	// (RLIMIT_AS) rather than resident memory.
 	AddressSpace bool
+
+	dir string // the cgroup directory whose limit this is
+	v2  bool   // dir is a cgroup v2 directory
+}
+
+// Left returns how many more bytes the process may use before it reaches
+// the limit, counting what is in use now the way the limit does: the
+// address space (VmSize) under RLIMIT_AS; the cgroup's usage less its
+// inactive page cache (which the kernel reclaims before it fails an
+// allocation) under a cgroup; the machine's available memory for RAM.
+// ok is false when it cannot tell.
+func (l Limit) Left() (left int64, ok bool) {
+	if l.Bytes <= 0 {
+		return 0, false
+	}
+	used, ok := l.used()
+	if !ok {
+		return 0, false
+	}
+	return max(l.Bytes-used, 0), true
 }
 
 // String describes the limit, e.g. "2.00GiB (the cgroup's memory.max)".

@@ -23,6 +23,47 @@ func read() Limit {
 	return lowest(ram, cgroupLimit("/proc/self/cgroup", "/proc/self/mountinfo"), rlimitAS())
 }
 
+// used returns what the limit counts as in use now.
+func (l Limit) used() (int64, bool) {
+	switch {
+	case l.AddressSpace:
+		vm := AddressSpaceUsed()
+		return vm, vm > 0
+	case l.dir != "":
+		usageFile, inactiveKey := "memory.usage_in_bytes", "total_inactive_file"
+		if l.v2 {
+			usageFile, inactiveKey = "memory.current", "inactive_file"
+		}
+		usage, ok := readLimitFile(filepath.Join(l.dir, usageFile))
+		if !ok {
+			return 0, false
+		}
+		return usage - statValue(filepath.Join(l.dir, "memory.stat"), inactiveKey), true
+	}
+	avail := statValue("/proc/meminfo", "MemAvailable:") * 1024
+	if avail <= 0 {
+		return 0, false
+	}
+	return l.Bytes - avail, true
+}
+
+// statValue returns the number after key in a "key value" file
+// (memory.stat, /proc/meminfo), or 0.
+func statValue(path, key string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == key {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 func rlimitAS() Limit {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &rl); err != nil || rl.Cur == ^uint64(0) || rl.Cur >= unlimitedCgroup {
@@ -61,12 +102,12 @@ func cgroupLimit(cgroupFile, mountinfoFile string) Limit {
 	var best Limit
 	if haveV1 {
 		if root, mnt, ok := mountFor(mounts, "cgroup", "memory"); ok {
-			best = lowest(best, walkLimit(mnt, root, v1Path, "memory.limit_in_bytes", "cgroup memory.limit_in_bytes"))
+			best = lowest(best, walkLimit(mnt, root, v1Path, "memory.limit_in_bytes", "cgroup memory.limit_in_bytes", false))
 		}
 	}
 	if haveV2 {
 		if root, mnt, ok := mountFor(mounts, "cgroup2", ""); ok {
-			best = lowest(best, walkLimit(mnt, root, v2Path, "memory.max", "cgroup memory.max"))
+			best = lowest(best, walkLimit(mnt, root, v2Path, "memory.max", "cgroup memory.max", true))
 		}
 	}
 	return best
@@ -129,7 +170,7 @@ func unescapeMount(s string) string {
 
 // walkLimit reads file in the cgroup's directory and each ancestor's
 // that is visible under the mount, and returns the smallest limit.
-func walkLimit(mountPoint, mountRoot, cgroupPath, file, source string) Limit {
+func walkLimit(mountPoint, mountRoot, cgroupPath, file, source string, v2 bool) Limit {
 	rel, err := filepath.Rel(mountRoot, cgroupPath)
 	if err != nil || strings.HasPrefix(rel, "..") {
 		// The cgroup is outside the mounted part of the hierarchy (a
@@ -139,7 +180,7 @@ func walkLimit(mountPoint, mountRoot, cgroupPath, file, source string) Limit {
 	var best Limit
 	for dir := filepath.Join(mountPoint, rel); ; dir = filepath.Dir(dir) {
 		if n, ok := readLimitFile(filepath.Join(dir, file)); ok {
-			best = lowest(best, Limit{Bytes: n, Source: source})
+			best = lowest(best, Limit{Bytes: n, Source: source, dir: dir, v2: v2})
 		}
 		if dir == mountPoint || len(dir) <= len(mountPoint) {
 			break

@@ -8,3 +8,6 @@ func read() Limit { return rlimitAS() }
 
 // AddressSpaceUsed returns 0 (unknown) outside linux.
 func AddressSpaceUsed() int64 { return 0 }
+
+// used is unknown outside linux.
+func (l Limit) used() (int64, bool) { return 0, false }
