@@ -82,7 +82,7 @@ func (p *plan) inherit() error {
 	if left <= 0 {
 		return limitf(ErrTTLExceeded, "refused: thread %s has reached its TTL of %ss", parent.id, pyFloat(parent.ttl))
 	}
-	if p.ttl > left {
+	if p.ttl > left+ttlSlack {
 		left = math.Round(left*1000) / 1000
 		if left <= 0 {
 			left = 0.001
@@ -92,6 +92,10 @@ func (p *plan) inherit() error {
 	}
 	return nil
 }
+
+// ttlSlack: a child's TTL is capped only when it asks for more than this
+// beyond what its parent has left (its parent's end stops it anyway).
+const ttlSlack = 0.05
 
 // memoryBudget returns a thread's memory budget in MB from its metadata's
 // max_memory_mb (default registry.DefaultMaxMemoryMB) and its text as the

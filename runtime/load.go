@@ -358,7 +358,7 @@ func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name str
 	if j := runOf(th); j != nil {
 		lt.SetLocal(localRun, j)
 	}
-	g, stop := l.r.setupThread(lt, ctx, nil)
+	g, stop := l.r.setupThread(lt, ctx, nil, nil)
 	globals, err := prog.Init(lt, pre)
 	stop()
 	globals.Freeze()

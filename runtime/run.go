@@ -125,6 +125,7 @@ type run struct {
 	parentRun *run
 	children  atomic.Int64
 	tree      *spawnTree
+	kids      []*run // the runs its body spawned; under mu
 
 	// Scheduling, read by the pool under its lock.
 	rank     int
@@ -293,9 +294,9 @@ func (j *run) execute() {
 	j.ex = accel.New(accel.Options{Device: j.device.dev, Budget: budget})
 	j.mu.Unlock()
 	defer func() {
+		cancel(errRunEnded) // first: the children it left running end with it
 		cancelTTL()
 		stopClose()
-		cancel(errRunEnded) // the children it left running end with it
 		unwatch()
 		j.cancelBase(nil)
 	}()
@@ -371,6 +372,12 @@ func (j *run) execute() {
 	if out.err == nil {
 		cause = nil // it finished before the stop took effect
 	}
+	// Its end stops the children it left, before its slot goes to one.
+	why := cause
+	if why == nil {
+		why = errRunEnded
+	}
+	j.stopChildren(why)
 	status := classify(cause, out.err)
 	rerr := runError(status, cause, out.err)
 	switch status {
@@ -396,6 +403,18 @@ func (j *run) execute() {
 	}
 	j.ex.Close()
 	j.pool.done()
+}
+
+// stopChildren stops the threads this run's body spawned that have not
+// ended, because the run ended for why.
+func (j *run) stopChildren(why error) {
+	j.mu.Lock()
+	kids := j.kids
+	j.kids = nil
+	j.mu.Unlock()
+	for _, k := range kids {
+		_ = k.stop(&parentEndedError{parent: j.id, why: why}) // an ended one says so: fine
+	}
 }
 
 // interruptGrace bounds abandonGrace when a signal stopped the run, so
@@ -524,7 +543,7 @@ func (j *run) defaultWork(ctx context.Context) outcome {
 	n := defaultN
 	need := int64(3 * n * n * 8)
 	if err := j.ex.Budget().Check(need); err != nil {
-		return outcome{err: fmt.Errorf("Thread %s exceeds memory budget. Needs %.2fMB, allowed %sMB", j.id, float64(need)/(1<<20), j.budgetTx)}
+		return outcome{err: &seedError{fmt.Sprintf("Thread %s exceeds memory budget. Needs %.2fMB, allowed %sMB", j.id, float64(need)/(1<<20), j.budgetTx), err}}
 	}
 	start := time.Now()
 	a, err := j.ex.Rand(accel.Float64, 1, n, n)
@@ -559,6 +578,16 @@ func (j *run) defaultWork(ctx context.Context) outcome {
 	note := stamp("Matmul %dx%d float64: checksum %s, %.3f GFLOP/s (%.1f ms).", n, n, pyFloat(sum), gflops, secs*1000)
 	return outcome{result: raw.Bytes(), notes: []string{note}}
 }
+
+// seedError is an error with the seed's wording and a cause errors.Is
+// can find.
+type seedError struct {
+	msg   string
+	cause error
+}
+
+func (e *seedError) Error() string { return e.msg }
+func (e *seedError) Unwrap() error { return e.cause }
 
 func round(f float64, digits int) float64 {
 	p := 1.0

@@ -258,12 +258,16 @@ func topOf(th *starlark.Thread) *topLevel {
 
 // setupThread is the one place that gives a new Starlark thread its print,
 // load, guard (step budget, memory) and cancellation by ctx; it returns
-// the guard and a function that stops watching ctx.
-func (r *Runtime) setupThread(th *starlark.Thread, ctx context.Context, mem *memAccount) (*guard, func() bool) {
+// the guard and a function that stops watching ctx. onStop, if not nil,
+// is told why the guard stopped the thread, once.
+func (r *Runtime) setupThread(th *starlark.Thread, ctx context.Context, mem *memAccount, onStop func(why error)) (*guard, func() bool) {
 	th.Print = r.print
 	th.Load = r.loads.load
-	g := &guard{maxSteps: r.opts.MaxSteps, mem: mem}
+	g := &guard{maxSteps: r.opts.MaxSteps, mem: mem, onStop: onStop}
 	g.install(th)
+	if ctx.Err() != nil { // done already: stop before the first step
+		g.stop(th, context.Cause(ctx))
+	}
 	return g, context.AfterFunc(ctx, func() { g.stop(th, context.Cause(ctx)) })
 }
 
@@ -278,7 +282,7 @@ func (r *Runtime) newTopThread(ctx context.Context, name, script string) (*starl
 	}
 	var g *guard
 	mem := newMemAccount("the top level of "+name, nil, "", true, func(err error) { g.stop(th, err) })
-	g, stop := r.setupThread(th, ctx, mem)
+	g, stop := r.setupThread(th, ctx, mem, nil)
 	watch.register(mem)
 	return th, g, func() {
 		stop()
@@ -298,8 +302,7 @@ func (r *Runtime) newBodyThread(j *run, ctx context.Context, cancel context.Canc
 	}
 	var g *guard
 	mem := newMemAccount("thread "+j.id.String(), j.ex.Budget(), j.budgetTx, false, func(err error) { g.stop(th, err) })
-	g, stop := r.setupThread(th, ctx, mem)
-	g.onStop = func(why error) { cancel(why) }
+	g, stop := r.setupThread(th, ctx, mem, func(why error) { cancel(why) })
 	watch.register(mem)
 	return th, func() {
 		stop()

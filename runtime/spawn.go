@@ -254,6 +254,16 @@ func (r *Runtime) launch(j *run, submit bool) {
 	r.mu.Lock()
 	r.runs[j.id] = j
 	r.mu.Unlock()
+	if p := j.parentRun; p != nil {
+		p.mu.Lock()
+		if p.state == stateRunning {
+			p.kids = append(p.kids, j)
+			p.mu.Unlock()
+		} else {
+			p.mu.Unlock()
+			_ = j.stop(&parentEndedError{parent: p.id, why: errRunEnded})
+		}
+	}
 	j.watchSpawner(j.spawner) // a spawner already done stops it at once
 	if submit {
 		j.submitted.Store(true)
