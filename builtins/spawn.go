@@ -228,7 +228,12 @@ func builtinSpawnBatch(e Engine) builtinFunc {
 		out := make([]starlark.Value, len(items))
 		var reqs []*SpawnRequest
 		var index []int
+		ctx := contextOf(e, th)
 		for i, it := range items {
+			if err := ctx.Err(); err != nil { // Ctrl-C, a TTL: stop converting
+				out[i] = spawnFailure(i, specID(it), errorf(fn, "not created: %v", context.Cause(ctx)))
+				continue
+			}
 			req, err := batchSpec(e, th, fn, i, it)
 			if err != nil {
 				out[i] = spawnFailure(i, specID(it), err)
@@ -240,7 +245,6 @@ func builtinSpawnBatch(e Engine) builtinFunc {
 		if len(reqs) == 0 {
 			return starlark.NewList(out), nil
 		}
-		ctx := contextOf(e, th)
 		results := e.SpawnBatch(ctx, reqs, workers)
 		for j, req := range reqs {
 			i := index[j]

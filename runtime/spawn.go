@@ -212,11 +212,14 @@ func (j *run) watchSpawner(ctx context.Context) {
 // creates the record owned by the thread's token and the session token.
 func (r *Runtime) createFn(p *plan, j *run) func(tx *registry.Tx) error {
 	return func(tx *registry.Tx) error {
+		if j.spawner.Err() != nil { // interrupted while its batch waited
+			return fmt.Errorf("%s: not created: %w", p.fn, spawnerCause(j.spawner))
+		}
 		var id registry.ID
 		if p.id != nil {
 			id = *p.id
 		} else {
-			id = tx.NextID()
+			id = r.commits.nextID(tx)
 		}
 		t := p.record(id)
 		if p.cacheKey != "" {
@@ -233,6 +236,7 @@ func (r *Runtime) createFn(p *plan, j *run) func(tx *registry.Tx) error {
 		if err := tx.Create(t, p.tok, r.session); err != nil {
 			return fmt.Errorf("%s: %w", p.fn, err)
 		}
+		r.commits.used(id)
 		j.id, j.rec = id, t
 		if p.parent == nil {
 			j.tree.root = id
@@ -368,6 +372,10 @@ func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest,
 		idx  []int
 	)
 	for i, req := range reqs {
+		if ctx.Err() != nil {
+			out[i].Err = fmt.Errorf("%s: not created: %w", fn, spawnerCause(ctx))
+			continue
+		}
 		p, err := r.prepare(fn, req)
 		if err != nil {
 			out[i].Err = err
