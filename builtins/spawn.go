@@ -75,8 +75,22 @@ func builtinSpawn(e Engine) builtinFunc {
 		if !req.Wait {
 			return hv, nil
 		}
-		return waitOne(e, th, fn, hv, noTimeout)
+		v, err := waitOne(e, th, fn, hv, noTimeout)
+		if err == nil {
+			err = stopped(ctx, fn)
+		}
+		return v, err
 	}
+}
+
+// stopped reports that the caller's context ended while it waited (Ctrl-C,
+// its TTL): the script stops there, even if the thread it waited for has
+// just ended.
+func stopped(ctx context.Context, fn string) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return errorf(fn, "stopped while waiting: %v", context.Cause(ctx))
 }
 
 // spawnRequest checks spawn's arguments (from keyword arguments or a
@@ -269,6 +283,9 @@ func builtinSpawnBatch(e Engine) builtinFunc {
 					out[i] = v
 				}
 			}
+		}
+		if err := stopped(ctx, fn); err != nil {
+			return nil, err
 		}
 		return starlark.NewList(out), nil
 	}

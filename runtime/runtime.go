@@ -263,7 +263,7 @@ func topOf(th *starlark.Thread) *topLevel {
 func (r *Runtime) setupThread(th *starlark.Thread, ctx context.Context, mem *memAccount, onStop func(why error)) (*guard, func() bool) {
 	th.Print = r.print
 	th.Load = r.loads.load
-	g := &guard{maxSteps: r.opts.MaxSteps, mem: mem, onStop: onStop}
+	g := &guard{maxSteps: r.opts.MaxSteps, mem: mem, onStop: onStop, ctx: ctx}
 	g.install(th)
 	if ctx.Err() != nil { // done already: stop before the first step
 		g.stop(th, context.Cause(ctx))
