@@ -107,16 +107,18 @@
 //     before they are allocated) and its Starlark values together. Values
 //     are measured between instructions (checked every 8 steps; measured
 //     once the process has allocated enough since the last measurement for
-//     the thread to have passed its budget) by walking what the thread's
-//     frames hold. A thread's values may also take at most a third of the
-//     memory the process has left (RAM, the cgroup's memory limit,
-//     RLIMIT_AS); that is the only bound of a script's top level. When the
-//     process comes within 10% of its limit anyway, the Starlark thread
-//     holding the most is stopped. While a Runtime is open the Go memory
-//     limit (debug.SetMemoryLimit) is 80% of the process's limit, unless
-//     the program set one. One instruction still allocates before it can
-//     be stopped (go.starlark.net caps [x] * n at 2^30 elements), so a body
-//     can pass its budget by what one or two instructions allocate.
+//     the thread to have passed its budget, as sampled every 2 ms) by
+//     walking what the thread's frames hold. A thread's values may also
+//     take at most a third of the memory the process has left (RAM, the
+//     cgroup's memory limit, RLIMIT_AS); that is the only bound of a
+//     script's top level. When the process comes within 10% of its limit
+//     anyway, every Starlark thread measures itself at once against that.
+//     While a Runtime is open the Go memory limit (debug.SetMemoryLimit) is
+//     80% of the process's limit, unless the program set one. A measure is
+//     not a quota: one instruction allocates before it can be stopped
+//     (go.starlark.net caps [x] * n at 2^30 elements), and the sampling can
+//     lag on a busy machine, so a value that doubles can pass its budget by
+//     a factor of two to four before it is stopped.
 //   - Spawns: a body may spawn Options.MaxChildren threads
 //     (DefaultMaxChildren), and the bodies under one top-level thread
 //     Options.MaxDescendants (DefaultMaxDescendants). A child is sandboxed

@@ -34,30 +34,25 @@ import (
 //     the process has left (valueCap): one instruction can allocate twice what
 //     a thread holds (x = x + x), and that must still fit when the check
 //     after it comes. A script's top level has that cap as its limit.
-//   - When the process comes within emergencyShare of its limit anyway
-//     (values the frames do not show, top-level code, other memory), every
-//     Starlark thread measures itself at its next check and the one
-//     holding the most is stopped with ErrMemoryLimit, one at a time.
+//   - When the process comes within 1-emergencyShare of its limit anyway
+//     (many threads, values the frames do not show, other memory), the
+//     watchdog collects garbage and, if that is not enough, makes every
+//     Starlark thread measure itself at its next check, so that those
+//     holding more than a third of what is left stop.
 
 // Watchdog parameters.
 const (
 	watchInterval  = 2 * time.Millisecond
 	softLimitShare = 0.80
 	emergencyShare = 0.90
-	// roundWait is how long an emergency round waits for the threads to
-	// measure themselves before it picks the largest of those that did.
-	roundWait = 50 * time.Millisecond
-	// cooldown separates two emergency stops, so that the memory freed by
-	// the first is seen before a second thread is stopped.
-	cooldown = 200 * time.Millisecond
+	// cooldown separates two emergencies, so that what the first freed is
+	// seen before the next.
+	cooldown = 100 * time.Millisecond
 	// emergencyEvery: the memory left is read every emergencyEvery
 	// samples (it costs a few file reads).
 	emergencyEvery = 5
 	// minSlack is the least allocation between two measurements of a body.
 	minSlack = 1 << 20
-	// minShare: an emergency stops a thread only if it holds at least
-	// 1/minShare of what the process may use.
-	minShare = 16
 )
 
 // memAccount is what the memory guard knows about one Starlark thread.
@@ -67,22 +62,19 @@ type memAccount struct {
 	budget  *accel.Budget // the thread body's budget; nil at top level
 	limitTx string        // max_memory_mb as given, for messages
 	globals bool          // the thread owns its module's globals (top level)
-	stopFn  func(error)   // stops the thread; safe from any goroutine
 
 	recheck    int    // measure again at each of the next recheck steps
 	reserved   int64  // bytes of values reserved in budget
 	lastAllocs uint64 // process allocations at the last measurement
 	slack      uint64 // allocation that triggers the next measurement
-	epoch      uint64 // the emergency round last answered
-
-	size     atomic.Int64  // values held at the last measurement
-	answered atomic.Uint64 // the emergency round of that measurement
+	epoch      uint64 // the emergency last answered
+	size       int64  // values held at the last measurement
 }
 
 // newMemAccount makes the account of a thread; budget nil means no budget
 // of its own (it only takes part in emergencies).
-func newMemAccount(who string, budget *accel.Budget, limitTx string, globals bool, stop func(error)) *memAccount {
-	m := &memAccount{who: who, budget: budget, limitTx: limitTx, globals: globals, stopFn: stop}
+func newMemAccount(who string, budget *accel.Budget, limitTx string, globals bool) *memAccount {
+	m := &memAccount{who: who, budget: budget, limitTx: limitTx, globals: globals}
 	m.lastAllocs = watch.allocs.Load()
 	m.epoch = watch.epoch.Load()
 	m.slack = math.MaxUint64
@@ -129,11 +121,10 @@ func (m *memAccount) measure(th *starlark.Thread, allocs, epoch uint64) error {
 	arrays := max(m.budget.Used()-m.reserved, 0)
 	limit, capTx, capped := m.valueLimit(arrays)
 	size, over := newValueSizer(limit).thread(th, m.globals)
-	if grew := size - m.size.Load(); m.recheck == 0 && allocs-m.lastAllocs >= m.slack && grew < int64((allocs-m.lastAllocs)/2) {
+	if grew := size - m.size; m.recheck == 0 && allocs-m.lastAllocs >= m.slack && grew < int64((allocs-m.lastAllocs)/2) {
 		m.recheck = recheckSteps
 	}
-	m.size.Store(size)
-	m.answered.Store(epoch)
+	m.size = size
 	// What the measurement itself allocated does not count.
 	m.epoch, m.lastAllocs = epoch, allocsNow()
 	if limit == 0 {
@@ -171,7 +162,7 @@ func (m *memAccount) release() {
 
 // watch is the process's memory watchdog; the heap is shared by every
 // Runtime in the process.
-var watch = &heapWatch{accounts: map[*memAccount]struct{}{}, prevLimit: -1}
+var watch = &heapWatch{accounts: map[*memAccount]struct{}{}, prevLimit: -1, limitOf: memlimit.Get, leftOf: memlimit.Limit.Left}
 
 // heapWatch samples the process's memory while Starlark threads run.
 type heapWatch struct {
@@ -193,10 +184,14 @@ type heapWatch struct {
 	capBytes int64
 	capWhy   string
 
-	// Emergency state, used by the loop goroutine only.
-	roundStart time.Time
-	lastStop   time.Time
-	samples    []metrics.Sample
+	// limitOf and leftOf read the process's limit and what is left of it
+	// (memlimit; tests replace them).
+	limitOf func() memlimit.Limit
+	leftOf  func(memlimit.Limit) (int64, bool)
+
+	// Used by the loop goroutine only.
+	lastEmergency time.Time
+	samples       []metrics.Sample
 }
 
 // acquire is called by New: the first Runtime starts the watchdog.
@@ -240,7 +235,7 @@ func (w *heapWatch) release() {
 // setSoftLimit sets the Go memory limit below what the process may use,
 // unless one is set already; w.mu is held.
 func (w *heapWatch) setSoftLimit() {
-	lim := memlimit.Get()
+	lim := w.limitOf()
 	if lim.Bytes <= 0 || debug.SetMemoryLimit(-1) != math.MaxInt64 {
 		return
 	}
@@ -271,8 +266,8 @@ func (w *heapWatch) valueCap() (int64, string) {
 		return w.capBytes, w.capWhy
 	}
 	w.capAt, w.capBytes, w.capWhy = time.Now(), 0, ""
-	lim := memlimit.Get()
-	if left, ok := lim.Left(); ok {
+	lim := w.limitOf()
+	if left, ok := w.leftOf(lim); ok {
 		w.capBytes = max(left/3, 1)
 		w.capWhy = fmt.Sprintf("a third of the %s this process has left of its %s", memlimit.FormatBytes(left), lim)
 	}
@@ -362,54 +357,26 @@ func allocsNow() uint64 {
 // last sample.
 func (w *heapWatch) goUsed() int64 { return w.goMem.Load() }
 
-// checkEmergency stops the Starlark thread holding the most values when
-// the process is close to the memory it may use.
+// checkEmergency acts when the process has less than 1-emergencyShare of
+// its limit left: it collects garbage and, if that was not enough, makes
+// every Starlark thread measure itself at its next check (valueCap then
+// stops those holding more than a third of what is left).
 func (w *heapWatch) checkEmergency() {
-	lim := memlimit.Get()
-	if lim.Bytes <= 0 || time.Since(w.lastStop) < cooldown {
+	if time.Since(w.lastEmergency) < cooldown {
 		return
 	}
+	lim := w.limitOf()
 	reserve := int64(float64(lim.Bytes) * (1 - emergencyShare))
-	if left, ok := lim.Left(); !ok || left >= reserve {
-		w.roundStart = time.Time{}
+	if left, ok := w.leftOf(lim); !ok || left >= reserve {
 		return
 	}
-	if w.roundStart.IsZero() {
-		// Garbage first: a collection may be all it takes.
-		debug.FreeOSMemory()
-		w.sample()
-		if left, ok := lim.Left(); !ok || left >= reserve {
-			return
-		}
-		w.roundStart = time.Now()
-		w.epoch.Add(1)
+	w.lastEmergency = time.Now()
+	debug.FreeOSMemory()
+	if left, ok := w.leftOf(lim); !ok || left >= reserve {
 		return
 	}
-	epoch := w.epoch.Load()
-	var biggest *memAccount
-	all := true
-	w.mu.Lock()
-	for m := range w.accounts {
-		if m.answered.Load() != epoch {
-			all = false
-			continue
-		}
-		if biggest == nil || m.size.Load() > biggest.size.Load() {
-			biggest = m
-		}
-	}
-	w.mu.Unlock()
-	if !all && time.Since(w.roundStart) < roundWait {
-		return
-	}
-	w.roundStart = time.Time{}
-	if biggest == nil || biggest.size.Load() < lim.Bytes/minShare {
-		// No thread holds much: the memory is elsewhere (arrays, the
-		// embedding program); stopping Starlark code would not help.
-		return
-	}
-	w.lastStop = time.Now()
-	left, _ := lim.Left()
-	biggest.stopFn(&memoryError{msg: fmt.Sprintf("the process has %s left of its %s; %s holds the most Starlark values (%s)",
-		memlimit.FormatBytes(left), lim, biggest.who, memlimit.FormatBytes(biggest.size.Load()))})
+	w.capMu.Lock()
+	w.capAt = time.Time{} // read what is left afresh
+	w.capMu.Unlock()
+	w.epoch.Add(1)
 }

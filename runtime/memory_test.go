@@ -10,6 +10,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,4 +243,53 @@ func makeCgroup(t *testing.T) (dir, limitFile, source string) {
 	}
 	t.Skipf("cannot create a memory cgroup here (run as root on linux with cgroups mounted): %s", strings.Join(why, "; "))
 	return "", "", ""
+}
+
+// lineWriter sends what is printed, line by line.
+type lineWriter chan string
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		select {
+		case w <- l:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+// When the process comes close to its limit, every Starlark thread
+// measures itself at once, and one holding more than a third of what is
+// left stops, even if it has allocated nothing since.
+func TestMemory_Emergency(t *testing.T) {
+	var left atomic.Int64
+	left.Store(1 << 30)
+	oldLimit, oldLeft := watch.limitOf, watch.leftOf
+	watch.limitOf = func() memlimit.Limit { return memlimit.Limit{Bytes: 1 << 30, Source: "a test limit"} }
+	watch.leftOf = func(memlimit.Limit) (int64, bool) { return left.Load(), true }
+	t.Cleanup(func() { watch.limitOf, watch.leftOf = oldLimit, oldLeft }) // after Close
+	out := make(lineWriter, 16)
+	rt := newTestRuntime(t, Options{Stdout: out})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := rt.ExecFile(context.Background(), "hog.star", "x = list(range(1300000))\nprint('ready')\nwhile True:\n    pass\n")
+		errc <- err
+	}()
+	select {
+	case <-out:
+	case err := <-errc:
+		t.Fatalf("the script ended before it was ready: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("not ready")
+	}
+	left.Store(30 << 20) // the process is now within 10% of its limit
+	select {
+	case err := <-errc:
+		want := "the top level of hog.star holds at least"
+		if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "more than a third of the 30.00MiB this process has left of its 1.00GiB (a test limit)") {
+			t.Errorf("%v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the emergency did not stop the thread")
+	}
 }

@@ -280,8 +280,11 @@ func (r *Runtime) newTopThread(ctx context.Context, name, script string) (*starl
 	if script != "" {
 		th.SetLocal(localScript, script)
 	}
-	var g *guard
-	mem := newMemAccount("the top level of "+name, nil, "", true, func(err error) { g.stop(th, err) })
+	who := "the top level of " + name
+	if script != "" {
+		who = "the top level of " + script
+	}
+	mem := newMemAccount(who, nil, "", true)
 	g, stop := r.setupThread(th, ctx, mem, nil)
 	watch.register(mem)
 	return th, g, func() {
@@ -300,9 +303,8 @@ func (r *Runtime) newBodyThread(j *run, ctx context.Context, cancel context.Canc
 	if f, ok := j.fn.(*starlark.Function); ok {
 		th.SetLocal(localScript, f.Position().Filename())
 	}
-	var g *guard
-	mem := newMemAccount("thread "+j.id.String(), j.ex.Budget(), j.budgetTx, false, func(err error) { g.stop(th, err) })
-	g, stop := r.setupThread(th, ctx, mem, func(why error) { cancel(why) })
+	mem := newMemAccount("thread "+j.id.String(), j.ex.Budget(), j.budgetTx, false)
+	_, stop := r.setupThread(th, ctx, mem, func(why error) { cancel(why) })
 	watch.register(mem)
 	return th, func() {
 		stop()
