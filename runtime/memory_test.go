@@ -81,6 +81,20 @@ func TestMemoryChild(t *testing.T) {
 	if lim.Bytes <= 0 || lim.Bytes > childLimit {
 		t.Fatalf("memlimit.Get() = %s, want at most %d bytes", lim, childLimit)
 	}
+	if strings.HasPrefix(lim.Source, "cgroup") {
+		// The overload check counts the cgroup's memory, not the host's.
+		hold := make([]byte, 600<<20)
+		for i := range hold {
+			hold[i] = 1
+		}
+		memPct, _, err := machineSampler()()
+		t.Logf("memory in use with 600 MiB held: %.1f%%", memPct)
+		if err != nil || memPct < 25 {
+			t.Errorf("machineSampler: memory %.1f%% (%v), want the cgroup's share (at least 25%%)", memPct, err)
+		}
+		goruntime.KeepAlive(hold)
+		goruntime.GC()
+	}
 	rt := newTestRuntime(t, Options{CPUWorkers: 4})
 	g := execScript(t, rt, memoryScript)
 	fn := func(name string) starlark.Callable { return g[name].(starlark.Callable) }
