@@ -107,8 +107,9 @@
 //     before they are allocated) and its Starlark values together. Values
 //     are measured between instructions (checked every 8 steps; measured
 //     once the process has allocated enough since the last measurement for
-//     the thread to have passed its budget, as sampled every 2 ms) by
-//     walking what the thread's frames hold. A thread's values may also
+//     the thread to have passed its budget, as a watchdog samples every 2
+//     ms and a thread close to its limit reads itself) by walking what the
+//     thread's frames hold. A thread's values may also
 //     take at most a third of the memory the process has left (RAM, the
 //     cgroup's memory limit, RLIMIT_AS); that is the only bound of a
 //     script's top level. When the process comes within 10% of its limit
@@ -116,9 +117,9 @@
 //     While a Runtime is open the Go memory limit (debug.SetMemoryLimit) is
 //     80% of the process's limit, unless the program set one. A measure is
 //     not a quota: one instruction allocates before it can be stopped
-//     (go.starlark.net caps [x] * n at 2^30 elements), and the sampling can
-//     lag on a busy machine, so a value that doubles can pass its budget by
-//     a factor of two to four before it is stopped.
+//     (go.starlark.net caps [x] * n at 2^30 elements), so a value that
+//     doubles can pass its budget by a factor of two (four, rarely, on a
+//     busy machine) before it is stopped.
 //   - Spawns: a body may spawn Options.MaxChildren threads
 //     (DefaultMaxChildren), and the bodies under one top-level thread
 //     Options.MaxDescendants (DefaultMaxDescendants). A child is sandboxed

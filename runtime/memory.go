@@ -35,10 +35,10 @@ import (
 //     a thread holds (x = x + x), and that must still fit when the check
 //     after it comes. A script's top level has that cap as its limit.
 //   - When the process comes within 1-emergencyShare of its limit anyway
-//     (many threads, values the frames do not show, other memory), the
-//     watchdog collects garbage and, if that is not enough, makes every
-//     Starlark thread measure itself at its next check, so that those
-//     holding more than a third of what is left stop.
+//     (many threads, values the frames do not show, other memory), every
+//     Starlark thread measures itself at its next check, so that those
+//     holding more than a third of what is left stop, and garbage is
+//     collected.
 
 // Watchdog parameters.
 const (
@@ -46,11 +46,19 @@ const (
 	softLimitShare = 0.80
 	emergencyShare = 0.90
 	// cooldown separates two emergencies, so that what the first freed is
-	// seen before the next.
-	cooldown = 100 * time.Millisecond
+	// seen before the next; quietEmergency separates two when no less
+	// memory is left than at the first.
+	cooldown       = 100 * time.Millisecond
+	quietEmergency = 5 * time.Second
 	// emergencyEvery: the memory left is read every emergencyEvery
 	// samples (it costs a few file reads).
 	emergencyEvery = 5
+	// carefulShare: a thread whose values take 1/carefulShare of its
+	// limit or more reads the allocation count itself (a clock read per
+	// check, and the count when carefulEvery has passed) rather than wait
+	// for the watchdog's sample.
+	carefulShare = 4
+	carefulEvery = time.Millisecond
 	// minSlack is the least allocation between two measurements of a body.
 	minSlack = 1 << 20
 )
@@ -63,7 +71,9 @@ type memAccount struct {
 	limitTx string        // max_memory_mb as given, for messages
 	globals bool          // the thread owns its module's globals (top level)
 
-	recheck    int    // measure again at each of the next recheck steps
+	recheck    int  // measure again at each of the next recheck steps
+	careful    bool // near its limit: read the allocations itself
+	readAt     time.Time
 	reserved   int64  // bytes of values reserved in budget
 	lastAllocs uint64 // process allocations at the last measurement
 	slack      uint64 // allocation that triggers the next measurement
@@ -102,6 +112,12 @@ func (m *memAccount) valueLimit(arrays int64) (int64, string, bool) {
 // returns ErrMemoryLimit when the thread holds more than its budget.
 func (m *memAccount) check(th *starlark.Thread) error {
 	allocs := watch.allocs.Load()
+	if m.careful && time.Since(m.readAt) >= carefulEvery {
+		// Close to its limit, the thread does not wait for the watchdog,
+		// which a busy machine or a collection can hold up while one
+		// instruction allocates hundreds of megabytes.
+		allocs, m.readAt = max(allocs, allocsNow()), time.Now()
+	}
 	e := watch.epoch.Load()
 	if m.recheck > 0 {
 		m.recheck--
@@ -149,6 +165,9 @@ func (m *memAccount) measure(th *starlark.Thread, allocs, epoch uint64) error {
 			m.who, memlimit.FormatBytes(size), memlimit.FormatBytes(arrays), m.limitTx)}
 	}
 	m.slack = uint64(max(limit-size, size/2, minSlack))
+	if m.careful = size >= limit/carefulShare; m.careful {
+		m.readAt = time.Now()
+	}
 	return nil
 }
 
@@ -189,8 +208,11 @@ type heapWatch struct {
 	limitOf func() memlimit.Limit
 	leftOf  func(memlimit.Limit) (int64, bool)
 
+	collecting atomic.Bool // an emergency collection runs
+
 	// Used by the loop goroutine only.
 	lastEmergency time.Time
+	lastLeft      int64 // what was left at the last emergency
 	samples       []metrics.Sample
 }
 
@@ -358,25 +380,37 @@ func allocsNow() uint64 {
 func (w *heapWatch) goUsed() int64 { return w.goMem.Load() }
 
 // checkEmergency acts when the process has less than 1-emergencyShare of
-// its limit left: it collects garbage and, if that was not enough, makes
-// every Starlark thread measure itself at its next check (valueCap then
-// stops those holding more than a third of what is left).
+// its limit left: every Starlark thread measures itself at its next check
+// (valueCap then stops those holding more than a third of what is left),
+// and garbage is collected and returned to the system on another
+// goroutine, so that sampling goes on meanwhile.
 func (w *heapWatch) checkEmergency() {
 	if time.Since(w.lastEmergency) < cooldown {
 		return
 	}
 	lim := w.limitOf()
 	reserve := int64(float64(lim.Bytes) * (1 - emergencyShare))
-	if left, ok := w.leftOf(lim); !ok || left >= reserve {
+	left, ok := w.leftOf(lim)
+	if !ok || left >= reserve {
+		w.lastLeft = 0
 		return
 	}
-	w.lastEmergency = time.Now()
-	debug.FreeOSMemory()
-	if left, ok := w.leftOf(lim); !ok || left >= reserve {
+	// Again only when less is left than at the last one, or a while
+	// later: under RLIMIT_AS the address space used never shrinks, and a
+	// process that stays close to its limit must not spend its time
+	// measuring.
+	if w.lastLeft > 0 && left > w.lastLeft-w.lastLeft/10 && time.Since(w.lastEmergency) < quietEmergency {
 		return
 	}
+	w.lastEmergency, w.lastLeft = time.Now(), left
 	w.capMu.Lock()
 	w.capAt = time.Time{} // read what is left afresh
 	w.capMu.Unlock()
 	w.epoch.Add(1)
+	if w.collecting.CompareAndSwap(false, true) {
+		go func() {
+			defer w.collecting.Store(false)
+			debug.FreeOSMemory()
+		}()
+	}
 }

@@ -39,11 +39,19 @@ const (
 // Errors used as context causes, to tell why a run's context ended.
 var (
 	errCancelled = &limitError{sentinel: ErrCancelled, msg: "cancelled by cancel()"}
-	errClosed    = &limitError{sentinel: ErrCancelled, msg: "the runtime was closed"}
+	errClosed    = closedError{}
 	// errRunEnded is the cause a run gives its context when its body has
 	// returned: the children it left running are cancelled.
 	errRunEnded = errors.New("its body returned")
 )
+
+// closedError is the cause of a run stopped by Close: it matches both
+// ErrCancelled (its status) and ErrClosed.
+type closedError struct{}
+
+func (closedError) Error() string { return "the runtime was closed" }
+
+func (closedError) Is(target error) bool { return target == ErrCancelled || target == ErrClosed }
 
 // ttlError is the cause of a run context that reached the thread's TTL.
 type ttlError struct {
