@@ -51,7 +51,8 @@ func NewBudgetMB(mb float64) (*Budget, error) {
 	if mb <= 0 || math.IsInf(mb, 1) || mb*bytesPerMB >= math.MaxInt64 {
 		return &Budget{}, nil
 	}
-	return &Budget{limit: int64(mb * bytesPerMB), limitMB: mb, byMB: true}, nil
+	// A positive budget below one byte is one byte, never unlimited.
+	return &Budget{limit: int64(math.Ceil(mb * bytesPerMB)), limitMB: mb, byMB: true}, nil
 }
 
 // Limit returns the budget in bytes, or 0 when it is unlimited.

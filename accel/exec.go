@@ -74,7 +74,7 @@ func (e *Exec) alloc(op string, dt DType, shape []int) (*Array, error) {
 	}
 	bytes := int64(n) * int64(dt.Size())
 	if phys := physicalMemory(); phys > 0 && bytes > phys {
-		return nil, errorf(ErrBudget, "%s: array of shape %s %s needs %s, more than this machine's %s of memory", op, formatShape(shape), dt, formatSize(bytes), formatSize(phys))
+		return nil, errorf(ErrBudget, "%s: array of shape %s %s needs %s, more than this machine's %s of memory (%s)", op, formatShape(shape), dt, formatSize(bytes), formatSize(phys), memorySource())
 	}
 	if err := e.budget.reserveReclaiming(bytes); err != nil {
 		var oe *opError

@@ -313,3 +313,17 @@ func refuseSandboxed(e Engine, th *starlark.Thread, fn string) error {
 	}
 	return nil
 }
+
+// admit checks records a lineage operation is about to write against the
+// embedder's policy (Engine.CheckRecord), inside its transaction.
+func admit(e Engine, ts ...*registry.Thread) error {
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		if err := e.CheckRecord(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -40,8 +40,10 @@ one exists and otherwise run on the CPU with a note in the history.
 token=None uses the session token. priority is a non-negative int; ttl a
 positive number of seconds: a body still running at its TTL is stopped and
 recorded as timed_out. metadata is a dict; metadata["max_memory_mb"]
-bounds what the thread's accel kernels may allocate (default 500). name
-defaults to "Thread-<int(id)>-<stage in lower case>".
+bounds what the thread's accel arrays and Starlark values may take
+together (default 500; at least one byte): a body over it fails with
+"memory limit exceeded". name defaults to "Thread-<int(id)>-<stage in
+lower case>".
 
 run is a function executed as the thread's body with args and kwargs (they
 are frozen first); inside it current() and log() work, and its return value
@@ -50,7 +52,10 @@ thread's result. Without run the thread does the default work, a 512x512
 float64 matrix product checked against its memory budget. sandbox=True
 (the default) lets the body compute and read its own record, nothing
 else: the host module, registry changes and reads of other threads are
-refused. With caching=True, a
+refused. A body may spawn threads, within bounds (32 per body and 256
+under one top-level thread unless the embedding application says
+otherwise): they are sandboxed when it is, get at most the TTL it has left,
+and are cancelled when it ends. With caching=True, a
 thread whose body, arguments, device and script are unchanged reuses the
 stored result (status "cached").
 

@@ -46,6 +46,13 @@ type Engine interface {
 	// follows the embedder's policy. The error says why not.
 	HostAccess(th *starlark.Thread, fn string) error
 
+	// CheckRecord refuses a record that a lineage operation (branch,
+	// fork, merge, mutate) is about to write when the embedder's policy
+	// forbids it (an unsandboxed thread under ForbidUnsandboxed). The
+	// builtins call it inside the operation's transaction, so a refused
+	// operation writes nothing.
+	CheckRecord(t *registry.Thread) error
+
 	// Accel returns the accel execution context for th: the running
 	// thread's device and memory budget, or the session's at top level.
 	Accel(th *starlark.Thread) *accel.Exec

@@ -42,7 +42,9 @@ func builtinBranch(e Engine) builtinFunc {
 				target = *newID
 			}
 			var err error
-			out, err = tx.Branch(src, target, ov, tok)
+			if out, err = tx.Branch(src, target, ov, tok); err == nil {
+				err = admit(e, out)
+			}
 			return err
 		})
 		if err != nil {
@@ -96,7 +98,9 @@ func builtinFork(e Engine) builtinFunc {
 		var out []*registry.Thread
 		err = e.Store().Update(func(tx *registry.Tx) error {
 			var err error
-			out, err = tx.Fork(src, ids, ovs, tok)
+			if out, err = tx.Fork(src, ids, ovs, tok); err == nil {
+				err = admit(e, out...)
+			}
 			return err
 		})
 		if err != nil {
@@ -215,6 +219,9 @@ func builtinMutate(e Engine) builtinFunc {
 			}
 			t, d, err := tx.Mutate(id, upd, safe, tok)
 			dropped = d
+			if err == nil {
+				err = admit(e, t)
+			}
 			return t, err
 		})
 		if err != nil {

@@ -92,7 +92,9 @@ func builtinMerge(e Engine) builtinFunc {
 			var out *registry.Thread
 			err := e.Store().Update(func(tx *registry.Tx) error {
 				var err error
-				out, err = tx.Merge(left, right, o)
+				if out, err = tx.Merge(left, right, o); err == nil {
+					err = admit(e, out)
+				}
 				return err
 			})
 			return out, err

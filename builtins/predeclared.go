@@ -154,6 +154,7 @@ func (nilEngine) Cancel(registry.ID, string) error                     { return 
 func (nilEngine) Running(*starlark.Thread) *registry.Thread            { return nil }
 func (nilEngine) Log(*starlark.Thread, string) error                   { return errNoEngine }
 func (nilEngine) HostAccess(*starlark.Thread, string) error            { return errNoEngine }
+func (nilEngine) CheckRecord(*registry.Thread) error                   { return errNoEngine }
 func (nilEngine) Accel(*starlark.Thread) *accel.Exec                   { return nil }
 func (nilEngine) Context(*starlark.Thread) context.Context             { return context.Background() }
 func (nilEngine) SpawnBatch(_ context.Context, reqs []*SpawnRequest, _ int) []BatchResult {

@@ -78,8 +78,22 @@ func builtinSpawn(e Engine) builtinFunc {
 		if !req.Wait {
 			return hv, nil
 		}
-		return waitOne(e, th, fn, hv, noTimeout)
+		v, err := waitOne(e, th, fn, hv, noTimeout)
+		if err == nil {
+			err = stopped(ctx, fn)
+		}
+		return v, err
 	}
+}
+
+// stopped reports that the caller's context ended while it waited (Ctrl-C,
+// its TTL): the script stops there, even if the thread it waited for has
+// just ended.
+func stopped(ctx context.Context, fn string) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return errorf(fn, "stopped while waiting: %v", context.Cause(ctx))
 }
 
 // spawnRequest checks spawn's arguments (from keyword arguments or a
@@ -234,7 +248,12 @@ func builtinSpawnBatch(e Engine) builtinFunc {
 		out := make([]starlark.Value, len(items))
 		var reqs []*SpawnRequest
 		var index []int
+		ctx := contextOf(e, th)
 		for i, it := range items {
+			if err := ctx.Err(); err != nil { // Ctrl-C, a TTL: stop converting
+				out[i] = spawnFailure(i, specID(it), errorf(fn, "not created: %v", context.Cause(ctx)))
+				continue
+			}
 			req, err := batchSpec(e, th, fn, i, it)
 			if err != nil {
 				out[i] = spawnFailure(i, specID(it), err)
@@ -246,7 +265,6 @@ func builtinSpawnBatch(e Engine) builtinFunc {
 		if len(reqs) == 0 {
 			return starlark.NewList(out), nil
 		}
-		ctx := contextOf(e, th)
 		results := e.SpawnBatch(ctx, reqs, workers)
 		for j, req := range reqs {
 			i := index[j]
@@ -271,6 +289,9 @@ func builtinSpawnBatch(e Engine) builtinFunc {
 					out[i] = v
 				}
 			}
+		}
+		if err := stopped(ctx, fn); err != nil {
+			return nil, err
 		}
 		return starlark.NewList(out), nil
 	}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.starlark.net/starlark"
 
@@ -82,4 +83,36 @@ func BenchmarkSpawnBatch(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "threads/s")
+}
+
+// loopSrc is a tight Starlark loop, the worst case for the guard that
+// checks limits between instructions.
+const loopSrc = "def loop(n):\n    x = 0\n    for i in range(n):\n        x = i + 1\n    return x\n"
+
+// BenchmarkGuard compares a tight loop run by the runtime (its guard
+// checks steps, memory and cancellation every 8 instructions) with the
+// same loop on a bare starlark.Thread, the reference, interleaved in each
+// iteration; it reports both per loop iteration and their ratio:
+// go test -run '^$' -bench Guard -count 5 ./runtime
+func BenchmarkGuard(b *testing.B) {
+	rt := newTestRuntime(b, Options{})
+	g := execScript(b, rt, loopSrc)
+	const n = 200_000
+	arg := starlark.Tuple{starlark.MakeInt(n)}
+	var bare, guarded time.Duration
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := starlark.Call(&starlark.Thread{}, g["loop"], arg, nil); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := rt.Call(context.Background(), "loop", arg...); err != nil {
+			b.Fatal(err)
+		}
+		bare, guarded = bare+t1.Sub(t0), guarded+time.Since(t1)
+	}
+	per := float64(b.N * n)
+	b.ReportMetric(float64(bare.Nanoseconds())/per, "bare-ns/iter")
+	b.ReportMetric(float64(guarded.Nanoseconds())/per, "guarded-ns/iter")
+	b.ReportMetric(float64(guarded)/float64(bare), "guarded/bare")
 }

@@ -35,7 +35,8 @@
 // while the machine's memory or CPU use is above 95% (sampled by a
 // background goroutine, never on the spawn path), persisted as pending and
 // queued. It then goes pending → running → succeeded, failed, timed_out or
-// cancelled; cached and dry_run threads never run. Every transition is
+// cancelled; cached and dry_run threads never run ([RunErr] tells an
+// embedder why one did not succeed). Every transition is
 // persisted, with the seed's history wording ("Thread 'x' initialized with
 // priority 2.", "Spawning 'x' | ID: 1.0 | Device: CPU | …", "CPU computation
 // complete."). The record of a running thread names its process (pid, host,
@@ -88,6 +89,50 @@
 // unsandboxed body is served and its history records each host function it
 // used; a script's top level is served when Options.TopLevelHost is set
 // (autonode run sets it) and refused otherwise. A sandboxed body cannot
-// spawn an unsandboxed thread, and Options.ForbidUnsandboxed refuses
-// sandbox=False altogether.
+// spawn an unsandboxed thread, and Options.ForbidUnsandboxed refuses every
+// way to an unsandboxed thread: spawn(sandbox=False), a branch, fork, merge
+// or mutate whose result has sandbox=False, and running such a record.
+//
+// # Limits
+//
+// Every limit ends in an error that wraps one of the sentinels
+// ([ErrTTLExceeded], [ErrCancelled], [ErrInterrupted], [ErrStepLimit],
+// [ErrMemoryLimit], [ErrSpawnLimit], [ErrLoadDenied], [ErrLoadTooLarge],
+// [ErrUnsandboxedForbidden]): from ExecFile, Eval and Call (still a
+// *starlark.EvalError for errors.As) and from [RunErr] for a thread.
+//
+//   - Time: a thread's TTL; Options.MaxSteps for each body and top level;
+//     the context of ExecFile, Eval, Call and Spawn.
+//   - Memory: metadata.max_memory_mb bounds a thread's accel arrays (charged
+//     before they are allocated) and its Starlark values together. Values
+//     are measured between instructions (checked every 8 steps; measured
+//     once the process has allocated enough since the last measurement for
+//     the thread to have passed its budget, as a watchdog samples every 2
+//     ms and a thread close to its limit reads itself) by walking what the
+//     thread's frames hold. A thread's values may also
+//     take at most a third of the memory the process has left (RAM, the
+//     cgroup's memory limit, RLIMIT_AS); that is the only bound of a
+//     script's top level. When the process comes within 10% of its limit
+//     anyway, every Starlark thread measures itself at once against that.
+//     While a Runtime is open the Go memory limit (debug.SetMemoryLimit) is
+//     80% of the process's limit, unless the program set one. A measure is
+//     not a quota: one instruction allocates before it can be stopped
+//     (go.starlark.net caps [x] * n at 2^30 elements), so a value that
+//     doubles can pass its budget by a factor of two (four, rarely, on a
+//     busy machine) before it is stopped.
+//   - Spawns: a body may spawn Options.MaxChildren threads
+//     (DefaultMaxChildren), and the bodies under one top-level thread
+//     Options.MaxDescendants (DefaultMaxDescendants). A child is sandboxed
+//     when its parent is, gets at most the TTL its parent has left, and is
+//     cancelled when its parent ends, whatever the reason.
+//   - Loads: load() reads only what Options.LoadDir, AllowLoad, LoadFS or
+//     LoadFunc allow (nothing by default): regular files, at most
+//     Options.MaxLoadBytes each, never through "..", an absolute path or a
+//     symbolic link that leaves the allowed directories.
+//
+// When the context of ExecFile ends (autonode run cancels it on SIGINT and
+// SIGTERM with a cause wrapping ErrInterrupted), every thread the script
+// spawned is stopped: running ones at their next check (a Go kernel that
+// ignores its context is abandoned after a grace period), queued ones at
+// once; all are recorded cancelled.
 package runtime

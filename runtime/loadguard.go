@@ -7,6 +7,8 @@ import (
 
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/mem"
+
+	"github.com/autonode/autonode/internal/memlimit"
 )
 
 // loadLimit is the memory or CPU use, in percent, above which spawn
@@ -104,8 +106,11 @@ func (g *loadGuard) close() {
 	<-g.done
 }
 
-// machineSampler samples memory and CPU use with gopsutil. CPU use is the
-// busy share of CPU time since the previous sample.
+// machineSampler samples memory and CPU use with gopsutil. Memory use is
+// the machine's, or the share of the cgroup's limit in use when the
+// process's cgroup sets a lower one (memlimit; RLIMIT_AS counts address
+// space, not memory, and is left out); CPU use is the busy share of CPU
+// time since the previous sample.
 func machineSampler() func() (float64, float64, error) {
 	var prevBusy, prevTotal float64
 	return func() (float64, float64, error) {
@@ -113,9 +118,15 @@ func machineSampler() func() (float64, float64, error) {
 		if err != nil {
 			return 0, 0, err
 		}
+		memPct := vm.UsedPercent
+		if lim := memlimit.Get(); lim.Source != "RAM" && !lim.AddressSpace {
+			if left, ok := lim.Left(); ok && lim.Bytes > 0 {
+				memPct = max(memPct, 100*float64(lim.Bytes-left)/float64(lim.Bytes))
+			}
+		}
 		ts, err := cpu.Times(false)
 		if err != nil || len(ts) == 0 {
-			return vm.UsedPercent, 0, nil
+			return memPct, 0, nil
 		}
 		total := ts[0].Total()
 		busy := total - ts[0].Idle - ts[0].Iowait
@@ -124,6 +135,6 @@ func machineSampler() func() (float64, float64, error) {
 			pct = 100 * (busy - prevBusy) / (total - prevTotal)
 		}
 		prevBusy, prevTotal = busy, total
-		return vm.UsedPercent, pct, nil
+		return memPct, pct, nil
 	}
 }

@@ -68,7 +68,7 @@ func TestLoad(t *testing.T) {
 	write("main.star", "load(\"lib.star\", \"cube\")\nt = spawn(id=1, run=cube, args=(3,))\n")
 	write("a.star", "load(\"b.star\", \"x\")\n")
 	write("b.star", "load(\"a.star\", \"y\")\nx = 1\n")
-	rt := newTestRuntime(t, Options{})
+	rt := newTestRuntime(t, Options{LoadDir: dir})
 	if _, err := rt.ExecFile(context.Background(), filepath.Join(dir, "main.star"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +115,16 @@ spawn(id=1, run=parent, ttl=0.3)
 	if r := record(t, rt, 1); r.Status != registry.StatusTimedOut {
 		t.Errorf("parent: %s %s", r.Status, r.Error)
 	}
-	// The child is independent of its parent's end; cancel it so that
-	// Close does not wait for its TTL.
-	for _, id := range rt.Threads() {
-		if err := rt.Cancel(id, ""); err != nil {
-			t.Error(err)
-		}
+	// The child got what its parent had left of its TTL, and ends with
+	// it: by its own TTL or by its parent's end, whichever comes first.
+	child := waitFor(t, rt, 2)
+	if !hasLine(child, "TTL capped at ") {
+		t.Errorf("child's TTL not capped: %q", history(child))
+	}
+	ended := child.Status == registry.StatusTimedOut ||
+		child.Status == registry.StatusCancelled && hasLine(child, "Cancelled while running: its parent thread 1.0 ended (thread 1.0 exceeded its TTL of 0.3s).")
+	if !ended {
+		t.Errorf("child: %s %q", child.Status, history(child))
 	}
 }
 

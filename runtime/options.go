@@ -2,14 +2,23 @@ package runtime
 
 import (
 	"io"
+	"io/fs"
 
 	"github.com/autonode/autonode/registry"
+)
+
+// Default spawn bounds of thread bodies (Options.MaxChildren and
+// Options.MaxDescendants).
+const (
+	DefaultMaxChildren    = 32
+	DefaultMaxDescendants = 256
 )
 
 // Options configures New. The zero value is ready to use: a registry at
 // registry.DefaultPath(), no session token, output to io.Discard, one CPU
 // worker per core, one GPU worker, no step budget, host access refused at
-// the top level.
+// the top level, every load() refused, and thread bodies that may spawn
+// DefaultMaxChildren threads each and DefaultMaxDescendants in all.
 type Options struct {
 	// RegistryPath is the registry file to open; "" means
 	// registry.DefaultPath(). Ignored when Store is set.
@@ -44,8 +53,39 @@ type Options struct {
 	// (autonode run sets it: the script is the user's own automation).
 	// Thread bodies follow their sandbox flag regardless.
 	TopLevelHost bool
-	// ForbidUnsandboxed makes spawn(sandbox=False) fail.
+	// ForbidUnsandboxed refuses every way to get an unsandboxed thread:
+	// spawn(sandbox=False), a branch, fork, merge or mutate whose result
+	// has sandbox=False, and running such a record. The errors wrap
+	// ErrUnsandboxedForbidden.
 	ForbidUnsandboxed bool
+
+	// MaxChildren bounds the threads one thread body may spawn (each
+	// spawn_batch spec counts); MaxDescendants bounds the threads spawned
+	// from the bodies under one top-level thread, at any depth. Spawns
+	// from a script's top level are not bounded. 0 means
+	// DefaultMaxChildren and DefaultMaxDescendants; a negative value
+	// forbids spawning from thread bodies. A refused spawn's error wraps
+	// ErrSpawnLimit. A body's children are sandboxed when it is, get at
+	// most the TTL it has left, and are cancelled when it ends.
+	MaxChildren    int
+	MaxDescendants int
+
+	// What load() may read. LoadFunc, when set, resolves every load; else
+	// LoadFS, when set, serves modules from a file system (paths are
+	// slash-separated, relative to the loading module, and may not leave
+	// it; os.OpenRoot(dir).FS() is one that also refuses symbolic links
+	// leading out); else modules are files below LoadDir and the
+	// AllowLoad directories, resolved against the loading file's
+	// directory, refused when "..", an absolute path or a symbolic link
+	// leads outside them. With none of them set, every load() is refused.
+	// Only regular files are read, at most MaxLoadBytes each (0 means
+	// DefaultMaxLoadBytes). Refusals wrap ErrLoadDenied or
+	// ErrLoadTooLarge.
+	LoadDir      string
+	AllowLoad    []string
+	LoadFS       fs.FS
+	LoadFunc     LoadFunc
+	MaxLoadBytes int64
 
 	// LoadSampler reports memory and CPU use in percent. The runtime
 	// calls it from a background goroutine about once a second (never on

@@ -38,9 +38,20 @@ const (
 
 // Errors used as context causes, to tell why a run's context ended.
 var (
-	errCancelled = errors.New("cancelled by cancel()")
-	errClosed    = errors.New("the runtime was closed")
+	errCancelled = &limitError{sentinel: ErrCancelled, msg: "cancelled by cancel()"}
+	errClosed    = closedError{}
+	// errRunEnded is the cause a run gives its context when its body has
+	// returned: the children it left running are cancelled.
+	errRunEnded = errors.New("its body returned")
 )
+
+// closedError is the cause of a run stopped by Close: it matches both
+// ErrCancelled (its status) and ErrClosed.
+type closedError struct{}
+
+func (closedError) Error() string { return "the runtime was closed" }
+
+func (closedError) Is(target error) bool { return target == ErrCancelled || target == ErrClosed }
 
 // ttlError is the cause of a run context that reached the thread's TTL.
 type ttlError struct {
@@ -50,6 +61,48 @@ type ttlError struct {
 
 func (e *ttlError) Error() string {
 	return fmt.Sprintf("thread %s exceeded its TTL of %ss", e.id, pyFloat(e.ttl))
+}
+
+func (e *ttlError) Is(target error) bool { return target == ErrTTLExceeded }
+
+// parentEndedError is the cause of a run stopped because the thread
+// whose body spawned it ended.
+type parentEndedError struct {
+	parent registry.ID
+	why    error // why the parent's context ended
+}
+
+func (e *parentEndedError) Error() string {
+	return fmt.Sprintf("its parent thread %s ended (%s)", e.parent, e.why)
+}
+
+func (e *parentEndedError) Is(target error) bool {
+	return target == ErrCancelled || target == ErrInterrupted && errors.Is(e.why, ErrInterrupted)
+}
+
+// spawnerEndedError is the cause of a run stopped because the context
+// it was spawned with (a script's top level, the embedder's) ended.
+type spawnerEndedError struct{ why error }
+
+func (e *spawnerEndedError) Error() string {
+	if errors.Is(e.why, ErrInterrupted) {
+		return e.why.Error()
+	}
+	return fmt.Sprintf("its spawner's context ended (%s)", e.why)
+}
+
+func (e *spawnerEndedError) Unwrap() []error { return []error{ErrCancelled, e.why} }
+
+// spawnerCause says why a run's spawner context ctx ended.
+func spawnerCause(ctx context.Context) error {
+	why := context.Cause(ctx)
+	if why == nil {
+		why = context.Canceled
+	}
+	if p, ok := ctx.Value(runKey{}).(*run); ok {
+		return &parentEndedError{parent: p.id, why: why}
+	}
+	return &spawnerEndedError{why: why}
 }
 
 // run is one thread submitted to this runtime, from creation to its end.
@@ -68,7 +121,19 @@ type run struct {
 	device   deviceChoice
 	cacheKey string
 	pool     *pool
-	parent   context.Context // the spawner's context
+	// base is the run's own context: the spawner's values, cancelled
+	// (with a cause) when the spawner's context ends or stop is called.
+	spawner    context.Context
+	base       context.Context
+	cancelBase context.CancelCauseFunc
+	unwatch    func() bool // stops watching the spawner; under mu
+
+	// Spawn bounds (DESIGN §6): the threads this run's body spawned, and
+	// the counter shared by every run under the same top-level thread.
+	parentRun *run
+	children  atomic.Int64
+	tree      *spawnTree
+	kids      []*run // the runs its body spawned; under mu
 
 	// Scheduling, read by the pool under its lock.
 	rank     int
@@ -82,7 +147,7 @@ type run struct {
 	mu          sync.Mutex
 	rec         *registry.Thread // the record as this run last wrote it
 	state       runState
-	cancelled   bool
+	stopCause   error // why stop was called, nil if it was not
 	cancel      context.CancelCauseFunc
 	ctx         context.Context
 	ex          *accel.Exec
@@ -91,9 +156,10 @@ type run struct {
 	pending     []string // appended lines not yet in the registry
 	flushQueued bool
 
-	done  chan struct{}
-	final *registry.Thread
-	err   error
+	done   chan struct{}
+	final  *registry.Thread
+	err    error // the registry could not record the end
+	runErr error // why the run did not succeed (RunErr)
 }
 
 var _ builtins.Handle = (*run)(nil)
@@ -223,26 +289,42 @@ func (j *run) execute() {
 		j.pool.done()
 		return
 	}
-	base, cancel := context.WithCancelCause(j.parent)
+	base, cancel := context.WithCancelCause(j.base)
 	stopClose := context.AfterFunc(r.ctx, func() { cancel(errClosed) })
 	ctx, cancelTTL := context.WithTimeoutCause(base, ttlDuration(j.ttl), &ttlError{j.id, j.ttl})
 	ctx = context.WithValue(ctx, runKey{}, j)
 	j.ctx, j.cancel, j.state = ctx, cancel, stateRunning
-	if j.cancelled {
-		cancel(errCancelled)
+	if j.stopCause != nil {
+		cancel(j.stopCause)
 	}
+	unwatch := j.unwatch
 	budget, _ := accel.NewBudgetMB(j.budgetMB)
 	j.ex = accel.New(accel.Options{Device: j.device.dev, Budget: budget})
 	j.mu.Unlock()
 	defer func() {
+		cancel(errRunEnded) // first: the children it left running end with it
 		cancelTTL()
 		stopClose()
-		cancel(nil)
+		unwatch()
+		j.cancelBase(nil)
 	}()
 
-	if ctx.Err() != nil { // cancelled or closed while it was queued
+	if ctx.Err() != nil { // stopped, timed out or closed while it was queued
 		j.ex.Close()
-		j.finish(registry.StatusCancelled, nil, context.Cause(ctx).Error(), []string{cancelledLine(ctx, false)}, 0)
+		cause := context.Cause(ctx)
+		status := classify(cause, nil)
+		line := cancelledLine(ctx, false)
+		if status == registry.StatusTimedOut {
+			line = stamp("Timed out before it started: %s.", cause)
+		}
+		j.finish(status, nil, cause.Error(), []string{line}, 0, runError(status, cause, nil))
+		j.pool.done()
+		return
+	}
+	if !j.sandbox && r.opts.ForbidUnsandboxed {
+		j.ex.Close()
+		err := fmt.Errorf("thread %s is unsandboxed: %w", j.id, ErrUnsandboxedForbidden)
+		j.finish(registry.StatusFailed, nil, err.Error(), []string{stamp("Refused to run: %s.", err)}, 0, err)
 		j.pool.done()
 		return
 	}
@@ -269,36 +351,55 @@ func (j *run) execute() {
 	})
 
 	results := make(chan outcome, 1)
-	go func() { results <- j.body(ctx) }()
+	go func() { results <- j.body(ctx, cancel) }()
 	var out outcome
 	abandoned := false
 	select {
 	case out = <-results:
 	case <-ctx.Done():
-		t := time.NewTimer(abandonGrace)
+		grace := abandonGrace
+		if errors.Is(context.Cause(ctx), ErrInterrupted) {
+			grace = min(grace, interruptGrace)
+		}
+		t := time.NewTimer(grace)
 		select {
 		case out = <-results:
 		case <-t.C:
 			abandoned = true
-			out = outcome{err: fmt.Errorf("did not stop within %s of being stopped: %w", abandonGrace, context.Cause(ctx))}
+			out = outcome{err: fmt.Errorf("did not stop within %s of being stopped: %w", grace, context.Cause(ctx))}
 		}
 		t.Stop()
 	}
 	dur := time.Since(start)
 
 	label := runLabel(j.device)
-	switch {
-	case out.err == nil:
+	var cause error
+	if ctx.Err() != nil {
+		cause = context.Cause(ctx)
+	}
+	if out.err == nil {
+		cause = nil // it finished before the stop took effect
+	}
+	// Its end stops the children it left, before its slot goes to one.
+	why := cause
+	if why == nil {
+		why = errRunEnded
+	}
+	j.stopChildren(why)
+	status := classify(cause, out.err)
+	rerr := runError(status, cause, out.err)
+	switch status {
+	case registry.StatusSucceeded:
 		lines := append(out.notes, stamp("%s computation complete.", label))
-		j.finish(registry.StatusSucceeded, out.result, "", lines, dur)
-	case ctx.Err() != nil && errors.As(context.Cause(ctx), new(*ttlError)):
-		msg := context.Cause(ctx).Error() + "; stopped"
-		j.finish(registry.StatusTimedOut, nil, msg, []string{stamp("Timed out: %s.", msg)}, dur)
-	case ctx.Err() != nil:
-		j.finish(registry.StatusCancelled, nil, context.Cause(ctx).Error(), []string{cancelledLine(ctx, true)}, dur)
+		j.finish(status, out.result, "", lines, dur, nil)
+	case registry.StatusTimedOut:
+		msg := cause.Error() + "; stopped"
+		j.finish(status, nil, msg, []string{stamp("Timed out: %s.", msg)}, dur, rerr)
+	case registry.StatusCancelled:
+		j.finish(status, nil, cause.Error(), []string{cancelledLine(ctx, true)}, dur, rerr)
 	default:
 		msg, detail := errorText(out.err)
-		j.finish(registry.StatusFailed, nil, detail, []string{stamp("%s computation failed %s", label, sentence(msg))}, dur)
+		j.finish(status, nil, detail, []string{stamp("%s computation failed %s", label, sentence(msg))}, dur, rerr)
 	}
 	if abandoned {
 		go func() {
@@ -310,6 +411,42 @@ func (j *run) execute() {
 	}
 	j.ex.Close()
 	j.pool.done()
+}
+
+// stopChildren stops the threads this run's body spawned that have not
+// ended, because the run ended for why.
+func (j *run) stopChildren(why error) {
+	j.mu.Lock()
+	kids := j.kids
+	j.kids = nil
+	j.mu.Unlock()
+	for _, k := range kids {
+		_ = k.stop(&parentEndedError{parent: j.id, why: why}) // an ended one says so: fine
+	}
+}
+
+// interruptGrace bounds abandonGrace when a signal stopped the run, so
+// that autonode exits promptly.
+const interruptGrace = 500 * time.Millisecond
+
+// runError is the error RunErr reports for a run that ended with status
+// because of cause (nil if none) and the body's error bodyErr.
+func runError(status string, cause, bodyErr error) error {
+	switch status {
+	case registry.StatusSucceeded:
+		return nil
+	case registry.StatusTimedOut, registry.StatusCancelled:
+		return cause
+	}
+	switch {
+	case cause != nil && bodyErr != nil:
+		return &stoppedError{err: bodyErr, why: cause}
+	case cause != nil:
+		return cause
+	case errors.Is(bodyErr, accel.ErrBudget) && !errors.Is(bodyErr, ErrMemoryLimit):
+		return &stoppedError{err: bodyErr, why: ErrMemoryLimit}
+	}
+	return bodyErr
 }
 
 // ttlDuration converts a TTL in seconds, capping what a Duration holds.
@@ -328,7 +465,7 @@ func cancelledLine(ctx context.Context, running bool) string {
 	case errors.Is(cause, errClosed):
 		why = "the runtime was closed"
 	default:
-		why = "its spawner's context ended (" + cause.Error() + ")"
+		why = cause.Error()
 	}
 	if running {
 		return stamp("Cancelled while running: %s.", why)
@@ -362,8 +499,10 @@ type outcome struct {
 	err    error
 }
 
-// body runs the thread's work: its Starlark function, or the default work.
-func (j *run) body(ctx context.Context) (out outcome) {
+// body runs the thread's work: its Starlark function, or the default
+// work. cancel cancels ctx, the run's context (the guard stops the body
+// with it when a limit is reached).
+func (j *run) body(ctx context.Context, cancel context.CancelCauseFunc) (out outcome) {
 	defer func() {
 		if p := recover(); p != nil {
 			out = outcome{err: builtins.Panicked("", p)} // counted: autonode run fails
@@ -372,10 +511,9 @@ func (j *run) body(ctx context.Context) (out outcome) {
 	if j.fn == nil {
 		return j.defaultWork(ctx)
 	}
-	th := j.r.newBodyThread(j)
-	stop := context.AfterFunc(ctx, func() { th.Cancel(context.Cause(ctx).Error()) })
+	th, done := j.r.newBodyThread(j, ctx, cancel)
 	v, err := starlark.Call(th, j.fn, j.args, j.kwargs)
-	stop()
+	done()
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -413,7 +551,7 @@ func (j *run) defaultWork(ctx context.Context) outcome {
 	n := defaultN
 	need := int64(3 * n * n * 8)
 	if err := j.ex.Budget().Check(need); err != nil {
-		return outcome{err: fmt.Errorf("Thread %s exceeds memory budget. Needs %.2fMB, allowed %sMB", j.id, float64(need)/(1<<20), j.budgetTx)}
+		return outcome{err: &seedError{fmt.Sprintf("Thread %s exceeds memory budget. Needs %.2fMB, allowed %sMB", j.id, float64(need)/(1<<20), j.budgetTx), err}}
 	}
 	start := time.Now()
 	a, err := j.ex.Rand(accel.Float64, 1, n, n)
@@ -449,6 +587,16 @@ func (j *run) defaultWork(ctx context.Context) outcome {
 	return outcome{result: raw.Bytes(), notes: []string{note}}
 }
 
+// seedError is an error with the seed's wording and a cause errors.Is
+// can find.
+type seedError struct {
+	msg   string
+	cause error
+}
+
+func (e *seedError) Error() string { return e.msg }
+func (e *seedError) Unwrap() error { return e.cause }
+
 func round(f float64, digits int) float64 {
 	p := 1.0
 	for i := 0; i < digits; i++ {
@@ -458,9 +606,9 @@ func round(f float64, digits int) float64 {
 }
 
 // finish records the run's end: the final status, result and error, the
-// history lines, the finish time and duration. It
-// completes the handle and forgets the run.
-func (j *run) finish(status string, result json.RawMessage, errText string, lines []string, dur time.Duration) {
+// history lines, the finish time and duration; runErr is what RunErr
+// will report. It completes the handle and forgets the run.
+func (j *run) finish(status string, result json.RawMessage, errText string, lines []string, dur time.Duration, runErr error) {
 	j.mu.Lock()
 	if j.state == stateDone {
 		j.mu.Unlock()
@@ -468,11 +616,12 @@ func (j *run) finish(status string, result json.RawMessage, errText string, line
 	}
 	j.state = stateDone
 	j.mu.Unlock()
-	j.record(status, result, errText, lines, dur)
+	j.record(status, result, errText, lines, dur, runErr)
 }
 
 // record persists the end of a run already marked done.
-func (j *run) record(status string, result json.RawMessage, errText string, hist []string, dur time.Duration) {
+func (j *run) record(status string, result json.RawMessage, errText string, hist []string, dur time.Duration, runErr error) {
+	j.runErr = runErr
 	finished := nowRFC3339()
 	ms := float64(dur.Microseconds()) / 1000
 	change := func(t *registry.Thread) {
@@ -526,7 +675,12 @@ func (j *run) record(status string, result json.RawMessage, errText string, hist
 }
 
 // cancelRun stops a pending or running thread (cancel()).
-func (j *run) cancelRun() error {
+func (j *run) cancelRun() error { return j.stop(errCancelled) }
+
+// stop ends a pending or running thread with cause: a running one has
+// its context cancelled (its body stops at its next instruction); a
+// queued one is taken out of the queue and recorded cancelled at once.
+func (j *run) stop(cause error) error {
 	j.mu.Lock()
 	switch j.state {
 	case stateDone:
@@ -534,22 +688,33 @@ func (j *run) cancelRun() error {
 		j.mu.Unlock()
 		return fmt.Errorf("thread %s has already ended (%s)", j.id, st)
 	case stateRunning:
-		j.cancelled = true
-		j.cancel(errCancelled)
+		if j.stopCause == nil {
+			j.stopCause = cause
+		}
+		j.cancel(cause)
 		j.mu.Unlock()
 		return nil
 	}
-	j.cancelled = true
+	if j.stopCause == nil {
+		j.stopCause = cause
+	}
 	queued := j.pool.remove(j)
 	held := !j.submitted.Load()
 	if queued || held {
 		j.state = stateDone
 	}
+	unwatch := j.unwatch
 	j.mu.Unlock()
 	if queued || held {
-		j.record(registry.StatusCancelled, nil, errCancelled.Error(), []string{stamp("Cancelled before it started: cancel() was called.")}, 0)
+		unwatch()
+		j.cancelBase(nil)
+		line := stamp("Cancelled before it started: cancel() was called.")
+		if cause != errCancelled {
+			line = stamp("Cancelled before it started: %s.", cause)
+		}
+		j.record(registry.StatusCancelled, nil, cause.Error(), []string{line}, 0, cause)
 	}
-	// Otherwise the pool has just dispatched it: execute sees the flag.
+	// Otherwise the pool has just dispatched it: execute sees stopCause.
 	return nil
 }
 

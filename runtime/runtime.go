@@ -85,16 +85,21 @@ func New(opts Options) (*Runtime, error) {
 			return nil, fmt.Errorf("session token: %w", err)
 		}
 	}
+	res, err := newResolver(opts)
+	if err != nil {
+		return nil, err
+	}
 	r.store = opts.Store
 	if r.store == nil {
 		fs, err := registry.OpenFile(opts.RegistryPath, nil)
 		if err != nil {
+			res.close()
 			return nil, err
 		}
 		r.store, r.ownStore = fs, true
 	}
 	var crashed []registry.ID
-	err := r.store.Update(func(tx *registry.Tx) error {
+	err = r.store.Update(func(tx *registry.Tx) error {
 		ids, err := tx.MarkCrashed(ownerAlive)
 		crashed = ids
 		return err
@@ -103,6 +108,7 @@ func New(opts Options) (*Runtime, error) {
 		if r.ownStore {
 			_ = r.store.Close()
 		}
+		res.close()
 		return nil, fmt.Errorf("mark crashed threads: %w", err)
 	}
 	if len(crashed) > 0 {
@@ -121,7 +127,8 @@ func New(opts Options) (*Runtime, error) {
 	r.commits = newCommitter(r.store, r.warn)
 	r.cache = newCacheIndex(r.store)
 	r.load = newLoadGuard(opts.LoadSampler)
-	r.loads = newLoader(r)
+	r.loads = newLoader(r, res)
+	watch.acquire()
 	argv := make([]starlark.Value, len(opts.Argv))
 	for i, a := range opts.Argv {
 		argv[i] = starlark.String(a)
@@ -183,6 +190,8 @@ func (r *Runtime) Close() error {
 	if r.topExec != nil {
 		r.topExec.Close()
 	}
+	r.loads.res.close()
+	watch.release()
 	if r.ownStore {
 		return r.store.Close()
 	}
@@ -248,49 +257,60 @@ func topOf(th *starlark.Thread) *topLevel {
 }
 
 // setupThread is the one place that gives a new Starlark thread its print,
-// load, step budget and cancellation; it returns a function that stops
-// watching ctx.
-func (r *Runtime) setupThread(th *starlark.Thread, ctx context.Context) func() bool {
+// load, guard (step budget, memory) and cancellation by ctx; it returns
+// the guard and a function that stops watching ctx. onStop, if not nil,
+// is told why the guard stopped the thread, once.
+func (r *Runtime) setupThread(th *starlark.Thread, ctx context.Context, mem *memAccount, onStop func(why error)) (*guard, func() bool) {
 	th.Print = r.print
 	th.Load = r.loads.load
-	if r.opts.MaxSteps > 0 {
-		th.SetMaxExecutionSteps(r.opts.MaxSteps)
-		max := r.opts.MaxSteps
-		th.OnMaxSteps = func(th *starlark.Thread) {
-			th.Cancel(fmt.Sprintf("step budget exhausted (%d steps)", max))
-		}
+	g := &guard{maxSteps: r.opts.MaxSteps, mem: mem, onStop: onStop, ctx: ctx}
+	g.install(th)
+	if ctx.Err() != nil { // done already: stop before the first step
+		g.stop(th, context.Cause(ctx))
 	}
-	return context.AfterFunc(ctx, func() { th.Cancel(causeText(ctx)) })
+	return g, context.AfterFunc(ctx, func() { g.stop(th, context.Cause(ctx)) })
 }
 
-func causeText(ctx context.Context) string {
-	if c := context.Cause(ctx); c != nil {
-		return c.Error()
-	}
-	return "cancelled"
-}
-
-// newTopThread returns a thread for a script's top level.
-func (r *Runtime) newTopThread(ctx context.Context, name, script string) (*starlark.Thread, func() bool) {
+// newTopThread returns a thread for a script's top level, and a function
+// to call when it is done. The top level takes part in the process's
+// memory emergencies (see memory.go) with its globals.
+func (r *Runtime) newTopThread(ctx context.Context, name, script string) (*starlark.Thread, *guard, func()) {
 	th := &starlark.Thread{Name: name}
 	th.SetLocal(localTop, &topLevel{ctx: ctx})
 	if script != "" {
 		th.SetLocal(localScript, script)
 	}
-	return th, r.setupThread(th, ctx)
+	who := "the top level of " + name
+	if script != "" {
+		who = "the top level of " + script
+	}
+	mem := newMemAccount(who, nil, "", true)
+	g, stop := r.setupThread(th, ctx, mem, nil)
+	watch.register(mem)
+	return th, g, func() {
+		stop()
+		watch.unregister(mem)
+	}
 }
 
 // newBodyThread returns the thread that runs j's body: one new Thread per
 // run (Threads are not safe for concurrent use, and a reused one keeps its
-// step count and cancellation).
-func (r *Runtime) newBodyThread(j *run) *starlark.Thread {
+// step count and cancellation). Its guard charges the body's values to
+// the run's budget and stops it by cancelling the run's context.
+func (r *Runtime) newBodyThread(j *run, ctx context.Context, cancel context.CancelCauseFunc) (*starlark.Thread, func()) {
 	th := &starlark.Thread{Name: "thread " + j.id.String()}
 	th.SetLocal(localRun, j)
 	if f, ok := j.fn.(*starlark.Function); ok {
 		th.SetLocal(localScript, f.Position().Filename())
 	}
-	r.setupThread(th, context.Background()) // the run watches its own ctx
-	return th
+	mem := newMemAccount("thread "+j.id.String(), j.ex.Budget(), j.budgetTx, false)
+	_, stop := r.setupThread(th, ctx, mem, func(why error) { cancel(why) })
+	watch.register(mem)
+	return th, func() {
+		stop()
+		watch.unregister(mem)
+		mem.release()
+	}
 }
 
 func (r *Runtime) print(_ *starlark.Thread, msg string) {
@@ -362,12 +382,12 @@ func (r *Runtime) ExecFile(ctx context.Context, filename string, src any) (starl
 		return nil, err
 	}
 	r.funcs.bind(prog, fi)
-	th, stop := r.newTopThread(ctx, "exec "+filename, filename)
-	defer stop()
+	th, guard, done := r.newTopThread(ctx, "exec "+filename, filename)
 	g, err := prog.Init(th, pre)
+	done()
 	g.Freeze()
 	if err != nil {
-		return g, err
+		return g, guard.wrap(err)
 	}
 	r.envMu.Lock()
 	for k, v := range g {
@@ -408,14 +428,15 @@ func (r *Runtime) Eval(ctx context.Context, src string) (starlark.Value, error) 
 		env[k] = v
 	}
 	r.envMu.Unlock()
-	th, stop := r.newTopThread(ctx, "eval", name)
-	defer stop()
+	th, guard, done := r.newTopThread(ctx, "eval", name)
+	defer done()
 	if len(f.Stmts) == 1 {
 		if es, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
-			return starlark.EvalExprOptions(Dialect, th, es.X, env)
+			v, err := starlark.EvalExprOptions(Dialect, th, es.X, env)
+			return v, guard.wrap(err)
 		}
 	}
-	err = starlark.ExecREPLChunk(f, th, env)
+	err = guard.wrap(starlark.ExecREPLChunk(f, th, env))
 	r.envMu.Lock()
 	for k, v := range env {
 		if pv, ok := pre[k]; !ok || pv != v {
@@ -444,12 +465,14 @@ func (r *Runtime) Call(ctx context.Context, name string, args ...starlark.Value)
 	if !ok {
 		return nil, fmt.Errorf("call %s: no such global", name)
 	}
-	th, stop := r.newTopThread(ctx, "call "+name, "")
+	script := ""
 	if f, ok := fn.(*starlark.Function); ok {
-		th.SetLocal(localScript, f.Position().Filename())
+		script = f.Position().Filename()
 	}
-	defer stop()
-	return starlark.Call(th, fn, args, nil)
+	th, guard, done := r.newTopThread(ctx, "call "+name, script)
+	defer done()
+	v, err := starlark.Call(th, fn, args, nil)
+	return v, guard.wrap(err)
 }
 
 // Globals returns a copy of the globals defined by ExecFile and Eval.
@@ -594,6 +617,15 @@ func (r *Runtime) HostAccess(th *starlark.Thread, fn string) error {
 		return fmt.Errorf("refused: the embedding application does not allow host access from a script's top level")
 	}
 	return fmt.Errorf("refused: the caller is neither a script's top level nor a thread body")
+}
+
+// CheckRecord implements builtins.Engine: under Options.ForbidUnsandboxed
+// a lineage operation may not write an unsandboxed record.
+func (r *Runtime) CheckRecord(t *registry.Thread) error {
+	if r.opts.ForbidUnsandboxed && !t.Sandbox {
+		return fmt.Errorf("thread %s would be unsandboxed (sandbox=False): %w", t.ID, ErrUnsandboxedForbidden)
+	}
+	return nil
 }
 
 // Accel implements builtins.Engine: a thread body gets its run's Exec (its

@@ -32,7 +32,9 @@ type plan struct {
 	budgetTx string
 	choice   deviceChoice
 	cacheKey string
-	cacheWhy string // why a caching thread has no key
+	cacheWhy string   // why a caching thread has no key
+	parent   *run     // the running thread whose body spawns this one
+	notes    []string // history lines about limits applied
 }
 
 // prepare validates req with DESIGN §3's rules and defaults. Errors name
@@ -78,6 +80,11 @@ func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) 
 	if math.IsNaN(p.ttl) || math.IsInf(p.ttl, 0) || p.ttl <= 0 {
 		return nil, fmt.Errorf("%s: ttl: got %s, want a positive number of seconds", fn, pyFloat(p.ttl))
 	}
+	if p.parent = runOf(req.Caller); p.parent != nil {
+		if err := p.inherit(); err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+	}
 	if p.name != "" {
 		if err := registry.ValidateName(p.name); err != nil {
 			return nil, fmt.Errorf("%s: name: %w", fn, err)
@@ -87,13 +94,11 @@ func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) 
 	if p.metadata == nil {
 		p.metadata = map[string]any{}
 	}
-	p.budgetMB, p.budgetTx = registry.DefaultMaxMemoryMB, fmt.Sprint(registry.DefaultMaxMemoryMB)
-	if v, ok := p.metadata["max_memory_mb"]; ok {
-		f, isNum := numberOf(v)
-		if !isNum || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
-			return nil, fmt.Errorf("%s: metadata: max_memory_mb: got %s, want a positive number of megabytes", fn, pyRepr(v))
-		}
-		p.budgetMB, p.budgetTx = f, pyRepr(v)
+	if p.budgetMB, p.budgetTx, err = memoryBudget(p.metadata); err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	if n := machineNote(p.budgetMB); n != "" {
+		p.notes = append(p.notes, n)
 	}
 	probe := p.record(1)
 	if p.id != nil {
@@ -104,10 +109,10 @@ func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) 
 	}
 	if !p.sandbox {
 		if r.opts.ForbidUnsandboxed {
-			return nil, fmt.Errorf("%s: sandbox: unsandboxed threads are forbidden by the embedding application", fn)
+			return nil, fmt.Errorf("%s: sandbox: %w", fn, ErrUnsandboxedForbidden)
 		}
-		if parent := runOf(req.Caller); parent != nil && parent.sandbox {
-			return nil, fmt.Errorf("%s: sandbox: thread %s is sandboxed and cannot spawn an unsandboxed thread", fn, parent.id)
+		if p.parent != nil && p.parent.sandbox {
+			return nil, fmt.Errorf("%s: sandbox: thread %s is sandboxed and cannot spawn an unsandboxed thread", fn, p.parent.id)
 		}
 	}
 	// The body and its arguments will run on another goroutine: freeze
@@ -159,6 +164,9 @@ func (p *plan) record(id registry.ID) *registry.Thread {
 	if p.choice.note != "" {
 		t.History = append(t.History, stamp("%s", p.choice.note))
 	}
+	for _, n := range p.notes {
+		t.History = append(t.History, stamp("%s", n))
+	}
 	if p.caching && p.cacheKey == "" && p.cacheWhy != "" {
 		t.History = append(t.History, stamp("Caching skipped: %s.", strings.TrimSuffix(p.cacheWhy, ".")))
 	}
@@ -168,18 +176,21 @@ func (p *plan) record(id registry.ID) *registry.Thread {
 }
 
 // newRun makes the run for a plan; it is not yet created or submitted.
+// The run is stopped when ctx, its spawner's context, ends: for a thread
+// spawned by a body, when that body's thread ends (DESIGN §4).
 func (r *Runtime) newRun(ctx context.Context, p *plan) *run {
-	if _, inBody := ctx.Value(runKey{}).(*run); inBody {
-		// A body's children are not stopped when the body returns; the
-		// runtime's Close still ends them.
-		ctx = context.WithoutCancel(ctx)
-	}
 	j := &run{
 		r: r, tok: p.tok, fn: p.req.Run, args: p.req.Args, kwargs: p.req.Kwargs,
 		sandbox: p.sandbox, ttl: p.ttl, budgetMB: p.budgetMB, budgetTx: p.budgetTx,
-		device: p.choice, cacheKey: p.cacheKey, parent: ctx,
+		device: p.choice, cacheKey: p.cacheKey, parentRun: p.parent,
 		rank: stageRank(p.stage), priority: p.priority, seq: r.seq.Add(1), heapIdx: -1,
-		done: make(chan struct{}),
+		done: make(chan struct{}), unwatch: func() bool { return false },
+	}
+	j.spawner = ctx
+	j.base, j.cancelBase = context.WithCancelCause(context.WithoutCancel(ctx))
+	j.tree = &spawnTree{}
+	if p.parent != nil {
+		j.tree = p.parent.tree
 	}
 	j.pool = r.cpuPool
 	if p.choice.gpu {
@@ -188,16 +199,27 @@ func (r *Runtime) newRun(ctx context.Context, p *plan) *run {
 	return j
 }
 
+// watchSpawner stops j when ctx, its spawner's context, ends. It is
+// called once j is created (and tracked), so that the stop finds it.
+func (j *run) watchSpawner(ctx context.Context) {
+	j.mu.Lock()
+	j.unwatch = context.AfterFunc(ctx, func() { _ = j.stop(spawnerCause(ctx)) })
+	j.mu.Unlock()
+}
+
 // createFn is the transaction step that creates j's thread: it picks the
 // id when none was given, reuses a cached result when one matches, and
 // creates the record owned by the thread's token and the session token.
 func (r *Runtime) createFn(p *plan, j *run) func(tx *registry.Tx) error {
 	return func(tx *registry.Tx) error {
+		if j.spawner.Err() != nil { // interrupted while its batch waited
+			return fmt.Errorf("%s: not created: %w", p.fn, spawnerCause(j.spawner))
+		}
 		var id registry.ID
 		if p.id != nil {
 			id = *p.id
 		} else {
-			id = tx.NextID()
+			id = r.commits.nextID(tx)
 		}
 		t := p.record(id)
 		if p.cacheKey != "" {
@@ -214,7 +236,11 @@ func (r *Runtime) createFn(p *plan, j *run) func(tx *registry.Tx) error {
 		if err := tx.Create(t, p.tok, r.session); err != nil {
 			return fmt.Errorf("%s: %w", p.fn, err)
 		}
+		r.commits.used(id)
 		j.id, j.rec = id, t
+		if p.parent == nil {
+			j.tree.root = id
+		}
 		return nil
 	}
 }
@@ -232,6 +258,17 @@ func (r *Runtime) launch(j *run, submit bool) {
 	r.mu.Lock()
 	r.runs[j.id] = j
 	r.mu.Unlock()
+	if p := j.parentRun; p != nil {
+		p.mu.Lock()
+		if p.state == stateRunning {
+			p.kids = append(p.kids, j)
+			p.mu.Unlock()
+		} else {
+			p.mu.Unlock()
+			_ = j.stop(&parentEndedError{parent: p.id, why: errRunEnded})
+		}
+	}
+	j.watchSpawner(j.spawner) // a spawner already done stops it at once
 	if submit {
 		j.submitted.Store(true)
 		j.pool.submit(j)
@@ -299,11 +336,16 @@ func (r *Runtime) Spawn(ctx context.Context, req *builtins.SpawnRequest) (builti
 	if err := r.load.check("spawn"); err != nil {
 		return nil, err
 	}
+	if err := r.reserveSpawn("spawn", p.parent); err != nil {
+		return nil, err
+	}
 	if err := r.enter("spawn"); err != nil {
+		releaseSpawn(p.parent)
 		return nil, err
 	}
 	j := r.newRun(ctx, p)
 	if err := r.commits.commit1(r.createFn(p, j)); err != nil {
+		releaseSpawn(p.parent)
 		r.active.Done()
 		return nil, err
 	}
@@ -330,6 +372,10 @@ func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest,
 		idx  []int
 	)
 	for i, req := range reqs {
+		if ctx.Err() != nil {
+			out[i].Err = fmt.Errorf("%s: not created: %w", fn, spawnerCause(ctx))
+			continue
+		}
 		p, err := r.prepare(fn, req)
 		if err != nil {
 			out[i].Err = err
@@ -347,7 +393,12 @@ func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest,
 			out[i].Err = err
 			continue
 		}
+		if err := r.reserveSpawn(fn, p.parent); err != nil {
+			out[i].Err = err
+			continue
+		}
 		if err := r.enter(fn); err != nil {
+			releaseSpawn(p.parent)
 			out[i].Err = err
 			continue
 		}
@@ -364,6 +415,7 @@ func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest,
 	for k, j := range jobs {
 		if errs[k] != nil {
 			out[idx[k]].Err = errs[k]
+			releaseSpawn(j.parentRun)
 			r.active.Done()
 			continue
 		}

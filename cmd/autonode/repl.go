@@ -64,6 +64,7 @@ prompts:  echo 'print(summarize())' | autonode repl`,
 				CPUWorkers:   workers,
 				MaxSteps:     maxSteps,
 				TopLevelHost: true,
+				LoadDir:      ".", // load() reads below the working directory
 			}
 			r := &repl{e: e, opts: opts}
 			return r.run(cmd.Context())

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -26,6 +25,7 @@ func addRunCommands(root *cobra.Command, e *env) {
 	var workers int
 	var maxSteps uint64
 	var quiet bool
+	var allowLoad []string
 	cmd := &cobra.Command{
 		Use:     "run FILE.star [ARGS...]",
 		GroupID: groupScripts,
@@ -36,10 +36,16 @@ accel, host, json, math and time modules, and its arguments in argv. Its top
 level may use the host module (it is your own automation); thread bodies may
 only when spawned with sandbox=False.
 
-Ctrl-C cancels the script and the threads it waits on. Exit status: 0 on
-success, 1 on a script error (printed with its backtrace) or when an
-internal error (a bug) failed any call or thread during the run, 2 on a
-usage error.`,
+load() reads modules relative to the loading file, below the script's
+directory; --allow-load PATH allows another directory (repeat it for more).
+Paths that leave them (.., absolute paths, symbolic links) are refused, and
+only regular files up to 1 MiB are read.
+
+SIGINT (Ctrl-C) or SIGTERM cancels every running thread, records it
+cancelled and exits with status 130 or 143; a second signal exits at once.
+Exit status: 0 on success, 1 on a script error (printed with its
+backtrace) or when an internal error (a bug) failed any call or thread
+during the run, 2 on a usage error.`,
 		Example: `  autonode run scripts/quickstart.star
   AUTONODE_TOKEN=$(autonode token) autonode run sweep.star --lr 0.1`,
 		Args: cobra.MinimumNArgs(1),
@@ -51,7 +57,7 @@ usage error.`,
 			if fi, err := os.Stat(file); err != nil || fi.IsDir() {
 				return usageErrorf("run: %s is not a script file", file)
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop, received := interruptible(cmd.Context(), e.stderr)
 			defer stop()
 			stdout := e.stdout
 			rt, err := runtime.New(runtime.Options{
@@ -64,6 +70,8 @@ usage error.`,
 				TopLevelHost: true,
 				Argv:         args,
 				Progress:     progressBars(e, quiet),
+				LoadDir:      filepath.Dir(file),
+				AllowLoad:    allowLoad,
 			})
 			if err != nil {
 				return err
@@ -74,6 +82,10 @@ usage error.`,
 			internal := builtins.InternalErrors()
 			_, runErr := rt.ExecFile(ctx, file, nil)
 			closeErr := rt.Close()
+			if sig := received(); sig != nil {
+				fmt.Fprintf(e.stderr, "autonode: interrupted by %s; the threads it stopped are recorded cancelled\n", signalName(sig))
+				return &exitError{code: signalExit(sig), err: closeErr}
+			}
 			if runErr != nil {
 				printScriptError(e, runErr)
 				return failed()
@@ -91,6 +103,7 @@ usage error.`,
 	cmd.Flags().IntVar(&workers, "workers", 0, "CPU worker threads (default: the number of cores)")
 	cmd.Flags().Uint64Var(&maxSteps, "max-steps", 0, "Starlark step budget per thread body and for the top level (default: the runtime's)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar (one is drawn for spawn_batch on a terminal)")
+	cmd.Flags().StringArrayVar(&allowLoad, "allow-load", nil, "let load() read modules below `PATH` too (repeatable)")
 	root.AddCommand(cmd)
 }
 

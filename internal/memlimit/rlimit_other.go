@@ -1,0 +1,5 @@
+//go:build !unix
+
+package memlimit
+
+func rlimitAS() Limit { return Limit{} }
