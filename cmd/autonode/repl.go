@@ -53,15 +53,9 @@ When standard input is not a terminal, statements are read and run without
 prompts:  echo 'print(summarize())' | autonode repl`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := runtime.Options{
-				RegistryPath: e.registryPath(),
-				SessionToken: e.token(),
-				Stdout:       e.stdout,
-				Stderr:       e.stderr,
-				CPUWorkers:   workers,
-				MaxSteps:     maxSteps,
-				TopLevelHost: true,
-			}
+			opts := e.runtimeOptions()
+			opts.SessionToken, opts.Stdout, opts.Stderr = e.token(), e.stdout, e.stderr
+			opts.CPUWorkers, opts.MaxSteps, opts.TopLevelHost = workers, maxSteps, true
 			r := &repl{e: e, opts: opts}
 			return r.run(cmd.Context())
 		},
@@ -111,7 +105,7 @@ func (r *repl) run(ctx context.Context) (err error) {
 		r.line.SetTabCompletionStyle(liner.TabPrints)
 		r.line.SetWordCompleter(r.complete)
 		r.loadHistory()
-		fmt.Fprintf(r.e.stdout, "AutoNode REPL on %s. :help for help, Ctrl-D to exit.\n", r.opts.RegistryPath)
+		fmt.Fprintf(r.e.stdout, "AutoNode REPL on %s. :help for help, Ctrl-D to exit.\n", r.e.registryName())
 	} else {
 		r.in = bufio.NewReader(r.e.stdin)
 	}

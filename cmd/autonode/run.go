@@ -46,17 +46,11 @@ success, 1 on a script error (printed with its backtrace), 2 on a usage error.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			stdout := e.stdout
-			rt, err := runtime.New(runtime.Options{
-				RegistryPath: e.registryPath(),
-				SessionToken: e.token(),
-				Stdout:       stdout,
-				Stderr:       e.stderr,
-				CPUWorkers:   workers,
-				MaxSteps:     maxSteps,
-				TopLevelHost: true,
-				Argv:         args,
-				Progress:     progressBars(e, quiet),
-			})
+			opts := e.runtimeOptions()
+			opts.SessionToken, opts.Stdout, opts.Stderr = e.token(), stdout, e.stderr
+			opts.CPUWorkers, opts.MaxSteps, opts.TopLevelHost = workers, maxSteps, true
+			opts.Argv, opts.Progress = args, progressBars(e, quiet)
+			rt, err := runtime.New(opts)
 			if err != nil {
 				return err
 			}

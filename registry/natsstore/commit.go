@@ -26,17 +26,18 @@ const (
 
 // JetStream error codes the commit tells apart.
 const (
-	codeUnavailable       = 10008 // JetStream system temporarily unavailable
-	codeNotLeader         = 10009
-	codeTooLargeMsg       = 10054
-	codeWrongLastSeq      = 10071
-	codeDuplicateInFlight = 10158
-	codeWrongLastSeqConst = 10164 // the same conflict, as replicated streams report it
-	codeBatchDisabled     = 10174
-	codeBatchIncomplete   = 10176
-	codeBatchTooLarge     = 10199
-	codeBatchDuplicate    = 10201
-	codeBatchInflight     = 10210
+	codeUnavailable           = 10008 // JetStream system temporarily unavailable
+	codeNotLeader             = 10009
+	codeInsufficientResources = 10023
+	codeTooLargeMsg           = 10054
+	codeWrongLastSeq          = 10071
+	codeDuplicateInFlight     = 10158
+	codeWrongLastSeqConst     = 10164 // the same conflict, as replicated streams report it
+	codeBatchDisabled         = 10174
+	codeBatchIncomplete       = 10176
+	codeBatchTooLarge         = 10199
+	codeBatchDuplicate        = 10201
+	codeBatchInflight         = 10210
 )
 
 // errConflict marks a commit refused because a record it read changed.

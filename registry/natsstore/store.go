@@ -29,6 +29,7 @@ const (
 	defaultTimeout       = 5 * time.Second
 	defaultCommitTimeout = 30 * time.Second
 	defaultMaxAttempts   = 100
+	defaultConnectWait   = 3 * time.Second
 	// headerRoom is what a record leaves of max_payload for the headers
 	// of its message.
 	headerRoom = 1024
@@ -49,6 +50,9 @@ type Options struct {
 	// is part of a cluster and 1 otherwise. An existing bucket keeps its
 	// own.
 	Replicas int
+	// ConnectWait bounds the wait for a server to accept the connection
+	// (one that is still starting); 0 means 3s.
+	ConnectWait time.Duration
 	// Timeout bounds one request to JetStream; 0 means 5s.
 	Timeout time.Duration
 	// CommitTimeout bounds how long an Update waits out an unavailable
@@ -123,6 +127,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.CommitTimeout <= 0 {
 		opts.CommitTimeout = defaultCommitTimeout
 	}
+	if opts.ConnectWait <= 0 {
+		opts.ConnectWait = defaultConnectWait
+	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = defaultMaxAttempts
 	}
@@ -134,10 +141,9 @@ func Open(opts Options) (*Store, error) {
 		if opts.URL == "" {
 			return nil, fmt.Errorf("%w: no NATS server URL given (nats://HOST:PORT)", registry.ErrInvalid)
 		}
-		nc, err := nats.Connect(opts.URL, nats.Name("autonode"), nats.Timeout(opts.Timeout),
-			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+		nc, err := connect(opts)
 		if err != nil {
-			return nil, fmt.Errorf("connect to NATS at %s: %w", opts.URL, err)
+			return nil, err
 		}
 		s.nc, s.ownConn = nc, true
 	}
@@ -147,6 +153,29 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// connect dials opts.URL, waiting up to ConnectWait for a server that is
+// still starting (autonode serve in the background).
+func connect(opts Options) (*nats.Conn, error) {
+	up := make(chan struct{}, 1)
+	nc, err := nats.Connect(opts.URL, nats.Name("autonode"), nats.Timeout(opts.Timeout),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.ConnectHandler(func(*nats.Conn) { up <- struct{}{} }))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", opts.URL, err)
+	}
+	if nc.IsConnected() {
+		return nc, nil
+	}
+	select {
+	case <-up:
+		return nc, nil
+	case <-time.After(opts.ConnectWait):
+		nc.Close()
+		return nil, fmt.Errorf("connect to NATS at %s: %w: no server answered within %v", opts.URL, nats.ErrNoServers, opts.ConnectWait)
+	}
 }
 
 func (s *Store) where() string {
@@ -184,7 +213,8 @@ func (s *Store) open() error {
 }
 
 // ensureBucket finds (or creates) the bucket and its stream, and turns
-// on atomic batches when a writer needs them.
+// on atomic batches when a writer needs them. It waits out a cluster
+// that is still electing its leaders.
 func (s *Store) ensureBucket(ctx context.Context) error {
 	stream, err := s.retryUnavailable(ctx, func(ctx context.Context) (jetstream.Stream, error) {
 		return s.js.Stream(ctx, s.streamName)
@@ -200,20 +230,30 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 				replicas = 3
 			}
 		}
-		_, err = s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      s.opts.Bucket,
-			Description: "AutoNode thread registry: t.<id> threads, a.<id> archive, m.* the store's own records",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
+		stream, err = s.retryUnavailable(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+			_, err := s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket:      s.opts.Bucket,
+				Description: "AutoNode thread registry: t.<id> threads, a.<id> archive, m.* the store's own records",
+				History:     1,
+				Storage:     jetstream.FileStorage,
+				Replicas:    replicas,
+			})
+			if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+				var ae *jetstream.APIError
+				if errors.As(err, &ae) && ae.ErrorCode == codeInsufficientResources {
+					// Not every node of the cluster has joined yet.
+					return nil, fmt.Errorf("%w: %w", errNotYet, err)
+				}
+				return nil, err
+			}
+			return s.js.Stream(ctx, s.streamName)
 		})
-		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
-			return fmt.Errorf("create %s with %d replica(s): %w", s.location, replicas, err)
+		if err != nil {
+			return fmt.Errorf("create %s with %d replica(s) (a cluster needs that many JetStream nodes; Options.Replicas sets it): %w", s.location, replicas, err)
 		}
-		stream, err = s.js.Stream(ctx, s.streamName)
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", s.location, err)
+		return fmt.Errorf("open %s: %w", s.location, unavailableIf(err))
 	}
 	info := stream.CachedInfo()
 	if !info.Config.AllowAtomicPublish && !s.opts.ReadOnly {
@@ -230,6 +270,17 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 	return nil
 }
 
+// errNotYet marks an error that may go away once a cluster has formed.
+var errNotYet = errors.New("not yet")
+
+// unavailableIf wraps a transient error with ErrUnavailable.
+func unavailableIf(err error) error {
+	if transient(err) {
+		return unavailable(err)
+	}
+	return err
+}
+
 // retryUnavailable calls fn until it succeeds, fails for a reason other
 // than JetStream being unavailable, or ctx ends.
 func (s *Store) retryUnavailable(ctx context.Context, fn func(ctx context.Context) (jetstream.Stream, error)) (jetstream.Stream, error) {
@@ -237,7 +288,7 @@ func (s *Store) retryUnavailable(ctx context.Context, fn func(ctx context.Contex
 		rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 		st, err := fn(rctx)
 		cancel()
-		if err == nil || !transient(err) || ctx.Err() != nil {
+		if err == nil || !transient(err) && !errors.Is(err, errNotYet) || ctx.Err() != nil {
 			return st, err
 		}
 		if !sleep(ctx, backoff(try)) {

@@ -270,7 +270,7 @@ func TestReadOnlyAndMustExist(t *testing.T) {
 	if _, err := natsstore.Open(natsstore.Options{URL: n.ClientURL(), Bucket: "bad.name"}); !errors.Is(err, registry.ErrInvalid) {
 		t.Errorf("bad bucket name: %v", err)
 	}
-	if _, err := natsstore.Open(natsstore.Options{URL: "nats://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "connect to NATS at nats://127.0.0.1:1") {
+	if _, err := natsstore.Open(natsstore.Options{URL: "nats://127.0.0.1:1", ConnectWait: 200 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "connect to NATS at nats://127.0.0.1:1") {
 		t.Errorf("no server: %v", err)
 	}
 	if err := r.Close(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -147,7 +148,6 @@ func options(cfg Config) (*server.Options, error) {
 		StoreDir:   cfg.Dir,
 		SyncAlways: true,
 		NoSigs:     true,
-		NoLog:      cfg.Log == nil,
 	}
 	if port == 0 {
 		o.Port = server.RANDOM_PORT
@@ -199,13 +199,22 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	if cfg.Log != nil {
-		srv.SetLoggerV2(&logger{w: cfg.Log, name: name}, false, false, false)
+	lg := &logger{w: cfg.Log, name: name}
+	if lg.w == nil {
+		lg.w = io.Discard
 	}
+	srv.SetLoggerV2(lg, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("node %s did not start listening on %s within 30s (is the port taken? the log says why)", name, cfg.Listen)
+	deadline := time.Now().Add(30 * time.Second)
+	for !srv.ReadyForConnections(50 * time.Millisecond) {
+		if msg := lg.fatal(); msg != "" {
+			srv.Shutdown()
+			return nil, fmt.Errorf("node %s did not start: %s", name, msg)
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, fmt.Errorf("node %s did not start listening on %s within 30s", name, cfg.Listen)
+		}
 	}
 	return &Node{srv: srv, name: name, dir: cfg.Dir}, nil
 }
@@ -290,19 +299,39 @@ func (n *Node) Shutdown() {
 	n.srv.WaitForShutdown()
 }
 
-// logger writes the server's log lines to w.
+// logger writes the server's log lines to w and keeps the first fatal
+// one (the server cannot listen, cannot open its store), which Start
+// reports.
 type logger struct {
 	w    io.Writer
 	name string
+
+	mu    sync.Mutex
+	first string
 }
 
 func (l *logger) log(level, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, "%s [%s] %s: %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), l.name, level, fmt.Sprintf(format, v...))
+}
+
+func (l *logger) fatal() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first
 }
 
 func (l *logger) Noticef(format string, v ...any) { l.log("INF", format, v...) }
 func (l *logger) Warnf(format string, v ...any)   { l.log("WRN", format, v...) }
-func (l *logger) Fatalf(format string, v ...any)  { l.log("FTL", format, v...) }
+func (l *logger) Fatalf(format string, v ...any) {
+	l.log("FTL", format, v...)
+	l.mu.Lock()
+	if l.first == "" {
+		l.first = fmt.Sprintf(format, v...)
+	}
+	l.mu.Unlock()
+}
 func (l *logger) Errorf(format string, v ...any)  { l.log("ERR", format, v...) }
 func (l *logger) Debugf(format string, v ...any)  { l.log("DBG", format, v...) }
 func (l *logger) Tracef(format string, v ...any)  { l.log("TRC", format, v...) }
