@@ -113,9 +113,9 @@ crashes and concurrent processes. A registry written by the Python seed loads
 unchanged.
 
 The registry is ./thread_registry.json unless --registry or
-AUTONODE_REGISTRY names another file, or --nats (AUTONODE_NATS) names a
-NATS JetStream server that holds it (see autonode serve). Commands that change a thread need its
-token: --token, or AUTONODE_TOKEN. Threads from a seed registry have no token
+AUTONODE_REGISTRY names another file, or --nats (AUTONODE_NATS) names the
+NATS JetStream server that holds it (see autonode serve). Commands that
+change a thread need its token: --token, or AUTONODE_TOKEN. Threads from a seed registry have no token
 until claimed (autonode claim).
 
 Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
