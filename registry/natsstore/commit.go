@@ -200,11 +200,25 @@ func (s *Store) unknownOutcome(b *batch, err error) error {
 	return fmt.Errorf("%s: %w: the acknowledgement of transaction %s was lost and resending it did not settle whether it was applied (%v); read the records back to see", s.location, ErrUnknownOutcome, b.txid, err)
 }
 
-// publish sends b as one atomic batch under a fresh batch id and waits
-// for the commit's acknowledgement.
+// publish sends b as one atomic batch under a fresh batch id (or as one
+// message, when it is one) and waits for the commit's acknowledgement.
 func (s *Store) publish(ctx context.Context, b *batch) (uint64, error) {
-	id := nuid.Next()
 	n := len(b.msgs)
+	if n == 1 {
+		// One message is atomic by itself: no batch (on a single server a
+		// batch costs a temporary store on disk).
+		rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		defer cancel()
+		ack, err := s.js.PublishMsg(rctx, b.msgs[0], jetstream.WithRetryAttempts(0))
+		if err != nil {
+			return 0, err
+		}
+		if ack.Duplicate {
+			s.deduplicated.Add(1)
+		}
+		return ack.Sequence, nil
+	}
+	id := nuid.Next()
 	for i, m := range b.msgs {
 		m.Header.Set(batchIDHeader, id)
 		m.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
@@ -239,11 +253,11 @@ func transient(err error) bool {
 		errors.Is(err, nats.ErrConnectionReconnecting)
 }
 
-// backoff is the pause before try number try+1: exponential from 2ms to
-// 250ms, with jitter so that competing writers spread out.
+// backoff is the pause before try number try+1: exponential from 1ms to
+// 100ms, with jitter so that competing writers spread out.
 func backoff(try int) time.Duration {
-	d := 2 * time.Millisecond << min(try, 7)
-	d = min(d, 250*time.Millisecond)
+	d := time.Millisecond << min(try, 7)
+	d = min(d, 100*time.Millisecond)
 	return time.Duration(float64(d) * (0.5 + rand.Float64()))
 }
 
