@@ -166,6 +166,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addTokenCommands(root, e)
 	addBenchCommands(root, e)
 	addRegistryBench(root, e)
+	addNATSBench(root, e)
 	addGraphCommands(root, e)
 	addRunCommands(root, e)
 	addReplCommands(root, e)

@@ -40,11 +40,13 @@ func factory(url string) registrytest.Factory {
 }
 
 func TestConformanceOneNode(t *testing.T) {
+	t.Parallel()
 	n := natstest.RunNode(t)
 	registrytest.Run(t, factory(n.ClientURL()))
 }
 
 func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
 	c := natstest.RunCluster(t, 3, natstest.ClusterOptions{})
 	registrytest.Run(t, factory(c.URLs()))
 }

@@ -67,6 +67,14 @@ type Options struct {
 	ReadOnly bool
 	// MustExist refuses to create a missing bucket (ErrNoRegistry).
 	MustExist bool
+	// LeaderReads makes View (and an Update that changes nothing or
+	// fails) ask the stream's leader for its last sequence instead of
+	// writing a barrier through the stream: one replicated write less
+	// per read, but a leader cut off from its cluster keeps answering for
+	// itself until it notices (seconds), so such a read may miss commits
+	// the new leader acknowledged meanwhile. It changes nothing on a
+	// single server, whose reads are always current.
+	LeaderReads bool
 }
 
 // Stats counts what a store's Updates went through.
@@ -102,6 +110,8 @@ type Store struct {
 	location   string
 	closed     atomic.Bool
 	retryMu    sync.Mutex
+	replicated bool
+	barriers   barriers
 
 	commits, conflicts, resent, deduplicated, unknown atomic.Int64
 }
@@ -209,7 +219,7 @@ func (s *Store) open() error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.location, err)
 	}
-	return s.sync(ctx)
+	return s.sync(ctx, false)
 }
 
 // ensureBucket finds (or creates) the bucket and its stream, and turns
@@ -267,6 +277,7 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 		}
 	}
 	s.stream = stream
+	s.replicated = stream.CachedInfo().Config.Replicas > 1
 	return nil
 }
 
@@ -311,28 +322,6 @@ func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load(), Resent: s.resent.Load(), Deduplicated: s.deduplicated.Load(), Unknown: s.unknown.Load()}
 }
 
-// sync waits until this process's copy holds every message the stream's
-// leader had when asked: every commit acknowledged before sync started.
-func (s *Store) sync(ctx context.Context) error {
-	for try := 0; ; try++ {
-		rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-		info, err := s.stream.Info(rctx)
-		if err == nil {
-			err = s.m.wait(rctx, info.State.LastSeq)
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || !transient(err) && !errors.Is(err, ErrUnavailable) {
-			return fmt.Errorf("read %s: %w", s.location, unavailable(err))
-		}
-		if !sleep(ctx, backoff(try)) {
-			return fmt.Errorf("read %s: %w", s.location, unavailable(err))
-		}
-	}
-}
-
 // unavailable wraps err with ErrUnavailable unless it already says so.
 func unavailable(err error) error {
 	if errors.Is(err, ErrUnavailable) {
@@ -349,7 +338,7 @@ func (s *Store) View(fn func(tx *registry.Tx) error) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
-	if err := s.sync(ctx); err != nil {
+	if err := s.sync(ctx, true); err != nil {
 		return err
 	}
 	s.m.mu.RLock()
@@ -400,12 +389,21 @@ func (s *Store) Update(fn func(tx *registry.Tx) error) error {
 func (s *Store) try(fn func(tx *registry.Tx) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
-	if err := s.sync(ctx); err != nil {
-		return err
-	}
-	b, err := s.plan(fn)
-	if err != nil || b == nil {
-		return err
+	var b *batch
+	for linear := false; ; linear = true {
+		if err := s.sync(ctx, linear); err != nil {
+			return err
+		}
+		var err error
+		b, err = s.plan(fn)
+		if err == nil && b != nil {
+			break // the commit checks that what fn read is current
+		}
+		if linear || !s.needsBarrier() {
+			return err
+		}
+		// A refusal, or nothing to change, must hold on a copy that is
+		// certainly current: run fn again after a barrier.
 	}
 	seq, err := s.commit(ctx, b)
 	if err != nil {
