@@ -6,10 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autonode/autonode/registry/natsstore/natsnode"
 )
 
 // serveNode is an `autonode serve` child process.
@@ -220,6 +223,68 @@ func TestServeUsageErrors(t *testing.T) {
 		r := bin(t, dir, nil, c.args...).want(t, 2)
 		if !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%v: stderr %q, want %q", c.args, r.stderr, c.want)
+		}
+	}
+}
+
+// TestREADMEBeyondOneMachine runs the code block of README.md's section
+// "Beyond one machine" with bash in a fresh directory, with the binary on
+// PATH and the README's ports replaced by free ones, and checks that the
+// three nodes formed a cluster that ran the script, served every node's
+// clients and stopped with exit status 0 on SIGTERM.
+func TestREADMEBeyondOneMachine(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Beyond one machine\n")
+	if !ok {
+		t.Fatal(`README.md has no section "## Beyond one machine"`)
+	}
+	_, block, ok := strings.Cut(section, "```sh\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("the section has no sh code block")
+	}
+	ports, err := natsnode.FreePorts(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []string{"4222", "4223", "4224", "6222", "6223", "6224"} {
+		block = strings.ReplaceAll(block, "127.0.0.1:"+p, "127.0.0.1:"+strconv.Itoa(ports[i]))
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "lineage.star"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scripts", "lineage.star"), script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Every node must have stopped with exit status 0.
+	if !strings.Contains(block, "\nkill %1 %2 %3") {
+		t.Fatal("the block does not end with kill %1 %2 %3")
+	}
+	block = strings.Replace(block, "\nkill %1 %2 %3", "\npids=$(jobs -p)\nkill %1 %2 %3", 1)
+	sh := "set -e\n" + block + "for p in $pids; do wait $p; done\necho all-stopped\n"
+	cmd := exec.Command("bash", "-c", sh)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's block: %v\n%s", err, out)
+	}
+	for _, want := range []string{"lineage-root", "Registry:         bucket autonode on nats://127.0.0.1:" + strconv.Itoa(ports[2]), "Threads:          8", "all-stopped"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, n := range []string{"node1", "node2", "node3"} {
+		if _, err := os.Stat(filepath.Join(dir, n, "jetstream")); err != nil {
+			t.Errorf("node %s kept no data: %v", n, err)
 		}
 	}
 }
