@@ -17,12 +17,7 @@ import (
 
 // addNATSBench adds `autonode bench nats` to the bench command.
 func addNATSBench(root *cobra.Command, e *env) {
-	var bench *cobra.Command
-	for _, c := range root.Commands() {
-		if c.Name() == "bench" {
-			bench = c
-		}
-	}
+	bench := subcommand(root, "bench")
 	if bench == nil {
 		return
 	}
@@ -58,6 +53,16 @@ temporary file store.`,
 	cmd.Flags().IntVar(&ops, "ops", 200, "operations of each kind per store and `N`")
 	cmd.Flags().IntVar(&rounds, "rounds", 3, "interleaved `ROUNDS` of the CLI rows")
 	bench.AddCommand(cmd)
+}
+
+// subcommand returns root's command called name, or nil.
+func subcommand(root *cobra.Command, name string) *cobra.Command {
+	for _, c := range root.Commands() {
+		if c.Name() == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // benchStore is one registry under test.

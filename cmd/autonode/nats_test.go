@@ -233,19 +233,7 @@ func TestServeUsageErrors(t *testing.T) {
 // three nodes formed a cluster that ran the script, served every node's
 // clients and stopped with exit status 0 on SIGTERM.
 func TestREADMEBeyondOneMachine(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "\n## Beyond one machine\n")
-	if !ok {
-		t.Fatal(`README.md has no section "## Beyond one machine"`)
-	}
-	_, block, ok := strings.Cut(section, "```sh\n")
-	block, _, ok2 := strings.Cut(block, "```")
-	if !ok || !ok2 {
-		t.Fatal("the section has no sh code block")
-	}
+	block := readmeBlock(t, "Beyond one machine")
 	ports, err := natsnode.FreePorts(6)
 	if err != nil {
 		t.Fatal(err)
@@ -253,17 +241,7 @@ func TestREADMEBeyondOneMachine(t *testing.T) {
 	for i, p := range []string{"4222", "4223", "4224", "6222", "6223", "6224"} {
 		block = strings.ReplaceAll(block, "127.0.0.1:"+p, "127.0.0.1:"+strconv.Itoa(ports[i]))
 	}
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "lineage.star"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "scripts", "lineage.star"), script, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := dirWithLineageScript(t)
 	// Every node must have stopped with exit status 0.
 	if !strings.Contains(block, "\nkill %1 %2 %3") {
 		t.Fatal("the block does not end with kill %1 %2 %3")
@@ -287,4 +265,42 @@ func TestREADMEBeyondOneMachine(t *testing.T) {
 			t.Errorf("node %s kept no data: %v", n, err)
 		}
 	}
+}
+
+// readmeBlock returns the first sh code block of README.md's section
+// "## heading".
+func readmeBlock(t *testing.T, heading string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## "+heading+"\n")
+	if !ok {
+		t.Fatalf("README.md has no section %q", "## "+heading)
+	}
+	_, block, ok := strings.Cut(section, "```sh\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatalf("README section %q has no sh code block", heading)
+	}
+	return block
+}
+
+// dirWithLineageScript makes a fresh directory holding
+// scripts/lineage.star, where a README block runs.
+func dirWithLineageScript(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "lineage.star"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scripts", "lineage.star"), script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

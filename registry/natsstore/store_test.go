@@ -281,6 +281,20 @@ func TestReadOnlyAndMustExist(t *testing.T) {
 	}
 }
 
+// jsClient is a plain JetStream client of the server at url, as another
+// NATS tool would be, with a context for its requests.
+func jsClient(t *testing.T, url string) (jetstream.JetStream, context.Context) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	must(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return js, ctx
+}
+
 // TestBucketLayout checks what other NATS tools see: one KV bucket with
 // t.* and a.* keys holding the records' JSON, a single replica on a
 // single server, atomic batches allowed, and a delete that is one step.
@@ -289,13 +303,7 @@ func TestBucketLayout(t *testing.T) {
 	s := openStore(t, n.ClientURL(), "layout")
 	create(t, s, 1, 2.5)
 	must(t, s.Update(func(tx *registry.Tx) error { _, err := tx.Delete(1, tokA); return err }))
-	nc, err := nats.Connect(n.ClientURL())
-	must(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	js, ctx := jsClient(t, n.ClientURL())
 	kv, err := js.KeyValue(ctx, "layout")
 	must(t, err)
 	keys, err := kv.Keys(ctx)
@@ -334,14 +342,8 @@ func TestBucketLayout(t *testing.T) {
 // add) is used as is, with atomic batches turned on.
 func TestExistingBucketGetsAtomic(t *testing.T) {
 	n := natstest.RunNode(t)
-	nc, err := nats.Connect(n.ClientURL())
-	must(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "theirs"})
+	js, ctx := jsClient(t, n.ClientURL())
+	_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "theirs"})
 	must(t, err)
 	s := openStore(t, n.ClientURL(), "theirs")
 	create(t, s, 1)
@@ -357,13 +359,7 @@ func TestClusterReplicas(t *testing.T) {
 	c := natstest.RunCluster(t, 3, natstest.ClusterOptions{})
 	s := openStore(t, c.URL(1), "replicated")
 	create(t, s, 1)
-	nc, err := nats.Connect(c.URL(2))
-	must(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	js, ctx := jsClient(t, c.URL(2))
 	st, err := js.Stream(ctx, "KV_replicated")
 	must(t, err)
 	info := st.CachedInfo()
