@@ -152,7 +152,7 @@ func (s *Store) commit(ctx context.Context, b *batch) (uint64, error) {
 			case codeUnavailable, codeNotLeader, codeBatchIncomplete, codeBatchInflight:
 				// Refused before it was proposed: send it again.
 			case codeBatchTooLarge:
-				return 0, fmt.Errorf("%s: %w: it has %d messages (%d records changed, plus checks); the server's limit is in its answer: %v; split the operation or raise the server's jetstream max_batch_size", s.location, ErrBatchTooLarge, len(b.msgs), countWrites(b), err)
+				return 0, fmt.Errorf("%s: %w: it has %d messages (%d records changed, plus checks); the server's limit is in its answer: %v; split the operation or raise the server's limit (jetstream { limits { batch { max_msgs: 10000 } } }; autonode serve has 10000)", s.location, ErrBatchTooLarge, len(b.msgs), countWrites(b), err)
 			case codeTooLargeMsg:
 				return 0, fmt.Errorf("%s: %w: %v", s.location, ErrTooLarge, err)
 			case codeBatchDisabled:

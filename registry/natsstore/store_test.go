@@ -233,7 +233,7 @@ func TestBatchTooLarge(t *testing.T) {
 		_, err := tx.Fork(1, ids, nil, tokA)
 		return err
 	})
-	if !errors.Is(err, natsstore.ErrBatchTooLarge) || !strings.Contains(err.Error(), "max_batch_size") {
+	if !errors.Is(err, natsstore.ErrBatchTooLarge) || !strings.Contains(err.Error(), "max_msgs") {
 		t.Fatalf("err = %v, want ErrBatchTooLarge naming the server setting", err)
 	}
 	must(t, s.View(func(tx *registry.Tx) error {
