@@ -49,7 +49,7 @@ func (e *env) natsBucket() string {
 func (e *env) registryName() string {
 	b := e.backend()
 	if b.nats != "" {
-		return fmt.Sprintf("bucket %s on %s", b.bucket, b.nats)
+		return fmt.Sprintf("bucket %s on %s", b.bucket, natsstore.RedactURL(b.nats))
 	}
 	return b.path
 }
@@ -84,7 +84,7 @@ func (b backend) fileOnly(cmd string) error {
 	if b.nats == "" {
 		return nil
 	}
-	return usageErrorf("%s works on the JSON registry file; the registry in bucket %s on %s is kept by JetStream, which checksums and replicates its own storage (drop --nats and %s to %s a file)", cmd, b.bucket, b.nats, natsstore.EnvURL, cmd)
+	return usageErrorf("%s works on the JSON registry file; the registry in bucket %s on %s is kept by JetStream, which checksums and replicates its own storage (drop --nats and %s to %s a file)", cmd, b.bucket, natsstore.RedactURL(b.nats), natsstore.EnvURL, cmd)
 }
 
 func (b backend) fsck() (*registry.FsckReport, error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,8 +118,10 @@ type Store struct {
 	commits, conflicts, resent, deduplicated, unknown atomic.Int64
 }
 
-var _ registry.Store = (*Store)(nil)
-var _ registry.Locator = (*Store)(nil)
+var (
+	_ registry.Store   = (*Store)(nil)
+	_ registry.Locator = (*Store)(nil)
+)
 
 var bucketName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
@@ -143,8 +147,8 @@ func Open(opts Options) (*Store, error) {
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = defaultMaxAttempts
 	}
-	if opts.Replicas < 0 {
-		return nil, fmt.Errorf("%w: %d replicas; want 0 (automatic), 1, 3 or 5", registry.ErrInvalid, opts.Replicas)
+	if opts.Replicas < 0 || opts.Replicas > 5 {
+		return nil, fmt.Errorf("%w: %d replicas; want 0 (automatic) or 1 to 5", registry.ErrInvalid, opts.Replicas)
 	}
 	s := &Store{opts: opts, nc: opts.Conn, streamName: "KV_" + opts.Bucket, prefix: "$KV." + opts.Bucket + "."}
 	if s.nc == nil {
@@ -174,7 +178,7 @@ func connect(opts Options) (*nats.Conn, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.ConnectHandler(func(*nats.Conn) { up <- struct{}{} }))
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", opts.URL, err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(opts.URL), err)
 	}
 	if nc.IsConnected() {
 		return nc, nil
@@ -184,15 +188,29 @@ func connect(opts Options) (*nats.Conn, error) {
 		return nc, nil
 	case <-time.After(opts.ConnectWait):
 		nc.Close()
-		return nil, fmt.Errorf("connect to NATS at %s: %w: no server answered within %v", opts.URL, nats.ErrNoServers, opts.ConnectWait)
+		return nil, fmt.Errorf("connect to NATS at %s: %w: no server answered within %v", RedactURL(opts.URL), nats.ErrNoServers, opts.ConnectWait)
 	}
 }
 
+// where names the server for messages, without credentials.
 func (s *Store) where() string {
-	if s.opts.URL != "" {
-		return s.opts.URL
+	if s.opts.URL == "" {
+		return s.nc.ConnectedUrlRedacted()
 	}
-	return s.nc.ConnectedUrlRedacted()
+	return RedactURL(s.opts.URL)
+}
+
+// RedactURL hides the user names, passwords and tokens of a
+// comma-separated list of server URLs, for messages.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func (s *Store) open() error {

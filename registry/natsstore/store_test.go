@@ -375,3 +375,10 @@ func TestClusterReplicas(t *testing.T) {
 		return nil
 	}))
 }
+
+func TestURLCredentialsNotShown(t *testing.T) {
+	_, err := natsstore.Open(natsstore.Options{URL: "nats://alice:s3cret@127.0.0.1:1,nats://tok3n@127.0.0.1:2", ConnectWait: 100 * time.Millisecond})
+	if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "tok3n") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("error %v: want the servers named without their credentials", err)
+	}
+}
