@@ -226,17 +226,20 @@ func (s *Store) open() error {
 		return err
 	}
 	s.m = newMirror(s.prefix)
-	cons, err := s.js.OrderedConsumer(ctx, s.streamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.prefix + ">"},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	cc, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.ConsumeContext, error) {
+		cons, err := s.js.OrderedConsumer(ctx, s.streamName, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{s.prefix + ">"},
+			DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return cons.Consume(s.m.apply)
 	})
 	if err != nil {
-		return fmt.Errorf("read %s: %w", s.location, err)
+		return fmt.Errorf("read %s: %w", s.location, unavailableIf(err))
 	}
-	s.cc, err = cons.Consume(s.m.apply)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", s.location, err)
-	}
+	s.cc = cc
 	return s.sync(ctx, false)
 }
 
@@ -244,7 +247,7 @@ func (s *Store) open() error {
 // on atomic batches when a writer needs them. It waits out a cluster
 // that is still electing its leaders.
 func (s *Store) ensureBucket(ctx context.Context) error {
-	stream, err := s.retryUnavailable(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+	stream, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
 		return s.js.Stream(ctx, s.streamName)
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -258,7 +261,7 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 				replicas = 3
 			}
 		}
-		stream, err = s.retryUnavailable(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		stream, err = retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
 			_, err := s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 				Bucket:      s.opts.Bucket,
 				Description: "AutoNode thread registry: t.<id> threads, a.<id> archive, m.* the store's own records",
@@ -310,18 +313,19 @@ func unavailableIf(err error) error {
 	return err
 }
 
-// retryUnavailable calls fn until it succeeds, fails for a reason other
-// than JetStream being unavailable, or ctx ends.
-func (s *Store) retryUnavailable(ctx context.Context, fn func(ctx context.Context) (jetstream.Stream, error)) (jetstream.Stream, error) {
+// retryTransient calls fn, each call bounded by timeout, until it
+// succeeds, fails for a reason other than JetStream being unavailable
+// (or a cluster still forming), or ctx ends.
+func retryTransient[T any](ctx context.Context, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
 	for try := 0; ; try++ {
-		rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-		st, err := fn(rctx)
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		v, err := fn(rctx)
 		cancel()
 		if err == nil || !transient(err) && !errors.Is(err, errNotYet) || ctx.Err() != nil {
-			return st, err
+			return v, err
 		}
 		if !sleep(ctx, backoff(try)) {
-			return st, err
+			return v, err
 		}
 	}
 }
