@@ -184,6 +184,10 @@ func hint(err error) error {
 		return fmt.Errorf("%w (create one with `autonode token`)", err)
 	case errors.Is(err, natsstore.ErrTooLarge):
 		return err
+	case errors.Is(err, natsstore.ErrUnavailable):
+		return fmt.Errorf("%w (a cluster answers while a majority of its nodes run and reach each other; name several of them in --nats)", err)
+	case errors.Is(err, natsstore.ErrUnknownOutcome):
+		return fmt.Errorf("%w (`autonode show ID` tells whether it happened)", err)
 	case errors.Is(err, registry.ErrInvalid) && !errors.Is(err, registry.ErrQuery):
 		return readHint(err)
 	}
