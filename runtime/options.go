@@ -21,8 +21,14 @@ const (
 // DefaultMaxChildren threads each and DefaultMaxDescendants in all.
 type Options struct {
 	// RegistryPath is the registry file to open; "" means
-	// registry.DefaultPath(). Ignored when Store is set.
+	// registry.DefaultPath(). Ignored when Store or NATS is set.
 	RegistryPath string
+	// NATS, when set, is the URL of a NATS JetStream server (or a
+	// comma-separated list of a cluster's) whose KV bucket NATSBucket
+	// ("" means natsstore.DefaultBucket) holds the registry instead of
+	// RegistryPath (registry/natsstore). Ignored when Store is set.
+	NATS       string
+	NATSBucket string
 	// Store, when set, is used instead of opening RegistryPath. The
 	// Runtime does not close a Store it did not open.
 	Store registry.Store

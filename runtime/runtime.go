@@ -20,6 +20,7 @@ import (
 	"github.com/autonode/autonode/accel"
 	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
+	"github.com/autonode/autonode/registry/natsstore"
 )
 
 // Dialect is the Starlark dialect of every file and snippet the
@@ -91,12 +92,17 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r.store = opts.Store
 	if r.store == nil {
-		fs, err := registry.OpenFile(opts.RegistryPath, nil)
+		var err error
+		if opts.NATS != "" {
+			r.store, err = natsstore.Open(natsstore.Options{URL: opts.NATS, Bucket: opts.NATSBucket})
+		} else {
+			r.store, err = registry.OpenFile(opts.RegistryPath, nil)
+		}
 		if err != nil {
 			res.close()
 			return nil, err
 		}
-		r.store, r.ownStore = fs, true
+		r.ownStore = true
 	}
 	var crashed []registry.ID
 	err = r.store.Update(func(tx *registry.Tx) error {

@@ -26,12 +26,7 @@ const benchToken = "bench-token-0123456789abcdef"
 
 // addRegistryBench adds `autonode bench registry` to the bench command.
 func addRegistryBench(root *cobra.Command, e *env) {
-	var bench *cobra.Command
-	for _, c := range root.Commands() {
-		if c.Name() == "bench" {
-			bench = c
-		}
-	}
+	bench := subcommand(root, "bench")
 	if bench == nil {
 		return
 	}

@@ -56,16 +56,10 @@ prompts:  echo 'print(summarize())' | autonode repl`,
 			if err := workersFlag(workers); err != nil {
 				return err
 			}
-			opts := runtime.Options{
-				RegistryPath: e.registryPath(),
-				SessionToken: e.token(),
-				Stdout:       e.stdout,
-				Stderr:       e.stderr,
-				CPUWorkers:   workers,
-				MaxSteps:     maxSteps,
-				TopLevelHost: true,
-				LoadDir:      ".", // load() reads below the working directory
-			}
+			opts := e.runtimeOptions()
+			opts.SessionToken, opts.Stdout, opts.Stderr = e.token(), e.stdout, e.stderr
+			opts.CPUWorkers, opts.MaxSteps, opts.TopLevelHost = workers, maxSteps, true
+			opts.LoadDir = "." // load() reads below the working directory
 			r := &repl{e: e, opts: opts}
 			return r.run(cmd.Context())
 		},
@@ -115,7 +109,7 @@ func (r *repl) run(ctx context.Context) (err error) {
 		r.line.SetTabCompletionStyle(liner.TabPrints)
 		r.line.SetWordCompleter(r.complete)
 		r.loadHistory()
-		fmt.Fprintf(r.e.stdout, "AutoNode REPL on %s. :help for help, Ctrl-D to exit.\n", r.opts.RegistryPath)
+		fmt.Fprintf(r.e.stdout, "AutoNode REPL on %s. :help for help, Ctrl-D to exit.\n", r.e.registryName())
 	} else {
 		r.in = bufio.NewReader(r.e.stdin)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/autonode/autonode/registry"
+	"github.com/autonode/autonode/registry/natsstore"
 )
 
 // Exit codes.
@@ -31,8 +32,10 @@ type env struct {
 	stderr io.Writer
 	getenv func(string) string
 
-	registryFlag string
-	tokenFlag    string
+	registryFlag   string
+	tokenFlag      string
+	natsFlag       string
+	natsBucketFlag string
 }
 
 // exitError carries an exit code through cobra. A nil err means the
@@ -110,8 +113,9 @@ crashes and concurrent processes. A registry written by the Python seed loads
 unchanged.
 
 The registry is ./thread_registry.json unless --registry or
-AUTONODE_REGISTRY names another file. Commands that change a thread need its
-token: --token, or AUTONODE_TOKEN. Threads from a seed registry have no token
+AUTONODE_REGISTRY names another file, or --nats (AUTONODE_NATS) names the
+NATS JetStream server that holds it (see autonode serve). Commands that
+change a thread need its token: --token, or AUTONODE_TOKEN. Threads from a seed registry have no token
 until claimed (autonode claim).
 
 Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
@@ -122,7 +126,8 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
   autonode delete 2.0 && autonode restore 2.0
   autonode query '@values.#(stage=="CORE")#.id'
   autonode lineage 10.0 --format mermaid
-  autonode --registry /data/thread_registry.json fsck`,
+  autonode --registry /data/thread_registry.json fsck
+  autonode --nats nats://10.0.0.5:4222 list`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          nil, // cobra reports unknown commands
@@ -147,6 +152,8 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.registryFlag, "registry", "", "registry file `PATH` (default $"+registry.EnvRegistry+", else ./"+registry.DefaultRegistryFile+"); the archive is "+registry.DefaultArchiveFile+" beside it")
+	pf.StringVar(&e.natsFlag, "nats", "", "keep the registry in NATS JetStream at `URL` (nats://HOST:PORT, comma-separated for a cluster; default $"+natsstore.EnvURL+") instead of the file")
+	pf.StringVar(&e.natsBucketFlag, "nats-bucket", "", "JetStream KV `BUCKET` of the registry with --nats (default $"+natsstore.EnvBucket+", else "+natsstore.DefaultBucket+")")
 	pf.StringVar(&e.tokenFlag, "token", "", "`TOKEN` that opens the threads to change (default $"+envToken+")")
 	root.AddGroup(&cobra.Group{ID: groupThreads, Title: "Thread commands:"},
 		&cobra.Group{ID: groupMaint, Title: "Registry maintenance:"},
@@ -162,6 +169,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addTokenCommands(root, e)
 	addBenchCommands(root, e)
 	addRegistryBench(root, e)
+	addNATSBench(root, e)
 	addGraphCommands(root, e)
 	addRunCommands(root, e)
 	addReplCommands(root, e)
@@ -171,6 +179,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addCompletionCommand(root, e)
 	addCheckCommands(root, e)
 	addTestCommands(root, e)
+	addServeCommands(root, e)
 	return root
 }
 

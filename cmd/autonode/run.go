@@ -60,19 +60,12 @@ during the run, 2 on a usage error.`,
 			ctx, stop, received := interruptible(cmd.Context(), e.stderr)
 			defer stop()
 			stdout := e.stdout
-			rt, err := runtime.New(runtime.Options{
-				RegistryPath: e.registryPath(),
-				SessionToken: e.token(),
-				Stdout:       stdout,
-				Stderr:       e.stderr,
-				CPUWorkers:   workers,
-				MaxSteps:     maxSteps,
-				TopLevelHost: true,
-				Argv:         args,
-				Progress:     progressBars(e, quiet),
-				LoadDir:      filepath.Dir(file),
-				AllowLoad:    allowLoad,
-			})
+			opts := e.runtimeOptions()
+			opts.SessionToken, opts.Stdout, opts.Stderr = e.token(), stdout, e.stderr
+			opts.CPUWorkers, opts.MaxSteps, opts.TopLevelHost = workers, maxSteps, true
+			opts.Argv, opts.Progress = args, progressBars(e, quiet)
+			opts.LoadDir, opts.AllowLoad = filepath.Dir(file), allowLoad
+			rt, err := runtime.New(opts)
 			if err != nil {
 				return err
 			}

@@ -54,7 +54,7 @@ threads with the most children. Seed threads have status "unknown".`,
 func writeSummary(e *env, s registry.Summary) {
 	w := e.stdout
 	line := func(label, value string) { fmt.Fprintf(w, "%-17s %s\n", label+":", value) }
-	line("Registry", e.registryPath())
+	line("Registry", e.registryName())
 	line("Threads", fmt.Sprint(s.Total))
 	line("Archived", fmt.Sprint(s.Archived))
 	line("By stage", counts(s.ByStage, registry.Stages()))

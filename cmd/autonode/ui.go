@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/webui"
 )
 
@@ -63,14 +62,10 @@ Ctrl-C (or SIGTERM) stops the server.`,
 			if !loopback && token == "" {
 				return usageErrorf("--addr %s is not a loopback address: anyone who can reach it would read the registry; pass --token TOKEN (or set %s; make one with `autonode token`), or listen on %s", addr, envUIToken, defaultUIAddr)
 			}
-			path := e.registryPath()
-			if !exists(path) && !exists(path+".journal") {
-				return fmt.Errorf("no registry at %s; pass --registry PATH or set %s (AutoNode creates the registry when it first writes a thread)", path, registry.EnvRegistry)
-			}
-			// Read-only: never compact (rewrite) the files on close.
-			store, err := registry.OpenFile(path, &registry.FileOptions{NoCompactOnClose: true})
+			path := e.registryName()
+			store, err := e.openUIStore()
 			if err != nil {
-				return readHint(err)
+				return err
 			}
 			defer store.Close()
 			ui, err := webui.New(store, webui.Options{Token: token, Name: path})

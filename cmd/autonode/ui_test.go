@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -136,30 +135,8 @@ func TestUIBeyondLoopbackNeedsTheToken(t *testing.T) {
 // command; the ui line is run on a free port (the README's default port
 // may be taken) until its page answers, then stopped with Ctrl-C.
 func TestREADMEWebView(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "\n## The web view\n")
-	if !ok {
-		t.Fatal(`README.md has no section "## The web view"`)
-	}
-	_, block, ok := strings.Cut(section, "```sh\n")
-	block, _, ok2 := strings.Cut(block, "```")
-	if !ok || !ok2 {
-		t.Fatal("the web view section has no sh code block")
-	}
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "lineage.star"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "scripts", "lineage.star"), script, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	block := readmeBlock(t, "The web view")
+	dir := dirWithLineageScript(t)
 	ran := 0
 	for _, line := range strings.Split(block, "\n") {
 		line, _, _ = strings.Cut(line, "#")
