@@ -26,7 +26,7 @@ var benchSizes = func() []int {
 func writeBenchRegistry(b *testing.B, n int) string {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), DefaultRegistryFile)
-	tab := newTable(&snapshot{index: map[string]int32{}})
+	tab := newTable(emptySnapshot())
 	for i := 1; i <= n; i++ {
 		t := NewThread(ID(i), stages[i%3])
 		t.Metadata = map[string]any{"max_memory_mb": json.Number("1000"), "lr": json.Number("0.1")}

@@ -12,15 +12,29 @@ type graph struct {
 	children map[ID][]ID
 }
 
-func (tx *Tx) graph() *graph {
-	g := &graph{parents: map[ID][]ID{}, children: map[ID][]ID{}}
+func (tx *Tx) graph() *graph { return tx.buildGraph(nil) }
+
+// buildGraph builds the graph. With visit set, visit also sees the fields
+// of every record (those with an invalid id too), which are then read
+// without being kept (see Record.peek).
+func (tx *Tx) buildGraph(visit func(*recordMeta)) *graph {
+	n := tx.Len()
+	g := &graph{parents: make(map[ID][]ID, n), children: make(map[ID][]ID, n/4)}
+	var scratch recordMeta
 	tx.rangeThreads(func(r *Record) bool {
-		id := r.ID()
+		var m *recordMeta
+		if visit == nil {
+			m = r.load()
+		} else {
+			m = r.peek(&scratch)
+			visit(m)
+		}
+		id := m.id
 		if id == InvalidID {
 			return true
 		}
-		g.parents[id] = r.Parents()
-		for _, p := range r.Parents() {
+		g.parents[id] = m.parents
+		for _, p := range m.parents {
 			g.children[p] = append(g.children[p], id)
 		}
 		return true
@@ -254,27 +268,39 @@ func (tx *Tx) Summarize() Summary {
 		return Summary{}
 	}
 	s := Summary{ByStage: map[string]int{}, ByDevice: map[string]int{}, ByStatus: map[string]int{}}
-	g := tx.graph()
-	tx.rangeThreads(func(r *Record) bool {
+	// One pass: the counts as the graph is built, each record's fields
+	// read and dropped.
+	var unplaced []*recordMeta // records with parents but no valid id
+	g := tx.buildGraph(func(m *recordMeta) {
 		s.Total++
-		s.ByStage[r.Stage()]++
-		s.ByDevice[r.Device()]++
-		st := r.Status()
+		s.ByStage[m.stage]++
+		s.ByDevice[m.device]++
+		st := m.status
 		if st == "" {
 			st = StatusUnknown
 		}
 		s.ByStatus[st]++
-		if len(r.Parents()) == 0 {
-			s.Lineage.Roots = append(s.Lineage.Roots, r.ID())
+		if len(m.parents) == 0 {
+			s.Lineage.Roots = append(s.Lineage.Roots, m.id)
+		} else if m.id == InvalidID {
+			c := *m
+			unplaced = append(unplaced, &c)
 		}
-		for _, p := range r.Parents() {
+	})
+	orphan := func(id ID, parents []ID) {
+		for _, p := range parents {
 			if _, ok := g.parents[p]; !ok {
-				s.Lineage.Orphans = append(s.Lineage.Orphans, r.ID())
-				break
+				s.Lineage.Orphans = append(s.Lineage.Orphans, id)
+				return
 			}
 		}
-		return true
-	})
+	}
+	for id, parents := range g.parents {
+		orphan(id, parents)
+	}
+	for _, m := range unplaced {
+		orphan(m.id, m.parents)
+	}
 	tx.rangeArchived(func(*Record) bool { s.Archived++; return true })
 	sortIDs(s.Lineage.Roots)
 	sortIDs(s.Lineage.Orphans)
