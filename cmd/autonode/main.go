@@ -5,4 +5,10 @@ package main
 
 import "os"
 
-func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() {
+	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if os.Getenv(envPeakRSS) != "" {
+		writePeakRSS(os.Stderr)
+	}
+	os.Exit(code)
+}
