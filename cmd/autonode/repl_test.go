@@ -1,11 +1,11 @@
 package main
 
 import (
-	"regexp"
 	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
