@@ -247,19 +247,22 @@ func (f Filter) all() bool {
 	return f.Stage == "" && f.Device == "" && f.Status == "" && f.Parent == nil && f.NamePrefix == ""
 }
 
-func (f Filter) match(r *Record) bool {
+// match reports whether the record matches f, reading its fields into
+// scratch when they were never read (see Record.peek).
+func (f Filter) match(r *Record, scratch *recordMeta) bool {
 	if f.all() {
 		return true
 	}
-	st := r.Status()
+	m := r.peek(scratch)
+	st := m.status
 	if st == "" {
 		st = StatusUnknown
 	}
-	return (f.Stage == "" || strings.EqualFold(f.Stage, r.Stage())) &&
-		(f.Device == "" || f.Device == r.Device()) &&
+	return (f.Stage == "" || strings.EqualFold(f.Stage, m.stage)) &&
+		(f.Device == "" || f.Device == m.device) &&
 		(f.Status == "" || f.Status == st) &&
-		(f.Parent == nil || containsID(r.Parents(), *f.Parent)) &&
-		strings.HasPrefix(r.Name(), f.NamePrefix)
+		(f.Parent == nil || containsID(m.parents, *f.Parent)) &&
+		strings.HasPrefix(m.name, f.NamePrefix)
 }
 
 // List returns the threads that match f, in id order. A record that
@@ -301,8 +304,9 @@ func (tx *Tx) Each(f Filter, fn func(t *Thread, err error) error) error {
 // with an invalid id first, by key).
 func (tx *Tx) sortedRecords(f Filter) []*Record {
 	recs := make([]*Record, 0, tx.recs.CountThreads()+len(tx.threads))
+	var scratch recordMeta
 	tx.rangeThreads(func(r *Record) bool {
-		if f.match(r) {
+		if f.match(r, &scratch) {
 			recs = append(recs, r)
 		}
 		return true
@@ -330,7 +334,8 @@ func (tx *Tx) sortedRecords(f Filter) []*Record {
 // recordID is the record's id, from its key when the key is an id's
 // canonical spelling (no parse of the record), else from its id field.
 func recordID(r *Record) ID {
-	if f, err := strconv.ParseFloat(r.Key, 64); err == nil && ValidateID(f) == nil && PyFloat(f) == r.Key {
+	var buf [32]byte
+	if f, err := strconv.ParseFloat(r.Key, 64); err == nil && ValidateID(f) == nil && string(ID(f).AppendKey(buf[:0])) == r.Key {
 		if m := r.meta.Load(); m == nil || m.id == ID(f) {
 			return ID(f)
 		}

