@@ -376,7 +376,7 @@ func (s *FileStore) apply(r journalRecord) {
 
 // noteID raises the highest id in use by the id under key (or of r).
 func (s *FileStore) noteID(key string, r *Record) {
-	if id, err := ParseID(key); err == nil && id.Key() == key {
+	if id, ok := keyID(key); ok {
 		s.maxID = math.Max(s.maxID, float64(id))
 		return
 	}

@@ -63,6 +63,17 @@ func (id ID) AppendKey(b []byte) []byte {
 	return append(b, id.Key()...)
 }
 
+// keyID returns the id whose Key is key, when key is one (a canonical
+// spelling such as "1.0" or "1e-05"); it allocates nothing.
+func keyID(key string) (ID, bool) {
+	f, err := strconv.ParseFloat(key, 64)
+	if err != nil || ValidateID(f) != nil {
+		return 0, false
+	}
+	var buf [32]byte
+	return ID(f), string(ID(f).AppendKey(buf[:0])) == key
+}
+
 // String returns the same text as Key.
 func (id ID) String() string { return id.Key() }
 

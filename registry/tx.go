@@ -1,12 +1,12 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -334,10 +334,9 @@ func (tx *Tx) sortedRecords(f Filter) []*Record {
 // recordID is the record's id, from its key when the key is an id's
 // canonical spelling (no parse of the record), else from its id field.
 func recordID(r *Record) ID {
-	var buf [32]byte
-	if f, err := strconv.ParseFloat(r.Key, 64); err == nil && ValidateID(f) == nil && string(ID(f).AppendKey(buf[:0])) == r.Key {
-		if m := r.meta.Load(); m == nil || m.id == ID(f) {
-			return ID(f)
+	if id, ok := keyID(r.Key); ok {
+		if m := r.meta.Load(); m == nil || m.id == id {
+			return id
 		}
 	}
 	return r.ID()
@@ -869,6 +868,16 @@ func (tx *Tx) Restore(id ID, tok string) (*Thread, error) {
 	return t, nil
 }
 
+// mayRun reports whether r may have the status running or pending, by a
+// look at its bytes: without those words, and without an escape that
+// could spell them, it has neither.
+func mayRun(r *Record) bool {
+	if m := r.meta.Load(); m != nil {
+		return m.status == StatusRunning || m.status == StatusPending
+	}
+	return bytes.Contains(r.Raw, []byte(StatusRunning)) || bytes.Contains(r.Raw, []byte(StatusPending)) || bytes.IndexByte(r.Raw, '\\') >= 0
+}
+
 // MarkCrashed marks every running thread, and every pending thread queued
 // by a process (one with an owner), whose owner process is gone as crashed
 // (alive reports whether an owner still runs), and returns them.
@@ -878,8 +887,12 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 		return nil, err
 	}
 	var stale []*Record
+	var scratch recordMeta
 	tx.rangeThreads(func(r *Record) bool {
-		if st := r.Status(); st == StatusRunning || st == StatusPending {
+		if !mayRun(r) {
+			return true
+		}
+		if st := r.peek(&scratch).status; st == StatusRunning || st == StatusPending {
 			stale = append(stale, r)
 		}
 		return true
