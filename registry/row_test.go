@@ -172,3 +172,39 @@ func FuzzRow(f *testing.F) {
 	f.Add([]byte(`{"id": 3.0, "history": ["[x] Merged threads 1.0 and 2.0 into 3.0 with strategy 'union'."]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) { checkRowParity(t, raw) })
 }
+
+// TestFilterQuickLook: the look at a record's bytes that spares filters a
+// parse of every record keeps what matches, escapes included.
+func TestFilterQuickLook(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DefaultRegistryFile)
+	doc := `{"1.0": {"id": 1.0, "name": "Thread-a", "device": "gp\u0075", "autonode": {"status": "succ\u0065eded"}},
+  "2.0": {"id": 2.0, "name": "Thread-b", "device": "gpu", "autonode": {"status": "succeeded"}},
+  "3.0": {"id": 3.0, "name": "other", "device": "cpu", "autonode": {"status": "failed"}},
+  "4.0": {"id": 4.0, "name": "gpu succeeded Thread-", "device": "cpu"}}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, path, nil)
+	s.View(func(tx *Tx) error {
+		for _, c := range []struct {
+			f    Filter
+			want []ID
+		}{
+			{Filter{Device: "gpu"}, []ID{1, 2}},
+			{Filter{Status: StatusSucceeded}, []ID{1, 2}},
+			{Filter{NamePrefix: "Thread-"}, []ID{1, 2}},
+			{Filter{Status: StatusUnknown}, []ID{4}},
+			{Filter{Device: "cpu", Status: StatusFailed}, []ID{3}},
+		} {
+			var got []ID
+			tx.EachRow(c.f, func(r Row, err error) error {
+				got = append(got, r.ID)
+				return err
+			})
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("filter %+v: %v, want %v", c.f, got, c.want)
+			}
+		}
+		return nil
+	})
+}

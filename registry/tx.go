@@ -247,11 +247,29 @@ func (f Filter) all() bool {
 	return f.Stage == "" && f.Device == "" && f.Status == "" && f.Parent == nil && f.NamePrefix == ""
 }
 
+// mayMatch is a quick look at a record's bytes: false when they cannot
+// hold the status, device or name prefix f asks for (they do not contain
+// its text, nor an escape that could spell it), true otherwise.
+func (f Filter) mayMatch(raw []byte) bool {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return true
+	}
+	for _, want := range []string{f.Status, f.Device, f.NamePrefix} {
+		if want != "" && want != StatusUnknown && !bytes.Contains(raw, []byte(want)) {
+			return false
+		}
+	}
+	return true
+}
+
 // match reports whether the record matches f, reading its fields into
 // scratch when they were never read (see Record.peek).
 func (f Filter) match(r *Record, scratch *recordMeta) bool {
 	if f.all() {
 		return true
+	}
+	if r.meta.Load() == nil && !f.mayMatch(r.Raw) {
+		return false
 	}
 	m := r.peek(scratch)
 	st := m.status
