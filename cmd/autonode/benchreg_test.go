@@ -53,7 +53,7 @@ func TestBenchRegistry(t *testing.T) {
 			t.Errorf("a command row without both peaks: %q", l)
 		}
 	}
-	if rows != 12 || !strings.Contains(r.stdout, "peak/file") {
+	if rows != 13 || !strings.Contains(r.stdout, "peak/file") {
 		t.Errorf("%d rows:\n%s", rows, r.stdout)
 	}
 }
