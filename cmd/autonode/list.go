@@ -102,15 +102,15 @@ With --json, print a JSON array of the records (without token hashes).`,
 			if err == nil {
 				err = out.close()
 			}
-			if err == nil && !asJSON {
+			if err != nil {
+				return err // what is still buffered is not printed
+			}
+			if !asJSON {
 				if n, file := e.backend().quarantined(); n > 0 {
 					fmt.Fprintf(w, "%d record(s) quarantined in %s (kept verbatim by autonode recover; see autonode fsck).\n", n, file)
 				}
 			}
-			if ferr := w.Flush(); err == nil {
-				err = ferr
-			}
-			if err != nil {
+			if err := w.Flush(); err != nil {
 				return err
 			}
 			if len(damaged) > 0 {
