@@ -26,7 +26,7 @@ var benchSizes = func() []int {
 func writeBenchRegistry(b *testing.B, n int) string {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), DefaultRegistryFile)
-	tab := newTable(&snapshot{index: map[string]int32{}})
+	tab := newTable(emptySnapshot())
 	for i := 1; i <= n; i++ {
 		t := NewThread(ID(i), stages[i%3])
 		t.Metadata = map[string]any{"max_memory_mb": json.Number("1000"), "lr": json.Number("0.1")}
@@ -191,8 +191,20 @@ func BenchmarkSeedRewrite(b *testing.B) {
 	}
 }
 
-// BenchmarkList decodes every thread of the registry (autonode list).
+// BenchmarkList decodes every thread of the registry (autonode list --json).
 func BenchmarkList(b *testing.B) {
+	benchView(b, func(tx *Tx) error { _, err := tx.List(Filter{}); return err })
+}
+
+// BenchmarkEachRow lists the rows of every thread, as autonode list does.
+func BenchmarkEachRow(b *testing.B) {
+	benchView(b, func(tx *Tx) error {
+		return tx.EachRow(Filter{}, func(_ Row, err error) error { return err })
+	})
+}
+
+// benchView runs fn in a View of an open registry, at each size.
+func benchView(b *testing.B, fn func(tx *Tx) error) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
 			s, err := OpenFile(writeBenchRegistry(b, n), nil)
@@ -202,7 +214,7 @@ func BenchmarkList(b *testing.B) {
 			defer s.Close()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if err := s.View(func(tx *Tx) error { _, err := tx.List(Filter{}); return err }); err != nil {
+				if err := s.View(fn); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -232,38 +244,12 @@ func BenchmarkShow(b *testing.B) {
 
 // BenchmarkQuery runs the README's query over an open registry.
 func BenchmarkQuery(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
-			s, err := OpenFile(writeBenchRegistry(b, n), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := s.View(func(tx *Tx) error { _, err := tx.Query(`@values.#(stage=="CORE")#.id`); return err }); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchView(b, func(tx *Tx) error { _, err := tx.Query(`@values.#(stage=="CORE")#.id`); return err })
 }
 
 // BenchmarkSummarize summarizes an open registry.
 func BenchmarkSummarize(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("threads=%d", n), func(b *testing.B) {
-			s, err := OpenFile(writeBenchRegistry(b, n), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				s.View(func(tx *Tx) error { tx.Summarize(); return nil })
-			}
-		})
-	}
+	benchView(b, func(tx *Tx) error { tx.Summarize(); return nil })
 }
 
 // BenchmarkCreateAutoID is one durable create with the next free id (a

@@ -60,6 +60,15 @@ var seedFields = []string{fID, fName, fStage, fDevice, fSandbox, fCaching, fPrio
 var runFields = []string{fVersion, fStatus, fResult, fError, fStartedAt, fFinishedAt, fDurationMS, fDeviceUsed,
 	fCached, fCacheKey, fOwner, fMergedFrom, fTokenHash, fSessionHash}
 
+// runFieldNames names each run-state member in messages ("autonode.status").
+var runFieldNames = func() map[string]string {
+	m := make(map[string]string, len(runFields))
+	for _, k := range runFields {
+		m[k] = RunStateKey + "." + k
+	}
+	return m
+}()
+
 // MarshalJSON writes the record compactly: the seed's fields in the seed's
 // order, the user's own fields sorted by name, then the run state under
 // "autonode".
@@ -203,7 +212,16 @@ func (t *Thread) UnmarshalJSON(data []byte) error {
 	if !gjson.ValidBytes(data) {
 		return fmt.Errorf("%w: record is not valid JSON", ErrInvalid)
 	}
-	root := gjson.ParseBytes(data)
+	return t.decode(gjson.ParseBytes(data), true)
+}
+
+// decode reads the record root. Without full, it reads and checks every
+// field as UnmarshalJSON does (the same errors for the same records) but
+// builds only what a listing shows: metadata is checked and left empty,
+// history is checked and kept only when it names a seed merge (Parents
+// needs it), the user's fields are skipped, and strings may be views of
+// root's text.
+func (t *Thread) decode(root gjson.Result, full bool) error {
 	if !root.IsObject() {
 		return fmt.Errorf("%w: record is %s, want an object", ErrInvalid, jsonKind(root))
 	}
@@ -247,6 +265,10 @@ func (t *Thread) UnmarshalJSON(data []byte) error {
 				err = fmt.Errorf("%w: field metadata: got %s, want an object", ErrInvalid, jsonKind(v))
 				break
 			}
+			if !full {
+				err = checkDepth(v, 0)
+				break
+			}
 			var m any
 			if m, err = jsonValue(v, 0); err == nil {
 				t.Metadata = m.(map[string]any)
@@ -256,11 +278,14 @@ func (t *Thread) UnmarshalJSON(data []byte) error {
 				err = fmt.Errorf("%w: field history: got %s, want an array of strings", ErrInvalid, jsonKind(v))
 				break
 			}
+			keep := full || strings.Contains(v.Raw, seedMergePrefix)
 			t.History = []string{}
 			v.ForEach(func(_, h gjson.Result) bool {
-				var s string
-				if s, err = stringField("history entry", h); err == nil {
-					t.History = append(t.History, s)
+				if h.Type != gjson.String || keep {
+					var s string
+					if s, err = stringField("history entry", h); err == nil {
+						t.History = append(t.History, s)
+					}
 				}
 				return err == nil
 			})
@@ -279,7 +304,11 @@ func (t *Thread) UnmarshalJSON(data []byte) error {
 			}
 			hasRunState = true
 			v.ForEach(func(rk, rv gjson.Result) bool {
-				err = t.setRunField(rk.String(), rv, true)
+				name := rk.String()
+				if !full && (name == fResult || !slices.Contains(runFields, name)) {
+					return true // kept as they are, never refused
+				}
+				err = t.setRunField(name, rv, true)
 				return err == nil
 			})
 		default:
@@ -288,6 +317,9 @@ func (t *Thread) UnmarshalJSON(data []byte) error {
 					legacy = map[string]gjson.Result{}
 				}
 				legacy[key] = v
+			}
+			if !full {
+				break
 			}
 			if t.Extra == nil {
 				t.Extra = map[string]json.RawMessage{}
@@ -316,13 +348,32 @@ func (t *Thread) UnmarshalJSON(data []byte) error {
 			t.Extra = nil
 		}
 	}
-	if t.Metadata == nil {
+	if t.Metadata == nil && full {
 		t.Metadata = map[string]any{}
 	}
 	if t.Name == "" {
 		t.Name = DefaultName(t.ID, t.Stage)
 	}
 	return nil
+}
+
+// checkDepth fails, as jsonValue does, when a value inside v is nested
+// deeper than MaxDepth levels below depth; it builds nothing.
+func checkDepth(v gjson.Result, depth int) error {
+	if strings.Count(v.Raw, "{")+strings.Count(v.Raw, "[") <= MaxDepth-depth {
+		return nil // too few brackets (even counting those in strings) to nest that deep
+	}
+	if depth > MaxDepth {
+		return fmt.Errorf("%w: metadata is nested deeper than %d levels", ErrInvalid, MaxDepth)
+	}
+	var err error
+	if v.IsObject() || v.IsArray() {
+		v.ForEach(func(_, e gjson.Result) bool {
+			err = checkDepth(e, depth+1)
+			return err == nil
+		})
+	}
+	return err
 }
 
 // isHash reports whether v is a stored token hash.
@@ -357,7 +408,7 @@ func legacyRunValue(k string, v gjson.Result) bool {
 // know are kept in RunExtra when strict (the "autonode" object).
 func (t *Thread) setRunField(k string, v gjson.Result, strict bool) error {
 	var err error
-	name := RunStateKey + "." + k
+	name := runFieldNames[k]
 	switch k {
 	case fVersion:
 		var f float64

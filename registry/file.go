@@ -376,7 +376,7 @@ func (s *FileStore) apply(r journalRecord) {
 
 // noteID raises the highest id in use by the id under key (or of r).
 func (s *FileStore) noteID(key string, r *Record) {
-	if id, err := ParseID(key); err == nil && id.Key() == key {
+	if id, ok := keyID(key); ok {
 		s.maxID = math.Max(s.maxID, float64(id))
 		return
 	}
@@ -814,8 +814,8 @@ func (s *FileStore) Compact() error {
 // same state. A snapshot with duplicate keys is first kept as a dated
 // copy, since the rewrite keeps only the last entry of each key.
 func (s *FileStore) compactLocked() error {
-	writeR := s.reg.dirty || !s.reg.snap.present() || s.reg.snap.dups > 0
-	writeA := (s.arch.dirty || s.arch.snap.dups > 0) && (s.arch.len() > 0 || s.arch.snap.present())
+	writeR := s.reg.dirty || !s.reg.snap.present() || s.reg.snap.duplicates() > 0
+	writeA := (s.arch.dirty || s.arch.snap.duplicates() > 0) && (s.arch.len() > 0 || s.arch.snap.present())
 	var newR, newA []byte
 	var err error
 	fpR, fpA := s.reg.snap.fingerprint(), s.arch.snap.fingerprint()
@@ -846,7 +846,7 @@ func (s *FileStore) compactLocked() error {
 		t     *table
 		path  string
 	}{{writeR, s.reg, s.realPath}, {writeA, s.arch, s.archivePath}} {
-		if d.write && d.t.snap.dups > 0 {
+		if d.write && d.t.snap.duplicates() > 0 {
 			if err := writeFileAtomic(d.path+".dup-"+stamp, d.t.snap.data); err != nil {
 				return fmt.Errorf("keep a copy of %s before removing its duplicate keys: %w", d.path, err)
 			}

@@ -460,3 +460,29 @@ func TestSeedMergeLineage(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMarkCrashedReadsEscapedStatus: the quick look at a record's bytes
+// that spares MarkCrashed a parse of every record still finds a status
+// spelled with escapes.
+func TestMarkCrashedReadsEscapedStatus(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DefaultRegistryFile)
+	doc := `{"1.0": {"id": 1.0, "autonode": {"status": "\u0072unning", "owner": "pid=gone"}},
+  "2.0": {"id": 2.0, "autonode": {"status": "running", "owner": "pid=gone"}},
+  "3.0": {"id": 3.0, "autonode": {"status": "succeeded", "owner": "pid=gone"}},
+  "4.0": {"id": 4.0, "name": "running, but as a name"}}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, path, nil)
+	var ids []ID
+	if err := s.Update(func(tx *Tx) error {
+		var err error
+		ids, err = tx.MarkCrashed(func(string) bool { return false })
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ids, []ID{1, 2}) && !reflect.DeepEqual(ids, []ID{2, 1}) {
+		t.Errorf("MarkCrashed = %v, want 1.0 and 2.0", ids)
+	}
+}

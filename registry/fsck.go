@@ -191,8 +191,9 @@ func analyze(path string, opts *FileOptions, lockShared bool) (*analysis, error)
 			a.regSnap = sn
 		}
 		keys[f.path] = map[string]bool{}
-		for i := range sn.recs {
-			r := &sn.recs[i]
+		sn.indexed() // marks the shadowed entries
+		for i := 0; i < sn.recs.len(); i++ {
+			r := sn.recs.at(i)
 			if r.shadowed {
 				add(f.path, r.off, r.Key, "warning", "recover", "duplicate key; a later entry with the same key wins (recovering quarantines this one; any rewrite first keeps a dated copy)")
 				continue
@@ -461,8 +462,8 @@ func Recover(path string, opts *FileOptions) (*RecoverReport, error) {
 		rep.Quarantined = append(rep.Quarantined, what+": "+reason)
 	}
 	s := &FileStore{path: given, realPath: real, archivePath: arch, journalPath: jpath, lockPath: lockPath}
-	s.reg = newTable(&snapshot{index: map[string]int32{}})
-	s.arch = newTable(&snapshot{index: map[string]int32{}})
+	s.reg = newTable(emptySnapshot())
+	s.arch = newTable(emptySnapshot())
 	for _, f := range []struct {
 		path    string
 		data    []byte
@@ -472,8 +473,9 @@ func Recover(path string, opts *FileOptions) (*RecoverReport, error) {
 	}{{real, a.regData, a.regSnap, s.reg, false}, {arch, a.archData, a.archSnap, s.arch, true}} {
 		var pieces []piece
 		if f.sn != nil {
-			for i := range f.sn.recs {
-				r := &f.sn.recs[i]
+			f.sn.indexed() // marks the shadowed entries
+			for i := 0; i < f.sn.recs.len(); i++ {
+				r := f.sn.recs.at(i)
 				p := piece{key: r.Key, raw: r.Raw, off: r.off}
 				if r.shadowed {
 					p.reason = "duplicate key; a later entry with the same key was kept"

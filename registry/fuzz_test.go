@@ -58,7 +58,7 @@ func FuzzLoad(f *testing.F) {
 // FuzzQuery runs arbitrary paths over the seed registry: never a panic,
 // and a rejected path always wraps ErrQuery.
 func FuzzQuery(f *testing.F) {
-	for _, p := range []string{`1\.0.name`, `@values.#(stage=="CORE")#.id`, `#(`, `a..b`, `@reverse`, `{a,b}`, `21\.0.history.#`, `@values.#(metadata.lr>0.05)#.name`, `..0`, `@dig:name`} {
+	for _, p := range []string{`1\.0.name`, `@values.#(stage=="CORE")#.id`, `#(`, `a..b`, `@reverse`, `{a,b}`, `21\.0.history.#`, `@values.#(metadata.lr>0.05)#.name`, `..0`, `@dig:name`, `@values.#.id`, `@values.#(stage=="CORE")`, `1e-05.metadata`, `@values.#`} {
 		f.Add(p)
 	}
 	path := seedDir(f)
@@ -69,8 +69,16 @@ func FuzzQuery(f *testing.F) {
 	f.Cleanup(func() { s.Close() })
 	f.Fuzz(func(t *testing.T, p string) {
 		s.View(func(tx *Tx) error {
-			if _, err := tx.Query(p); err != nil && !errors.Is(err, ErrQuery) {
+			got, err := tx.Query(p)
+			if err != nil && !errors.Is(err, ErrQuery) {
 				t.Fatalf("Query(%q): %v", p, err)
+			}
+			if err != nil {
+				return nil
+			}
+			// Answered one record at a time or not, the same answer.
+			if want, _ := tx.queryDocument(p); got.Raw != want.Raw || got.Exists() != want.Exists() {
+				t.Fatalf("Query(%q) = %s, the whole document gives %s", p, got.Raw, want.Raw)
 			}
 			return nil
 		})

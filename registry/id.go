@@ -55,6 +55,25 @@ func ParseID(s string) (ID, error) {
 // Key is the registry key of id: the id printed as Python prints a float.
 func (id ID) Key() string { return PyFloat(float64(id)) }
 
+// AppendKey appends the text of Key to b.
+func (id ID) AppendKey(b []byte) []byte {
+	if f := float64(id); f >= 1 && f < 1e16 && f == math.Trunc(f) {
+		return append(strconv.AppendInt(b, int64(f), 10), ".0"...)
+	}
+	return append(b, id.Key()...)
+}
+
+// keyID returns the id whose Key is key, when key is one (a canonical
+// spelling such as "1.0" or "1e-05"); it allocates nothing.
+func keyID(key string) (ID, bool) {
+	f, err := strconv.ParseFloat(key, 64)
+	if err != nil || ValidateID(f) != nil {
+		return 0, false
+	}
+	var buf [32]byte
+	return ID(f), string(ID(f).AppendKey(buf[:0])) == key
+}
+
 // String returns the same text as Key.
 func (id ID) String() string { return id.Key() }
 
@@ -72,7 +91,17 @@ func PyFloat(f float64) string {
 		return "inf"
 	case math.IsInf(f, -1):
 		return "-inf"
+	case f >= 1 && f < 1e16 && f == math.Trunc(f):
+		// The common case, a whole id: what the general path below
+		// prints, without formatting the number twice.
+		var buf [24]byte
+		return string(ID(f).AppendKey(buf[:0]))
 	}
+	return pyFloatFormat(f)
+}
+
+// pyFloatFormat is PyFloat for any finite f.
+func pyFloatFormat(f float64) string {
 	e := strconv.FormatFloat(f, 'e', -1, 64)
 	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
 	if exp < -4 || exp >= 16 {

@@ -21,6 +21,26 @@ func TestPyFloat(t *testing.T) {
 	}
 }
 
+// TestPyFloatWhole: the shortcut for whole numbers prints what the
+// general formatting prints, up to where fixed notation ends.
+func TestPyFloatWhole(t *testing.T) {
+	for _, f := range []float64{1, 2, 9, 10, 99, 100, 4096, 1e6 + 1, 123456789, 1 << 53, 9999999999999998, 1e16 - 2, 1e16, 1e16 + 2, 0} {
+		if got, want := PyFloat(f), pyFloatFormat(f); got != want {
+			t.Errorf("PyFloat(%v) = %q, want %q", f, got, want)
+		}
+	}
+	for _, f := range []float64{1e-05, 2.5, 0, 1e16, 123456789.25, 42} {
+		if got, want := string(ID(f).AppendKey([]byte("x"))), "x"+PyFloat(f); got != want {
+			t.Errorf("AppendKey(%v) = %q, want %q", f, got, want)
+		}
+	}
+	for f := 1.0; f < 1e7; f = math.Floor(f*1.7) + 1 {
+		if got, want := PyFloat(f), pyFloatFormat(f); got != want {
+			t.Errorf("PyFloat(%v) = %q, want %q", f, got, want)
+		}
+	}
+}
+
 func TestParseID(t *testing.T) {
 	for in, want := range map[string]string{"1": "1.0", "1.0": "1.0", " 2.50 ": "2.5", "1e-05": "1e-05", "123456789.25": "123456789.25", "-0": "0.0"} {
 		id, err := ParseID(in)

@@ -2,26 +2,60 @@ package registry
 
 import (
 	"fmt"
+	"math"
 	"sort"
 )
+
+// idMap is a map keyed by thread id. Keyed by a float64, a Go map hashes
+// through a function call on every access; keyed by the id's bits, it
+// takes the fast path for 8-byte keys, three times faster at a million
+// ids.
+type idMap[V any] map[uint64]V
+
+// idBits is the key of id in an idMap (the two zeros are one id).
+func idBits(id ID) uint64 {
+	if id == 0 {
+		return 0
+	}
+	return math.Float64bits(float64(id))
+}
+
+func bitsID(b uint64) ID { return ID(math.Float64frombits(b)) }
+
+func (m idMap[V]) get(id ID) (V, bool) {
+	v, ok := m[idBits(id)]
+	return v, ok
+}
+
+func (m idMap[V]) at(id ID) V { return m[idBits(id)] }
+
+func (m idMap[V]) has(id ID) bool {
+	_, ok := m[idBits(id)]
+	return ok
+}
+
+func (m idMap[V]) set(id ID, v V) { m[idBits(id)] = v }
 
 // graph is the lineage graph of the registry: each thread's parents
 // (Parent and merge sources) and children.
 type graph struct {
-	parents  map[ID][]ID
-	children map[ID][]ID
+	parents  idMap[[]ID]
+	children idMap[[]ID]
 }
 
 func (tx *Tx) graph() *graph {
-	g := &graph{parents: map[ID][]ID{}, children: map[ID][]ID{}}
+	n := tx.Len()
+	g := &graph{parents: make(idMap[[]ID], n), children: make(idMap[[]ID], n/4)}
 	tx.rangeThreads(func(r *Record) bool {
 		id := r.ID()
 		if id == InvalidID {
 			return true
 		}
-		g.parents[id] = r.Parents()
-		for _, p := range r.Parents() {
-			g.children[p] = append(g.children[p], id)
+		ps := r.Parents()
+		g.parents.set(id, ps)
+		for _, p := range ps {
+			k := idBits(p)
+			g.children[k] = append(g.children[k], id)
 		}
 		return true
 	})
@@ -35,11 +69,11 @@ func (tx *Tx) graph() *graph {
 // archived one (with its parents as archived); ErrNotFound otherwise.
 func (tx *Tx) graphWith(id ID) (*graph, error) {
 	g := tx.graph()
-	if _, ok := g.parents[id]; ok {
+	if g.parents.has(id) {
 		return g, nil
 	}
 	if r, ok := tx.archived(id.Key()); ok {
-		g.parents[id] = r.Parents()
+		g.parents.set(id, r.Parents())
 		return g, nil
 	}
 	return nil, ErrNotFound
@@ -47,16 +81,16 @@ func (tx *Tx) graphWith(id ID) (*graph, error) {
 
 // walk returns the ids reachable from start through next, nearest first,
 // without start itself; it stops at cycles.
-func walk(start ID, next map[ID][]ID) []ID {
-	seen := map[ID]bool{start: true}
+func walk(start ID, next idMap[[]ID]) []ID {
+	seen := idMap[bool]{idBits(start): true}
 	var out []ID
 	queue := []ID{start}
 	for len(queue) > 0 {
 		id := queue[0]
 		queue = queue[1:]
-		for _, n := range next[id] {
-			if !seen[n] {
-				seen[n] = true
+		for _, n := range next.at(id) {
+			if !seen.has(n) {
+				seen.set(n, true)
 				out = append(out, n)
 				queue = append(queue, n)
 			}
@@ -112,11 +146,11 @@ type Graph struct {
 	// InvalidID for the whole registry (Tx.Graph).
 	Focus ID
 	Nodes []*GraphNode
-	byID  map[ID]*GraphNode
+	byID  idMap[*GraphNode]
 }
 
 // Node returns the node of id, or nil.
-func (g *Graph) Node(id ID) *GraphNode { return g.byID[id] }
+func (g *Graph) Node(id ID) *GraphNode { return g.byID.at(id) }
 
 // Roots are the nodes without a parent in the graph, in id order.
 func (g *Graph) Roots() []ID {
@@ -131,10 +165,10 @@ func (g *Graph) Roots() []ID {
 
 // Related counts the graph's ancestors (up) or descendants of the focus.
 func (g *Graph) Related(up bool) int {
-	seen := map[ID]bool{g.Focus: true}
+	seen := idMap[bool]{idBits(g.Focus): true}
 	queue := []ID{g.Focus}
 	for len(queue) > 0 {
-		n := g.byID[queue[0]]
+		n := g.byID.at(queue[0])
 		queue = queue[1:]
 		if n == nil {
 			continue
@@ -144,8 +178,8 @@ func (g *Graph) Related(up bool) int {
 			next = n.Parents
 		}
 		for _, id := range next {
-			if !seen[id] {
-				seen[id] = true
+			if !seen.has(id) {
+				seen.set(id, true)
 				queue = append(queue, id)
 			}
 		}
@@ -156,31 +190,33 @@ func (g *Graph) Related(up bool) int {
 // newGraph builds the graph of ids, with names and parents read from the
 // registry or, for deleted threads, the archive.
 func (tx *Tx) newGraph(focus ID, ids []ID) *Graph {
-	g := &Graph{Focus: focus, byID: map[ID]*GraphNode{}}
-	parents := map[ID][]ID{}
+	g := &Graph{Focus: focus, byID: make(idMap[*GraphNode], len(ids))}
+	parents := make(idMap[[]ID], len(ids))
 	for _, id := range ids {
-		if _, ok := g.byID[id]; ok {
+		if g.byID.has(id) {
 			continue
 		}
 		n := &GraphNode{ID: id}
 		if r, ok := tx.record(id.Key()); ok {
-			n.Name, parents[id] = r.Name(), r.Parents()
+			n.Name = r.Name()
+			parents.set(id, r.Parents())
 			if n.Name == "" {
 				n.Name = DefaultName(id, r.Stage())
 			}
 		} else if r, ok := tx.archived(id.Key()); ok {
-			n.Name, parents[id], n.Deleted = r.Name(), r.Parents(), true
+			n.Name, n.Deleted = r.Name(), true
+			parents.set(id, r.Parents())
 			if n.Name == "" {
 				n.Name = DefaultName(id, r.Stage())
 			}
 		}
-		g.byID[id] = n
+		g.byID.set(id, n)
 		g.Nodes = append(g.Nodes, n)
 	}
 	sort.Slice(g.Nodes, func(i, j int) bool { return g.Nodes[i].ID < g.Nodes[j].ID })
 	for _, n := range g.Nodes {
-		for _, p := range parents[n.ID] {
-			if pn, ok := g.byID[p]; ok && !containsID(n.Parents, p) {
+		for _, p := range parents.at(n.ID) {
+			if pn, ok := g.byID.get(p); ok && !containsID(n.Parents, p) {
 				n.Parents = append(n.Parents, p)
 				pn.Children = append(pn.Children, n.ID)
 			}
@@ -254,34 +290,52 @@ func (tx *Tx) Summarize() Summary {
 		return Summary{}
 	}
 	s := Summary{ByStage: map[string]int{}, ByDevice: map[string]int{}, ByStatus: map[string]int{}}
-	g := tx.graph()
+	// One pass over the records, each one's fields read and dropped
+	// (Record.peek); the lineage is then worked out on the threads
+	// numbered in that order: a million threads cost a million map
+	// insertions and slices, not a map per question.
+	n := tx.Len()
+	ln := lineageOf{ids: make([]ID, 0, n), first: make([]int32, 0, n+1)}
+	var scratch recordMeta
 	tx.rangeThreads(func(r *Record) bool {
+		m := r.peek(&scratch)
 		s.Total++
-		s.ByStage[r.Stage()]++
-		s.ByDevice[r.Device()]++
-		st := r.Status()
+		s.ByStage[m.stage]++
+		s.ByDevice[m.device]++
+		st := m.status
 		if st == "" {
 			st = StatusUnknown
 		}
 		s.ByStatus[st]++
-		if len(r.Parents()) == 0 {
-			s.Lineage.Roots = append(s.Lineage.Roots, r.ID())
+		if len(m.parents) == 0 {
+			s.Lineage.Roots = append(s.Lineage.Roots, m.id)
 		}
-		for _, p := range r.Parents() {
-			if _, ok := g.parents[p]; !ok {
-				s.Lineage.Orphans = append(s.Lineage.Orphans, r.ID())
-				break
-			}
-		}
+		ln.add(m.id, m.parents)
 		return true
 	})
 	tx.rangeArchived(func(*Record) bool { s.Archived++; return true })
+	ln.number()
+	children := make([]int32, len(ln.ids))
+	for i, id := range ln.ids {
+		orphan := false
+		for _, p := range ln.parents(i) {
+			j, ok := ln.index.get(p)
+			if !ok {
+				orphan = true
+			} else if id != InvalidID {
+				children[j]++
+			}
+		}
+		if orphan {
+			s.Lineage.Orphans = append(s.Lineage.Orphans, id)
+		}
+	}
 	sortIDs(s.Lineage.Roots)
 	sortIDs(s.Lineage.Orphans)
-	s.Lineage.DeepestChain = g.deepestChain()
-	for id, c := range g.children {
-		if _, ok := g.parents[id]; ok {
-			s.Lineage.MostChildren = append(s.Lineage.MostChildren, ChildCount{id, len(c)})
+	s.Lineage.DeepestChain = ln.deepestChain()
+	for j, c := range children {
+		if c > 0 {
+			s.Lineage.MostChildren = append(s.Lineage.MostChildren, ChildCount{ln.ids[j], int(c)})
 		}
 	}
 	sort.Slice(s.Lineage.MostChildren, func(i, j int) bool {
@@ -303,62 +357,97 @@ func (tx *Tx) Summarize() Summary {
 	return s
 }
 
-// deepestChain finds the longest chain through present threads by memoised
-// depth (iteratively, so deep chains do not exhaust the stack; a cycle in a
-// hand-edited file is cut).
-func (g *graph) deepestChain() []ID {
-	depth := make(map[ID]int, len(g.parents))
-	via := make(map[ID]ID, len(g.parents))
+// lineageOf is the lineage of every record, numbered in the order the
+// records were seen: record i has id ids[i] (InvalidID for an unusable id)
+// and parents flat[first[i]:first[i+1]]. When records share an id, the
+// last one is the thread (as in graph).
+type lineageOf struct {
+	ids   []ID
+	first []int32
+	flat  []ID
+	// index numbers each valid id: the last record with it.
+	index idMap[int32]
+}
+
+func (l *lineageOf) add(id ID, parents []ID) {
+	l.first = append(l.first, int32(len(l.flat)))
+	l.ids = append(l.ids, id)
+	l.flat = append(l.flat, parents...)
+}
+
+// number ends the records and numbers the ids.
+func (l *lineageOf) number() {
+	l.first = append(l.first, int32(len(l.flat)))
+	l.index = make(idMap[int32], len(l.ids))
+	for i, id := range l.ids {
+		if id != InvalidID {
+			l.index.set(id, int32(i))
+		}
+	}
+}
+
+func (l *lineageOf) parents(i int) []ID { return l.flat[l.first[i]:l.first[i+1]] }
+
+// thread reports whether record i is the thread of its id.
+func (l *lineageOf) thread(i int) bool {
+	j, ok := l.index.get(l.ids[i])
+	return ok && int(j) == i
+}
+
+// deepestChain finds the longest chain of parents through present threads,
+// root first, by memoised depth (iteratively, so deep chains do not exhaust
+// the stack; a cycle in a hand-edited file is cut). Ties go to the smaller
+// ids.
+func (l *lineageOf) deepestChain() []ID {
 	const visiting = -1
-	for start := range g.parents {
-		if depth[start] != 0 {
+	depth := make([]int32, len(l.ids))
+	via := make([]int32, len(l.ids))
+	var stack []int32
+	for start := range l.ids {
+		if depth[start] != 0 || !l.thread(start) {
 			continue
 		}
-		stack := []ID{start}
+		stack = append(stack[:0], int32(start))
 		for len(stack) > 0 {
-			id := stack[len(stack)-1]
-			if depth[id] == 0 {
-				depth[id] = visiting
-				for _, p := range g.parents[id] {
-					if _, ok := g.parents[p]; ok && depth[p] == 0 {
-						stack = append(stack, p)
+			i := stack[len(stack)-1]
+			if depth[i] == 0 {
+				depth[i] = visiting
+				for _, p := range l.parents(int(i)) {
+					if j, ok := l.index.get(p); ok && depth[j] == 0 {
+						stack = append(stack, j)
 					}
 				}
 				continue
 			}
 			stack = stack[:len(stack)-1]
-			if depth[id] != visiting {
+			if depth[i] != visiting {
 				continue
 			}
-			best, bestP := 1, ID(-1)
-			for _, p := range g.parents[id] {
-				if d := depth[p]; d > 0 && (d+1 > best || d+1 == best && p < bestP) {
-					best, bestP = d+1, p
+			best, bestP := int32(1), int32(-1)
+			for _, p := range l.parents(int(i)) {
+				j, ok := l.index.get(p)
+				if !ok {
+					continue
+				}
+				if d := depth[j]; d > 0 && (d+1 > best || d+1 == best && bestP >= 0 && l.ids[j] < l.ids[bestP]) {
+					best, bestP = d+1, j
 				}
 			}
-			depth[id] = best
-			if bestP >= 0 {
-				via[id] = bestP
-			}
+			depth[i], via[i] = best, bestP
 		}
 	}
-	var deepest ID
-	max := 0
-	for id, d := range depth {
-		if d > max || d == max && id < deepest {
-			max, deepest = d, id
+	deepest, max := -1, int32(0)
+	for i, d := range depth {
+		if d > max || d == max && d > 0 && l.ids[i] < l.ids[deepest] {
+			max, deepest = d, i
 		}
 	}
-	if max == 0 {
+	if deepest < 0 {
 		return []ID{}
 	}
-	chain := []ID{deepest}
-	for {
-		p, ok := via[chain[len(chain)-1]]
-		if !ok || len(chain) > len(g.parents) {
-			break
-		}
-		chain = append(chain, p)
+	chain := []ID{l.ids[deepest]}
+	for i := via[deepest]; i >= 0 && len(chain) <= len(l.ids); i = via[i] {
+		chain = append(chain, l.ids[i])
 	}
 	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
 		chain[i], chain[j] = chain[j], chain[i]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -24,6 +25,12 @@ func PathForID(id ID) string { return gjson.Escape(id.Key()) }
 // state is under "autonode": `@values.#(autonode.status=="failed")#.id`.
 // A malformed path is an error wrapping ErrQuery; a path that matches
 // nothing gives a Result whose Exists is false.
+//
+// Queries that select or map threads one at a time (@values.#,
+// @values.#.PATH, @values.#(COND)#.PATH, @values.#(COND).PATH) and paths
+// that start with a thread's id are answered one record at a time, never
+// holding a second copy of the registry; other paths are evaluated over
+// the whole document.
 func (tx *Tx) Query(path string) (gjson.Result, error) {
 	if err := ValidatePath(path); err != nil {
 		return gjson.Result{}, err
@@ -31,6 +38,18 @@ func (tx *Tx) Query(path string) (gjson.Result, error) {
 	if err := tx.check(false); err != nil {
 		return gjson.Result{}, err
 	}
+	if q, ok := parseEachQuery(path); ok {
+		return tx.queryEach(q)
+	}
+	if key, rest, ok := splitKeyPath(path); ok {
+		return tx.queryKey(key, rest)
+	}
+	return tx.queryDocument(path)
+}
+
+// queryDocument evaluates path over the document Query describes, built
+// in full.
+func (tx *Tx) queryDocument(path string) (gjson.Result, error) {
 	// @values first: the array of records, built directly.
 	for _, prefix := range []string{"@values.", "@values|"} {
 		if rest, ok := strings.CutPrefix(path, prefix); ok {
@@ -46,6 +65,172 @@ func (tx *Tx) Query(path string) (gjson.Result, error) {
 		return gjson.Result{}, err
 	}
 	return compactResult(gjson.GetBytes(doc, path)), nil
+}
+
+// eachQuery is a query over @values that gjson answers element by
+// element: the answer over the whole array is made of the answers over
+// each record alone.
+type eachQuery struct {
+	count bool   // @values.#
+	path  string // evaluated over [record]
+	all   bool   // the answers form an array (#(...)# and #.PATH)
+}
+
+// parseEachQuery recognizes @values.#, @values.#.PATH,
+// @values.#(COND)#[.PATH] and @values.#(COND)[.PATH] where PATH has no
+// pipe (a pipe would apply to the whole answer).
+func parseEachQuery(path string) (eachQuery, bool) {
+	rest, ok := strings.CutPrefix(path, "@values.")
+	if !ok || strings.Contains(rest, "|") {
+		return eachQuery{}, false
+	}
+	switch {
+	case rest == "#":
+		return eachQuery{count: true}, true
+	case strings.HasPrefix(rest, "#.") && len(rest) > 2:
+		return eachQuery{path: rest, all: true}, true
+	case strings.HasPrefix(rest, "#("):
+		end := closingParen(rest, 1)
+		if end < 0 {
+			return eachQuery{}, false
+		}
+		after := rest[end+1:]
+		all := strings.HasPrefix(after, "#")
+		if all {
+			after = after[1:]
+		}
+		if after != "" && (!strings.HasPrefix(after, ".") || len(after) == 1) {
+			return eachQuery{}, false
+		}
+		return eachQuery{path: rest, all: all}, true
+	}
+	return eachQuery{}, false
+}
+
+// closingParen returns the index of the parenthesis that closes the one at
+// s[open], skipping quoted strings and escapes, or -1.
+func closingParen(s string, open int) int {
+	depth := 0
+	inString := false
+	for i := open; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			i++
+		case inString:
+			if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// queryEach answers q one record at a time, in id order.
+func (tx *Tx) queryEach(q eachQuery) (gjson.Result, error) {
+	var out strings.Builder
+	out.WriteByte('[')
+	n := 0
+	var one []byte // [record]
+	for _, r := range tx.sortedRecords(Filter{}) {
+		raw, err := queryRaw(r)
+		if err != nil {
+			return gjson.Result{}, err
+		}
+		n++
+		if q.count {
+			continue
+		}
+		one = append(append(append(one[:0], '['), raw...), ']')
+		res := gjson.GetBytes(one, q.path)
+		if !q.all {
+			if res.Exists() || gjson.GetBytes(one, q.path[:closingParen(q.path, 1)+1]).Exists() {
+				// The first record that matches answers, as over the
+				// whole array.
+				return compactResult(res), nil
+			}
+			continue
+		}
+		// res is [answer] or []: keep the answer.
+		if inner := strings.TrimSpace(res.Raw[1 : len(res.Raw)-1]); inner != "" {
+			if out.Len() > 1 {
+				out.WriteByte(',')
+			}
+			out.WriteString(inner)
+		}
+	}
+	if q.count {
+		return gjson.Parse(strconv.Itoa(n)), nil
+	}
+	if !q.all {
+		return gjson.Result{}, nil
+	}
+	out.WriteByte(']')
+	return compactResult(gjson.Parse(out.String())), nil
+}
+
+// splitKeyPath splits a path that starts with a literal thread key (such
+// as 1\.0 or 1e-05, no wildcards, modifiers or pipes) into the key and
+// what follows the dot after it.
+func splitKeyPath(path string) (key, rest string, ok bool) {
+	var b strings.Builder
+	i := 0
+	for ; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case c == '\\' && i+1 < len(path) && path[i+1] == '.':
+			b.WriteByte('.')
+			i++
+		case c >= '0' && c <= '9' || c == 'e' || c == '-' || c == '+':
+			b.WriteByte(c)
+		case c == '.':
+			if i+1 == len(path) {
+				return "", "", false
+			}
+			return b.String(), path[i+1:], b.Len() > 0
+		default:
+			return "", "", false
+		}
+	}
+	return b.String(), "", b.Len() > 0
+}
+
+// queryKey answers a path that starts with the key of a thread.
+func (tx *Tx) queryKey(key, rest string) (gjson.Result, error) {
+	r, ok := tx.record(key)
+	if !ok {
+		return gjson.Result{}, nil
+	}
+	raw, err := queryRaw(r)
+	if err != nil {
+		return gjson.Result{}, err
+	}
+	if rest == "" {
+		return compactResult(gjson.ParseBytes(raw)), nil
+	}
+	return compactResult(gjson.GetBytes(raw, rest)), nil
+}
+
+// queryRaw is the record as queries see it: without token hashes, and
+// valid JSON.
+func queryRaw(r *Record) ([]byte, error) {
+	raw, err := publicRaw(r.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("query: thread %s: %w", r.Key, err)
+	}
+	if !gjson.ValidBytes(raw) {
+		return nil, fmt.Errorf("query: thread %s: %w: the record is not valid JSON", r.Key, ErrInvalid)
+	}
+	return raw, nil
 }
 
 // compactResult removes the indentation a result has when it comes from
@@ -85,12 +270,9 @@ func (tx *Tx) document(keyed bool) ([]byte, error) {
 	}
 	b.WriteByte(open)
 	for i, r := range recs {
-		raw, err := publicRaw(r.Raw)
+		raw, err := queryRaw(r)
 		if err != nil {
-			return nil, fmt.Errorf("query: thread %s: %w", r.Key, err)
-		}
-		if !gjson.ValidBytes(raw) {
-			return nil, fmt.Errorf("query: thread %s: %w: the record is not valid JSON", r.Key, ErrInvalid)
+			return nil, err
 		}
 		if i > 0 {
 			b.WriteByte(',')

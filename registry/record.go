@@ -73,11 +73,31 @@ func unsafeString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// load returns the record's fields, read on first use and kept.
 func (r *Record) load() *recordMeta {
 	if m := r.meta.Load(); m != nil {
 		return m
 	}
-	m := &recordMeta{id: InvalidID}
+	m := new(recordMeta)
+	r.readMeta(m)
+	r.meta.Store(m)
+	return m
+}
+
+// peek returns the record's fields as load does, but when they were never
+// read it reads them into scratch and keeps nothing: a pass over every
+// record of a large registry then holds one record's fields at a time.
+func (r *Record) peek(scratch *recordMeta) *recordMeta {
+	if m := r.meta.Load(); m != nil {
+		return m
+	}
+	r.readMeta(scratch)
+	return scratch
+}
+
+// readMeta reads the record's fields into m.
+func (r *Record) readMeta(m *recordMeta) {
+	*m = recordMeta{id: InvalidID}
 	root := gjson.Parse(unsafeString(r.Raw))
 	if r.archive {
 		root = root.Get("data")
@@ -91,11 +111,11 @@ func (r *Record) load() *recordMeta {
 				m.id = id
 			}
 		case fStage:
-			m.stage = strings.Clone(v.String())
+			m.stage = intern(v.String(), stages)
 		case fDevice:
-			m.device = strings.Clone(v.String())
+			m.device = intern(v.String(), devices)
 		case fName:
-			m.name = strings.Clone(v.String())
+			m.name = v.String() // a view of Raw (which never changes) unless escaped
 		case fParent:
 			if id, ok := jsonID(v); ok {
 				m.parents = append(m.parents, id)
@@ -107,7 +127,7 @@ func (r *Record) load() *recordMeta {
 			v.ForEach(func(rk, rv gjson.Result) bool {
 				switch rk.Str {
 				case fStatus:
-					m.status = strings.Clone(rv.String())
+					m.status = intern(rv.String(), statuses)
 				case fMergedFrom:
 					merged = rv
 				case fVersion:
@@ -119,7 +139,7 @@ func (r *Record) load() *recordMeta {
 			})
 		case fStatus:
 			if v.Type == gjson.String && slices.Contains(statuses, v.Str) {
-				topStatus = strings.Clone(v.Str)
+				topStatus = intern(v.Str, statuses)
 			}
 		case fMergedFrom:
 			topMerged = v
@@ -152,8 +172,6 @@ func (r *Record) load() *recordMeta {
 			}
 		}
 	}
-	r.meta.Store(m)
-	return m
 }
 
 // InvalidID marks a record whose id field is not a valid id (a hand-edited

@@ -9,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/tidwall/gjson"
 )
@@ -21,14 +23,97 @@ import (
 type snapshot struct {
 	data []byte
 	fi   os.FileInfo // nil: the file is absent
-	recs []Record    // in file order
+	recs recordList  // in file order
 	// index maps a key to its entry; with duplicate keys, the last one
-	// (as Python's json.load keeps), the others are shadowed.
-	index map[string]int32
-	dups  int
-	fp    string
+	// (as Python's json.load keeps), the others are shadowed. It is
+	// built when first needed (see indexed): a reader that looks up a
+	// few ids never builds it.
+	index     map[string]int32
+	dups      int
+	indexOnce sync.Once
+	built     atomic.Bool
+	scans     atomic.Int32 // lookups answered by a scan before the index was built
+	fp        string
 	// valid is set once the whole file is known to be valid JSON.
 	valid bool
+}
+
+// scanLookups is how many lookups a snapshot answers by scanning its keys
+// before it builds its index: showing one thread of a large registry
+// costs no map of every key.
+const scanLookups = 8
+
+// emptySnapshot is the snapshot of an absent file.
+func emptySnapshot() *snapshot {
+	sn := &snapshot{index: map[string]int32{}, valid: true}
+	sn.indexOnce.Do(func() {})
+	sn.built.Store(true)
+	return sn
+}
+
+// indexed builds the index (once) and returns it; it also marks the
+// entries that a later entry with the same key shadows.
+func (sn *snapshot) indexed() map[string]int32 {
+	sn.indexOnce.Do(func() {
+		sn.index = make(map[string]int32, sn.recs.len())
+		for idx := 0; idx < sn.recs.len(); idx++ {
+			key := sn.recs.at(idx).Key
+			if prev, ok := sn.index[key]; ok {
+				sn.recs.at(int(prev)).shadowed = true
+				sn.dups++
+			}
+			sn.index[key] = int32(idx)
+		}
+		sn.built.Store(true)
+	})
+	return sn.index
+}
+
+// position returns the index of the entry under key.
+func (sn *snapshot) position(key string) (int32, bool) {
+	if !sn.built.Load() && sn.scans.Add(1) <= scanLookups {
+		// The last entry with the key wins, as in the index.
+		for i := sn.recs.len() - 1; i >= 0; i-- {
+			if sn.recs.at(i).Key == key {
+				return int32(i), true
+			}
+		}
+		return 0, false
+	}
+	i, ok := sn.indexed()[key]
+	return i, ok
+}
+
+// duplicates is the number of entries shadowed by a later one.
+func (sn *snapshot) duplicates() int {
+	sn.indexed()
+	return sn.dups
+}
+
+// recordBlock is the number of records in one block of a recordList.
+const recordBlock = 1 << 12
+
+// recordList holds a snapshot's records in fixed-size blocks, so that
+// indexing a large file never copies the records it has (a slice grown
+// by append would, several times over).
+type recordList struct {
+	blocks [][]Record
+	n      int
+}
+
+func (l *recordList) len() int { return l.n }
+
+func (l *recordList) at(i int) *Record { return &l.blocks[i/recordBlock][i%recordBlock] }
+
+// add appends a zero record and returns it.
+func (l *recordList) add() *Record {
+	if l.n%recordBlock == 0 {
+		l.blocks = append(l.blocks, make([]Record, 0, recordBlock))
+	}
+	b := &l.blocks[len(l.blocks)-1]
+	*b = (*b)[:len(*b)+1]
+	l.n++
+	return &(*b)[len(*b)-1]
 }
 
 // present reports whether the file exists.
@@ -43,11 +128,11 @@ func (sn *snapshot) fingerprint() string {
 }
 
 func (sn *snapshot) lookup(key string) (*Record, bool) {
-	i, ok := sn.index[key]
+	i, ok := sn.position(key)
 	if !ok {
 		return nil, false
 	}
-	return &sn.recs[i], true
+	return sn.recs.at(int(i)), true
 }
 
 // readSnapshot reads and indexes the snapshot file at path; an absent
@@ -55,7 +140,7 @@ func (sn *snapshot) lookup(key string) (*Record, bool) {
 func readSnapshot(path string, archive bool) (*snapshot, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return &snapshot{index: map[string]int32{}, valid: true}, nil
+		return emptySnapshot(), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
@@ -154,8 +239,9 @@ func scanSnapshot(path string, data []byte, archive bool) (*snapshot, error) {
 			scanErr = bad(ve, "an entry is cut short")
 			return false
 		}
-		key := strings.Clone(k.Str)
-		sn.recs = append(sn.recs, Record{Key: key, Raw: data[vs:ve:ve], archive: archive, off: int64(ks)})
+		// The key is a view of data (as Raw is) unless it has escapes.
+		r := sn.recs.add()
+		r.Key, r.Raw, r.archive, r.off = k.Str, data[vs:ve:ve], archive, int64(ks)
 		n++
 		end = ve
 		return true
@@ -169,15 +255,6 @@ func scanSnapshot(path string, data []byte, archive bool) (*snapshot, error) {
 	}
 	if k := skipSpace(data, j+1); k != len(data) {
 		return nil, bad(k, "unexpected data after the JSON object")
-	}
-	sn.index = make(map[string]int32, len(sn.recs))
-	for idx := range sn.recs {
-		key := sn.recs[idx].Key
-		if prev, ok := sn.index[key]; ok {
-			sn.recs[prev].shadowed = true
-			sn.dups++
-		}
-		sn.index[key] = int32(idx)
 	}
 	return sn, nil
 }
@@ -199,8 +276,8 @@ func (sn *snapshot) checkValid(path string) error {
 	if sn.valid {
 		return nil
 	}
-	for i := range sn.recs {
-		r := &sn.recs[i]
+	for i := 0; i < sn.recs.len(); i++ {
+		r := sn.recs.at(i)
 		if !gjson.ValidBytes(r.Raw) {
 			return corruptError(path, r.off, fmt.Sprintf("entry %q is not valid JSON", r.Key))
 		}
@@ -225,7 +302,7 @@ type overEntry struct {
 }
 
 func newTable(sn *snapshot) *table {
-	return &table{snap: sn, over: map[string]*overEntry{}, seq: int64(len(sn.recs))}
+	return &table{snap: sn, over: map[string]*overEntry{}, seq: int64(sn.recs.len())}
 }
 
 func (t *table) get(key string) (*Record, bool) {
@@ -245,7 +322,7 @@ func (t *table) set(key string, r *Record) {
 		o.rec = r
 		return
 	case !ok:
-		if i, inSnap := t.snap.index[key]; inSnap {
+		if i, inSnap := t.snap.indexed()[key]; inSnap {
 			t.over[key] = &overEntry{rec: r, seq: int64(i)}
 			return
 		}
@@ -263,8 +340,9 @@ func (t *table) set(key string, r *Record) {
 // each calls fn for every entry until fn returns false, in no particular
 // order.
 func (t *table) each(fn func(*Record) bool) {
-	for i := range t.snap.recs {
-		r := &t.snap.recs[i]
+	t.snap.indexed() // marks the shadowed entries
+	for i := 0; i < t.snap.recs.len(); i++ {
+		r := t.snap.recs.at(i)
 		if r.shadowed {
 			continue
 		}
@@ -283,9 +361,10 @@ func (t *table) each(fn func(*Record) bool) {
 }
 
 func (t *table) len() int {
-	n := len(t.snap.index)
+	index := t.snap.indexed()
+	n := len(index)
 	for k, o := range t.over {
-		_, inSnap := t.snap.index[k]
+		_, inSnap := index[k]
 		switch {
 		case inSnap && o.rec == nil:
 			n--
@@ -311,7 +390,7 @@ func (t *table) encode(path string) ([]byte, error) {
 		if o, ok := t.over[r.Key]; ok {
 			seq = o.seq
 		} else {
-			seq = int64(t.snap.index[r.Key])
+			seq = int64(t.snap.indexed()[r.Key])
 		}
 		items = append(items, item{r, seq})
 		size += len(r.Key) + len(r.Raw)*2 + 8

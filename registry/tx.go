@@ -1,12 +1,12 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -247,19 +247,40 @@ func (f Filter) all() bool {
 	return f.Stage == "" && f.Device == "" && f.Status == "" && f.Parent == nil && f.NamePrefix == ""
 }
 
-func (f Filter) match(r *Record) bool {
+// mayMatch is a quick look at a record's bytes: false when they cannot
+// hold the status, device or name prefix f asks for (they do not contain
+// its text, nor an escape that could spell it), true otherwise.
+func (f Filter) mayMatch(raw []byte) bool {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return true
+	}
+	for _, want := range []string{f.Status, f.Device, f.NamePrefix} {
+		if want != "" && want != StatusUnknown && !bytes.Contains(raw, []byte(want)) {
+			return false
+		}
+	}
+	return true
+}
+
+// match reports whether the record matches f, reading its fields into
+// scratch when they were never read (see Record.peek).
+func (f Filter) match(r *Record, scratch *recordMeta) bool {
 	if f.all() {
 		return true
 	}
-	st := r.Status()
+	if r.meta.Load() == nil && !f.mayMatch(r.Raw) {
+		return false
+	}
+	m := r.peek(scratch)
+	st := m.status
 	if st == "" {
 		st = StatusUnknown
 	}
-	return (f.Stage == "" || strings.EqualFold(f.Stage, r.Stage())) &&
-		(f.Device == "" || f.Device == r.Device()) &&
+	return (f.Stage == "" || strings.EqualFold(f.Stage, m.stage)) &&
+		(f.Device == "" || f.Device == m.device) &&
 		(f.Status == "" || f.Status == st) &&
-		(f.Parent == nil || containsID(r.Parents(), *f.Parent)) &&
-		strings.HasPrefix(r.Name(), f.NamePrefix)
+		(f.Parent == nil || containsID(m.parents, *f.Parent)) &&
+		strings.HasPrefix(m.name, f.NamePrefix)
 }
 
 // List returns the threads that match f, in id order. A record that
@@ -301,8 +322,9 @@ func (tx *Tx) Each(f Filter, fn func(t *Thread, err error) error) error {
 // with an invalid id first, by key).
 func (tx *Tx) sortedRecords(f Filter) []*Record {
 	recs := make([]*Record, 0, tx.recs.CountThreads()+len(tx.threads))
+	var scratch recordMeta
 	tx.rangeThreads(func(r *Record) bool {
-		if f.match(r) {
+		if f.match(r, &scratch) {
 			recs = append(recs, r)
 		}
 		return true
@@ -330,9 +352,9 @@ func (tx *Tx) sortedRecords(f Filter) []*Record {
 // recordID is the record's id, from its key when the key is an id's
 // canonical spelling (no parse of the record), else from its id field.
 func recordID(r *Record) ID {
-	if f, err := strconv.ParseFloat(r.Key, 64); err == nil && ValidateID(f) == nil && PyFloat(f) == r.Key {
-		if m := r.meta.Load(); m == nil || m.id == ID(f) {
-			return ID(f)
+	if id, ok := keyID(r.Key); ok {
+		if m := r.meta.Load(); m == nil || m.id == id {
+			return id
 		}
 	}
 	return r.ID()
@@ -864,6 +886,16 @@ func (tx *Tx) Restore(id ID, tok string) (*Thread, error) {
 	return t, nil
 }
 
+// mayRun reports whether r may have the status running or pending, by a
+// look at its bytes: without those words, and without an escape that
+// could spell them, it has neither.
+func mayRun(r *Record) bool {
+	if m := r.meta.Load(); m != nil {
+		return m.status == StatusRunning || m.status == StatusPending
+	}
+	return bytes.Contains(r.Raw, []byte(StatusRunning)) || bytes.Contains(r.Raw, []byte(StatusPending)) || bytes.IndexByte(r.Raw, '\\') >= 0
+}
+
 // MarkCrashed marks every running thread, and every pending thread queued
 // by a process (one with an owner), whose owner process is gone as crashed
 // (alive reports whether an owner still runs), and returns them.
@@ -873,8 +905,12 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 		return nil, err
 	}
 	var stale []*Record
+	var scratch recordMeta
 	tx.rangeThreads(func(r *Record) bool {
-		if st := r.Status(); st == StatusRunning || st == StatusPending {
+		if !mayRun(r) {
+			return true
+		}
+		if st := r.peek(&scratch).status; st == StatusRunning || st == StatusPending {
 			stale = append(stale, r)
 		}
 		return true

@@ -498,11 +498,22 @@ func TestHostileRecords(t *testing.T) {
 			t.Errorf("%v does not escape control characters: %q", args, r.stdout)
 		}
 	}
+	// A stage with a tab (a cell separator) is escaped, and the columns
+	// hold.
+	doc = `{"1.0": {"id": 1.0, "name": "ok", "stage": "A\tB"}, "10.0": {"id": 10.0, "name": "ok"}}`
+	if err := os.WriteFile(reg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, reg, nil, "list").want(t, 0)
+	lines := strings.Split(r.stdout, "\n")
+	if !strings.Contains(lines[1], `A\u0009B`) || strings.Contains(r.stdout, "\t") || strings.Index(lines[1], "cpu") != strings.Index(lines[2], "cpu") {
+		t.Errorf("list with a tab in a stage:\n%s", r.stdout)
+	}
 	doc = `{"1.0": {"id": 1.0, "name": "ok"}, "2.0": {"id": 2.0, "priority": "high"}}`
 	if err := os.WriteFile(reg, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := cli(t, reg, nil, "list").want(t, 1)
+	r = cli(t, reg, nil, "list").want(t, 1)
 	if !strings.Contains(r.stderr, "thread 2.0: invalid value: field priority") || !strings.Contains(r.stderr, "autonode fsck") {
 		t.Errorf("list with a damaged record: %s", r)
 	}

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -64,36 +67,50 @@ With --json, print a JSON array of the records (without token hashes).`,
 				}
 				f.Parent = &id
 			}
-			var threads []*registry.Thread
 			var damaged []error
+			w := bufio.NewWriter(e.stdout)
+			var out interface {
+				close() error
+			}
 			err := e.withReader(func(s registry.Store) error {
 				return s.View(func(tx *registry.Tx) error {
-					return tx.Each(f, func(t *registry.Thread, err error) error {
+					if asJSON {
+						// Every field: each record decoded in full.
+						l := &jsonList{w: w}
+						out = l
+						return tx.Each(f, func(t *registry.Thread, err error) error {
+							if err != nil {
+								damaged = append(damaged, err)
+								return nil
+							}
+							return l.add(t)
+						})
+					}
+					// The table's columns only: no record is decoded in full.
+					tab := newThreadTable(w, e.colour(e.stdout))
+					out = tab
+					return tx.EachRow(f, func(r registry.Row, err error) error {
 						if err != nil {
 							damaged = append(damaged, err)
 							return nil
 						}
-						threads = append(threads, t)
+						tab.add(r)
 						return nil
 					})
 				})
 			})
-			if err != nil {
-				return err
+			if err == nil {
+				err = out.close()
 			}
-			w := bufio.NewWriter(e.stdout)
-			if asJSON {
-				err = writeJSONList(w, threads)
-			} else {
-				writeTable(w, threads, e.colour(e.stdout))
+			if err != nil {
+				return err // what is still buffered is not printed
+			}
+			if !asJSON {
 				if n, file := e.backend().quarantined(); n > 0 {
 					fmt.Fprintf(w, "%d record(s) quarantined in %s (kept verbatim by autonode recover; see autonode fsck).\n", n, file)
 				}
 			}
-			if ferr := w.Flush(); err == nil {
-				err = ferr
-			}
-			if err != nil {
+			if err := w.Flush(); err != nil {
 				return err
 			}
 			if len(damaged) > 0 {
@@ -175,90 +192,147 @@ the archive entry {"deleted_at": ..., "data": record}.`,
 	root.AddCommand(show)
 }
 
-// writeJSONList writes threads as a JSON array, one record per line.
-func writeJSONList(w io.Writer, threads []*registry.Thread) error {
-	if len(threads) == 0 {
-		_, err := io.WriteString(w, "[]\n")
+// jsonList writes threads as a JSON array, one record per line, as they
+// come.
+type jsonList struct {
+	w io.Writer
+	n int
+}
+
+func (l *jsonList) add(t *registry.Thread) error {
+	raw, err := t.PublicJSON()
+	if err != nil {
 		return err
 	}
-	io.WriteString(w, "[\n")
-	for i, t := range threads {
-		raw, err := t.PublicJSON()
-		if err != nil {
-			return err
-		}
-		w.Write(raw)
-		if i < len(threads)-1 {
-			io.WriteString(w, ",")
-		}
-		io.WriteString(w, "\n")
+	sep := ",\n"
+	if l.n == 0 {
+		sep = "[\n"
 	}
-	_, err := io.WriteString(w, "]\n")
+	l.n++
+	io.WriteString(l.w, sep)
+	_, err = l.w.Write(raw)
 	return err
 }
 
-// writeTable writes threads as an aligned table. Column widths are computed
-// first, then rows are written as they go. With colour, the status column
-// is coloured by outcome.
-func writeTable(w io.Writer, threads []*registry.Thread, colour bool) {
-	if len(threads) == 0 {
-		fmt.Fprintln(w, "No threads match.")
-		return
+func (l *jsonList) close() error {
+	end := "\n]\n"
+	if l.n == 0 {
+		end = "[]\n"
 	}
-	header := []string{"ID", "NAME", "STAGE", "DEVICE", "PRIO", "STATUS", "PARENT", "PROTECTED"}
-	rows := make([][]string, len(threads))
-	width := make([]int, len(header))
-	for i, h := range header {
-		width[i] = len(h)
-	}
-	for i, t := range threads {
-		prot := "yes"
-		if !t.Protected() {
-			prot = "no"
+	_, err := io.WriteString(l.w, end)
+	return err
+}
+
+// threadTable draws the table of `autonode list` (and the REPL's
+// :threads) with text/tabwriter: columns two spaces apart, the last one
+// unpadded. With colour, the status column is coloured by outcome.
+//
+// Rows are kept as tab-separated lines in one buffer and handed to the
+// tabwriter only by close, which the list command calls once the registry
+// is closed: the tabwriter's bookkeeping (a few hundred bytes a line) is
+// then never held alongside the registry's bytes.
+type threadTable struct {
+	w           io.Writer
+	colour      bool
+	rows        int
+	unprotected int
+	// lines holds the rows in blocks of about a MiB (a line never spans
+	// two), so that no block is copied as the table grows.
+	lines [][]byte
+	buf   []byte // the line being written
+}
+
+var tableHeader = []string{"ID", "NAME", "STAGE", "DEVICE", "PRIO", "STATUS", "PARENT", "PROTECTED"}
+
+func newThreadTable(w io.Writer, colour bool) *threadTable {
+	return &threadTable{w: w, colour: colour}
+}
+
+// cells ends the line whose first cell is already in t.buf.
+func (t *threadTable) cells(cells ...string) {
+	for j, c := range cells {
+		t.buf = append(t.buf, '\t')
+		if t.colour && j+1 == statusColumn {
+			c = colourStatus(c)
 		}
-		rows[i] = []string{t.ID.Key(), truncate(clean(t.Name), maxNameWidth), t.Stage, t.Device,
-			fmt.Sprint(t.Priority), t.EffectiveStatus(), idsText(t.Parents(), "-"), prot}
-		for j, c := range rows[i] {
-			width[j] = max(width[j], utf8.RuneCountInString(c))
+		t.buf = append(t.buf, c...)
+	}
+	t.buf = append(t.buf, '\n')
+	last := len(t.lines) - 1
+	if last < 0 || len(t.lines[last])+len(t.buf) > cap(t.lines[last]) {
+		t.lines = append(t.lines, make([]byte, 0, max(1<<20, len(t.buf))))
+		last++
+	}
+	t.lines[last] = append(t.lines[last], t.buf...)
+	t.buf = t.buf[:0]
+}
+
+// add adds the row of one thread.
+func (t *threadTable) add(r registry.Row) {
+	if t.rows == 0 {
+		t.buf = append(t.buf, tableHeader[0]...)
+		t.cells(tableHeader[1:]...)
+	}
+	t.rows++
+	prot := "yes"
+	if !r.Protected {
+		prot = "no"
+		t.unprotected++
+	}
+	t.buf = r.ID.AppendKey(t.buf)
+	t.cells(truncate(cell(r.Name), maxNameWidth), cell(r.Stage), cell(r.Device),
+		strconv.FormatInt(r.Priority, 10), cell(r.Status), idsText(r.Parents, "-"), prot)
+}
+
+// close writes the table, or says that no thread matched.
+func (t *threadTable) close() error {
+	if t.rows == 0 {
+		_, err := fmt.Fprintln(t.w, "No threads match.")
+		return err
+	}
+	if len(t.lines) > 1 {
+		// What the registry used is garbage by now: collect it before
+		// the tabwriter allocates, so that the two never add up.
+		runtime.GC()
+	}
+	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
+	for i, block := range t.lines {
+		for len(block) > 0 { // line by line: the tabwriter copies what it gets
+			n := bytes.IndexByte(block, '\n') + 1
+			tw.Write(block[:n])
+			block = block[n:]
 		}
+		t.lines[i] = nil
 	}
-	line := func(cells []string, colour bool) {
-		var b strings.Builder
-		for j, c := range cells {
-			pad := width[j] - utf8.RuneCountInString(c) + 2
-			if colour && j == statusColumn {
-				c = colourStatus(c)
-			}
-			if j == len(cells)-1 {
-				b.WriteString(c)
-				break
-			}
-			b.WriteString(c)
-			b.WriteString(strings.Repeat(" ", pad))
-		}
-		fmt.Fprintln(w, b.String())
+	if err := tw.Flush(); err != nil {
+		return err
 	}
-	line(header, false)
-	for _, r := range rows {
-		line(r, colour)
+	if t.unprotected > 0 {
+		_, err := fmt.Fprintf(t.w, "\n%d unprotected thread(s): seed threads without a token; claim them with `autonode claim ID...`.\n", t.unprotected)
+		return err
 	}
-	unprot := 0
-	for _, t := range threads {
-		if !t.Protected() {
-			unprot++
-		}
+	return nil
+}
+
+// cell is s made safe for a table cell: control characters (a tab would
+// split the cell) escaped, and invalid UTF-8 (a 0xff byte is tabwriter's
+// escape) replaced.
+func cell(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	if unprot > 0 {
-		fmt.Fprintf(w, "\n%d unprotected thread(s): seed threads without a token; claim them with `autonode claim ID...`.\n", unprot)
-	}
+	return clean(s)
 }
 
 // statusColumn is the index of STATUS in writeTable's columns.
 const statusColumn = 5
 
-// colourStatus wraps a status in the ANSI colour of its outcome.
+// colourStatus wraps a status (or the column's header) in the ANSI colour
+// of its outcome. Every cell of the column gets the same number of
+// invisible bytes, the default colour where there is no outcome to show,
+// so that tabwriter, which counts them, keeps the columns aligned.
 func colourStatus(st string) string {
-	code := ""
+	code := "39" // the terminal's default colour
 	switch st {
 	case registry.StatusSucceeded, registry.StatusCached:
 		code = "32"
@@ -268,8 +342,6 @@ func colourStatus(st string) string {
 		code = "33"
 	case registry.StatusCancelled:
 		code = "35"
-	default:
-		return st
 	}
 	return "\x1b[" + code + "m" + st + "\x1b[0m"
 }
@@ -295,11 +367,14 @@ func idsText(ids []registry.ID, none string) string {
 	if len(ids) == 0 {
 		return none
 	}
-	s := make([]string, len(ids))
+	var b []byte
 	for i, id := range ids {
-		s[i] = id.Key()
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = id.AppendKey(b)
 	}
-	return strings.Join(s, ", ")
+	return string(b)
 }
 
 // writeShowJSON writes the record, or the archive entry, indented.

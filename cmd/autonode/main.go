@@ -16,5 +16,9 @@ func main() {
 		// and collected by accel itself, so this costs little memory.
 		debug.SetGCPercent(200)
 	}
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if os.Getenv(envPeakRSS) != "" {
+		writePeakRSS(os.Stderr)
+	}
+	os.Exit(code)
 }

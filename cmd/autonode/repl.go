@@ -359,12 +359,16 @@ func (r *repl) command(ctx context.Context, t string) bool {
 		}
 	case "threads":
 		err := r.rt.Store().View(func(tx *registry.Tx) error {
-			ts, err := tx.List(registry.Filter{})
-			if err != nil {
+			tab := newThreadTable(r.e.stdout, r.e.colour(r.e.stdout))
+			if err := tx.EachRow(registry.Filter{}, func(row registry.Row, err error) error {
+				if err == nil {
+					tab.add(row)
+				}
+				return err
+			}); err != nil {
 				return err
 			}
-			writeTable(r.e.stdout, ts, r.e.colour(r.e.stdout))
-			return nil
+			return tab.close()
 		})
 		if err != nil {
 			fmt.Fprintf(r.e.stderr, ":threads: %v\n", err)

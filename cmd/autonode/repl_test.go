@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -361,11 +362,17 @@ func TestListColour(t *testing.T) {
 		cmd.Wait()
 		return out.String()
 	}
-	if out := show(); !strings.Contains(out, "\x1b[32msucceeded\x1b[0m") {
-		t.Errorf("no colour on a terminal:\n%q", out)
+	coloured := show()
+	if !strings.Contains(coloured, "\x1b[32msucceeded\x1b[0m") {
+		t.Errorf("no colour on a terminal:\n%q", coloured)
 	}
-	if out := show("NO_COLOR=1"); strings.Contains(out, "\x1b[") || !strings.Contains(out, "succeeded") {
-		t.Errorf("colour despite NO_COLOR:\n%q", out)
+	plain := show("NO_COLOR=1")
+	if strings.Contains(plain, "\x1b[") || !strings.Contains(plain, "succeeded") {
+		t.Errorf("colour despite NO_COLOR:\n%q", plain)
+	}
+	// The colours take no room: without them the table is the plain one.
+	if got := regexp.MustCompile("\x1b\\[[0-9]+m").ReplaceAllString(coloured, ""); got != plain {
+		t.Errorf("the coloured table is not the plain one with colours:\n%s\nplain:\n%s", got, plain)
 	}
 	if out := bin(t, dir, nil, "list").want(t, 0).stdout; strings.Contains(out, "\x1b[") {
 		t.Errorf("colour without a terminal:\n%q", out)

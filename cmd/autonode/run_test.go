@@ -66,11 +66,13 @@ func TestDocGolden(t *testing.T) {
 	cli(t, "", nil, "doc", "nosuch").want(t, 2)
 }
 
-// TestJSONGolden pins the --json outputs on the seed's registry.
+// TestJSONGolden pins the --json outputs on the seed's registry, and the
+// list table.
 func TestJSONGolden(t *testing.T) {
 	reg := fixture(t)
 	for name, args := range map[string][]string{
 		"list.json":      {"list", "--json"},
+		"list.txt":       {"list"},
 		"show.json":      {"show", "21.0", "--json"},
 		"summarize.json": {"summarize", "--json"},
 	} {
