@@ -33,8 +33,9 @@ func TestListTable(t *testing.T) {
 			t.Errorf("misaligned row %q", l)
 		}
 	}
-	if !strings.Contains(r.stdout, "11 unprotected thread(s)") {
-		t.Errorf("no note about unprotected threads:\n%s", r.stdout)
+	// Notices go to standard error: standard output is the table.
+	if !strings.Contains(r.stderr, "11 unprotected thread(s)") || strings.Contains(r.stdout, "unprotected") {
+		t.Errorf("the note about unprotected threads is not on stderr alone:\n%s", r)
 	}
 }
 
@@ -71,7 +72,7 @@ func TestListFilters(t *testing.T) {
 		}
 	}
 	r := cli(t, reg, nil, "list", "--status", "running").want(t, 0)
-	if !strings.Contains(r.stdout, "No threads match") {
+	if !strings.Contains(r.stderr, "No threads match") || r.stdout != "" {
 		t.Errorf("empty list: %s", r)
 	}
 }
@@ -475,7 +476,16 @@ func TestRegistryFromEnvironment(t *testing.T) {
 	// A missing registry is reported, and nothing is created.
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "none.json")
-	r = cli(t, missing, nil, "list").want(t, 1)
+	// list there has nothing to list: not a failure (kubectl's "No
+	// resources found"); show and summarize say the registry is missing.
+	r = cli(t, missing, nil, "list").want(t, 0)
+	if !strings.Contains(r.stderr, "No threads yet: there is no registry at "+missing) || r.stdout != "" {
+		t.Errorf("list without a registry: %s", r)
+	}
+	if r := cli(t, missing, nil, "list", "--json").want(t, 0); r.stdout != "[]\n" {
+		t.Errorf("list --json without a registry: %s", r)
+	}
+	r = cli(t, missing, nil, "show", "1").want(t, 1)
 	if !strings.Contains(r.stderr, "autonode: no registry at "+missing) {
 		t.Errorf("missing registry: %s", r)
 	}

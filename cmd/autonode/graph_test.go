@@ -127,3 +127,43 @@ func TestGraphDotLayout(t *testing.T) {
 		t.Errorf("the fork's 40 children sit on %d ranks, want %d", len(perRank), 40/dotRowNodes)
 	}
 }
+
+// TestSummarizeLongLists checks that summarize keeps long id lists to one
+// readable line: the first ids and a count (--json has them all).
+func TestSummarizeLongLists(t *testing.T) {
+	reg := t.TempDir() + "/thread_registry.json"
+	s, err := registry.OpenFile(reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := "summary-test-token-0123456789"
+	err = s.Update(func(tx *registry.Tx) error {
+		for i := 1; i <= 30; i++ {
+			if err := tx.Create(registry.NewThread(registry.ID(i), registry.StageBase), tok, ""); err != nil {
+				return err
+			}
+		}
+		for i := 31; i <= 45; i++ { // a chain of 16 under 30
+			th := registry.NewThread(registry.ID(i), registry.StageBase)
+			p := registry.ID(i - 1)
+			th.Parent, th.Lineage = &p, []registry.ID{p}
+			if err := tx.Create(th, tok, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	out := cli(t, reg, nil, "summarize").want(t, 0).stdout
+	for _, want := range []string{
+		"  roots:          1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, ... and 20 more (30 in all; --json lists every one)\n",
+		"  deepest chain:  30.0 -> 31.0 -> 32.0 -> 33.0 -> 34.0 -> 35.0 -> 36.0 -> (7 more) -> 44.0 -> 45.0 (16 threads)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summarize lacks %q:\n%s", want, out)
+		}
+	}
+}

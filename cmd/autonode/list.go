@@ -67,6 +67,14 @@ With --json, print a JSON array of the records (without token hashes).`,
 				}
 				f.Parent = &id
 			}
+			if b := e.backend(); b.nats == "" && !exists(b.path) && !exists(b.path+".journal") {
+				// Nothing was ever written here: an empty list, not a failure.
+				if asJSON {
+					fmt.Fprintln(e.stdout, "[]")
+				}
+				fmt.Fprintf(e.stderr, "No threads yet: there is no registry at %s (AutoNode creates it when it first writes a thread; --registry or %s names another).\n", b.path, registry.EnvRegistry)
+				return nil
+			}
 			var damaged []error
 			w := bufio.NewWriter(e.stdout)
 			var out interface {
@@ -87,7 +95,7 @@ With --json, print a JSON array of the records (without token hashes).`,
 						})
 					}
 					// The table's columns only: no record is decoded in full.
-					tab := newThreadTable(w, e.colour(e.stdout))
+					tab := newThreadTable(w, e.stderr, e.colour(e.stdout))
 					out = tab
 					return tx.EachRow(f, func(r registry.Row, err error) error {
 						if err != nil {
@@ -107,7 +115,7 @@ With --json, print a JSON array of the records (without token hashes).`,
 			}
 			if !asJSON {
 				if n, file := e.backend().quarantined(); n > 0 {
-					fmt.Fprintf(w, "%d record(s) quarantined in %s (kept verbatim by autonode recover; see autonode fsck).\n", n, file)
+					fmt.Fprintf(e.stderr, "%d record(s) quarantined in %s (kept verbatim by autonode recover; see autonode fsck).\n", n, file)
 				}
 			}
 			if err := w.Flush(); err != nil {
@@ -233,6 +241,7 @@ func (l *jsonList) close() error {
 // then never held alongside the registry's bytes.
 type threadTable struct {
 	w           io.Writer
+	notes       io.Writer // notices (no match, unprotected threads): not the table
 	colour      bool
 	rows        int
 	unprotected int
@@ -244,8 +253,8 @@ type threadTable struct {
 
 var tableHeader = []string{"ID", "NAME", "STAGE", "DEVICE", "PRIO", "STATUS", "PARENT", "PROTECTED"}
 
-func newThreadTable(w io.Writer, colour bool) *threadTable {
-	return &threadTable{w: w, colour: colour}
+func newThreadTable(w, notes io.Writer, colour bool) *threadTable {
+	return &threadTable{w: w, notes: notes, colour: colour}
 }
 
 // cells ends the line whose first cell is already in t.buf.
@@ -287,7 +296,7 @@ func (t *threadTable) add(r registry.Row) {
 // close writes the table, or says that no thread matched.
 func (t *threadTable) close() error {
 	if t.rows == 0 {
-		_, err := fmt.Fprintln(t.w, "No threads match.")
+		_, err := fmt.Fprintln(t.notes, "No threads match.")
 		return err
 	}
 	if len(t.lines) > 1 {
@@ -308,7 +317,7 @@ func (t *threadTable) close() error {
 		return err
 	}
 	if t.unprotected > 0 {
-		_, err := fmt.Fprintf(t.w, "\n%d unprotected thread(s): seed threads without a token; claim them with `autonode claim ID...`.\n", t.unprotected)
+		_, err := fmt.Fprintf(t.notes, "%d unprotected thread(s): seed threads without a token; claim them with `autonode claim ID...`.\n", t.unprotected)
 		return err
 	}
 	return nil

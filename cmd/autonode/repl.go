@@ -359,7 +359,7 @@ func (r *repl) command(ctx context.Context, t string) bool {
 		}
 	case "threads":
 		err := r.rt.Store().View(func(tx *registry.Tx) error {
-			tab := newThreadTable(r.e.stdout, r.e.colour(r.e.stdout))
+			tab := newThreadTable(r.e.stdout, r.e.stderr, r.e.colour(r.e.stdout))
 			if err := tx.EachRow(registry.Filter{}, func(row registry.Row, err error) error {
 				if err == nil {
 					tab.add(row)

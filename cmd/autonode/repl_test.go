@@ -323,8 +323,17 @@ print("done", len(rs))
 		}
 	}
 	cmd.Wait()
-	if !strings.Contains(out.String(), "spawn_batch") || !strings.Contains(out.String(), "done 60") {
-		t.Errorf("no progress bar on a terminal:\n%q", out.String())
+	text := out.String()
+	if !strings.Contains(text, "spawn_batch") || !strings.Contains(text, "done 60") {
+		t.Errorf("no progress bar on a terminal:\n%q", text)
+	}
+	// The bar ends at 100%, and the script's next line is never glued to
+	// it: it starts a line (or overwrites a cleared bar).
+	if !strings.Contains(text, "(60/60") {
+		t.Errorf("the bar never reached 60/60:\n%q", text)
+	}
+	if i := strings.Index(text, "done 60"); i > 0 && text[i-1] != '\n' && text[i-1] != '\r' {
+		t.Errorf("the script's output is glued to the bar:\n%q", text[max(0, i-80):i+7])
 	}
 	r := bin(t, dir, []string{"AUTONODE_TOKEN=progress-token-0123456789"}, "run", script).want(t, 0)
 	if strings.Contains(r.stderr, "spawn_batch") {

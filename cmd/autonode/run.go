@@ -7,14 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
-	"golang.org/x/term"
 
 	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
@@ -59,11 +55,12 @@ during the run, 2 on a usage error.`,
 			}
 			ctx, stop, received := interruptible(cmd.Context(), e.stderr)
 			defer stop()
-			stdout := e.stdout
+			bars := newProgressTerminal(e, quiet)
+			stdout := bars.stdout()
 			opts := e.runtimeOptions()
 			opts.SessionToken, opts.Stdout, opts.Stderr = e.token(), stdout, e.stderr
 			opts.CPUWorkers, opts.MaxSteps, opts.TopLevelHost = workers, maxSteps, true
-			opts.Argv, opts.Progress = args, progressBars(e, quiet)
+			opts.Argv, opts.Progress = args, bars.report()
 			opts.LoadDir, opts.AllowLoad = filepath.Dir(file), allowLoad
 			rt, err := runtime.New(opts)
 			if err != nil {
@@ -103,29 +100,6 @@ during the run, 2 on a usage error.`,
 // runHook, when set (by tests), is called with the runtime autonode run
 // made, before the script runs.
 var runHook func(*runtime.Runtime)
-
-// progressBars draws a progress bar on standard error for each
-// spawn_batch of 20 threads or more, when standard error is a terminal.
-func progressBars(e *env, quiet bool) func(label string, done, total int) {
-	f, ok := e.stderr.(*os.File)
-	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
-	}
-	var mu sync.Mutex
-	var bar *progressbar.ProgressBar
-	return func(label string, done, total int) {
-		if total < 20 {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if done == 0 || bar == nil {
-			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(f), progressbar.OptionSetDescription(label),
-				progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(50*time.Millisecond))
-		}
-		bar.Set(done)
-	}
-}
 
 // printScriptError prints a script error with its Starlark backtrace; a
 // syntax error shows the source line with a caret under the column. src is

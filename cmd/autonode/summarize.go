@@ -61,15 +61,20 @@ func writeSummary(e *env, s registry.Summary) {
 	line("By device", counts(s.ByDevice, registry.Devices()))
 	line("By status", counts(s.ByStatus, registry.Statuses()))
 	fmt.Fprintln(w, "Lineage:")
-	line("  roots", idsText(s.Lineage.Roots, "none"))
-	line("  orphans", idsText(s.Lineage.Orphans, "none"))
+	line("  roots", idsSample(s.Lineage.Roots))
+	line("  orphans", idsSample(s.Lineage.Orphans))
 	chain := "none"
-	if len(s.Lineage.DeepestChain) > 0 {
-		parts := make([]string, len(s.Lineage.DeepestChain))
+	if n := len(s.Lineage.DeepestChain); n > 0 {
+		var parts []string
 		for i, id := range s.Lineage.DeepestChain {
-			parts[i] = id.Key()
+			if n > summaryIDs && i == summaryIDs-3 {
+				parts = append(parts, fmt.Sprintf("(%d more)", n-summaryIDs+1))
+			}
+			if n <= summaryIDs || i < summaryIDs-3 || i >= n-2 {
+				parts = append(parts, id.Key())
+			}
 		}
-		chain = fmt.Sprintf("%s (%d threads)", strings.Join(parts, " -> "), len(parts))
+		chain = fmt.Sprintf("%s (%d threads)", strings.Join(parts, " -> "), n)
 	}
 	line("  deepest chain", chain)
 	most := "none"
@@ -81,6 +86,17 @@ func writeSummary(e *env, s registry.Summary) {
 		most = strings.Join(parts, ", ")
 	}
 	line("  most children", most)
+}
+
+// summaryIDs is how many ids a line of the summary shows; --json has all.
+const summaryIDs = 10
+
+// idsSample lists ids, or the first summaryIDs of them and how many more.
+func idsSample(ids []registry.ID) string {
+	if len(ids) <= summaryIDs {
+		return idsText(ids, "none")
+	}
+	return fmt.Sprintf("%s, ... and %d more (%d in all; --json lists every one)", idsText(ids[:summaryIDs], ""), len(ids)-summaryIDs, len(ids))
 }
 
 // counts prints "CORE 6, BASE 5": known keys in their usual order first,
