@@ -75,6 +75,18 @@ func valueError(fn, param string, v starlark.Value, want string) error {
 	return fmt.Errorf("%s: %s: got %s, want %s", fn, param, repr(v), want)
 }
 
+// invalid reports a value that a registry validator refused, in the
+// builtins' wording with v's Starlark repr: "spawn: ttl: got 0, want a
+// positive number of seconds". The rule and what it allows live in
+// registry.
+func invalid(fn, param string, v starlark.Value, err error) error {
+	var fe *registry.FieldError
+	if errors.As(err, &fe) {
+		return valueError(fn, param, v, fe.Want)
+	}
+	return fmt.Errorf("%s: %s: %w", fn, param, err)
+}
+
 // isNone reports whether v is absent or None.
 func isNone(v starlark.Value) bool { return v == nil || v == starlark.None }
 

@@ -155,7 +155,7 @@ func builtinRename(e Engine) builtinFunc {
 			return nil, err
 		}
 		if err := registry.ValidateName(name); err != nil {
-			return nil, valueError(fn, "name", nameV, "a non-empty name without control characters, at most 256 bytes")
+			return nil, invalid(fn, "name", nameV, err)
 		}
 		tok, err := tokenOf(e, fn, "token", tokV)
 		if err != nil {

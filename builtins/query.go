@@ -57,8 +57,8 @@ func builtinThreads(e Engine) builtinFunc {
 		}
 		if f.Stage != "" {
 			f.Stage = strings.ToUpper(f.Stage)
-			if err := oneOf(fn, "stage", stageV, f.Stage, registry.Stages()); err != nil {
-				return nil, err
+			if err := registry.ValidateStage(f.Stage); err != nil {
+				return nil, invalid(fn, "stage", stageV, err)
 			}
 		}
 		if f.Device, err = toOptString(fn, "device", deviceV); err != nil {
@@ -66,8 +66,8 @@ func builtinThreads(e Engine) builtinFunc {
 		}
 		if f.Device != "" {
 			f.Device = strings.ToLower(f.Device)
-			if err := oneOf(fn, "device", deviceV, f.Device, registry.Devices()); err != nil {
-				return nil, err
+			if err := registry.ValidateDevice(f.Device); err != nil {
+				return nil, invalid(fn, "device", deviceV, err)
 			}
 		}
 		if f.Status, err = toOptString(fn, "status", statusV); err != nil {

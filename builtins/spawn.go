@@ -3,7 +3,6 @@ package builtins
 import (
 	"context"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -111,16 +110,16 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 		return nil, err
 	}
 	req.Stage = strings.ToUpper(stage)
-	if err := oneOf(fn, param("stage"), vals["stage"], req.Stage, registry.Stages()); err != nil {
-		return nil, err
+	if err := registry.ValidateStage(req.Stage); err != nil {
+		return nil, invalid(fn, param("stage"), vals["stage"], err)
 	}
 	dev, err := toString(fn, param("device"), vals["device"])
 	if err != nil {
 		return nil, err
 	}
 	req.Device = strings.ToLower(dev)
-	if err := oneOf(fn, param("device"), vals["device"], req.Device, registry.Devices()); err != nil {
-		return nil, err
+	if err := registry.ValidateDevice(req.Device); err != nil {
+		return nil, invalid(fn, param("device"), vals["device"], err)
 	}
 	for _, b := range []struct {
 		p   string
@@ -133,17 +132,15 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 	if req.Priority, err = toInt(fn, param("priority"), vals["priority"]); err != nil {
 		return nil, err
 	}
-	if req.Priority < 0 {
-		return nil, valueError(fn, param("priority"), vals["priority"], "a non-negative integer")
+	if err := registry.ValidatePriority(req.Priority); err != nil {
+		return nil, invalid(fn, param("priority"), vals["priority"], err)
 	}
-	ttl, err := toFloat(fn, param("ttl"), vals["ttl"])
-	if err != nil {
+	if req.TTL, err = toFloat(fn, param("ttl"), vals["ttl"]); err != nil {
 		return nil, err
 	}
-	if math.IsNaN(ttl) || math.IsInf(ttl, 0) || ttl <= 0 {
-		return nil, valueError(fn, param("ttl"), vals["ttl"], "a positive number of seconds")
+	if err := registry.ValidateTTL(req.TTL); err != nil {
+		return nil, invalid(fn, param("ttl"), vals["ttl"], err)
 	}
-	req.TTL = ttl
 	if req.Metadata, err = toOptDict(fn, param("metadata"), vals["metadata"]); err != nil {
 		return nil, err
 	}
@@ -152,7 +149,7 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 	}
 	if !isNone(vals["name"]) {
 		if err := registry.ValidateName(req.Name); err != nil {
-			return nil, valueError(fn, param("name"), vals["name"], "a non-empty name without control characters, at most 256 bytes")
+			return nil, invalid(fn, param("name"), vals["name"], err)
 		}
 	}
 	if run := vals["run"]; !isNone(run) {

@@ -309,10 +309,44 @@ func (t *Thread) Validate() error {
 	return nil
 }
 
+// FieldError is the ErrInvalid of one field: its text names the field,
+// the value given and what is allowed ("stage: got \"FAST\", want one of
+// CRITICAL, CORE, BASE"). Callers that print the value in their own
+// syntax (the Starlark builtins) use Field and Want.
+type FieldError struct {
+	Field string // the field: "stage", "ttl"
+	Want  string // what is allowed: "one of CRITICAL, CORE, BASE"
+	text  string
+}
+
+func fieldError(field, got, want, detail string) *FieldError {
+	text := field + ": got " + got + ", want " + want
+	if detail != "" {
+		text += " (" + detail + ")"
+	}
+	return &FieldError{Field: field, Want: want, text: text}
+}
+
+// Error returns "invalid value: " and Text.
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.text }
+
+// Text is the message without the "invalid value: " prefix.
+func (e *FieldError) Text() string { return e.text }
+
+// Unwrap returns ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// What each validator allows, as its FieldError says.
+const (
+	wantPriority = "a non-negative integer"
+	wantTTL      = "a positive number of seconds"
+	wantName     = "a non-empty name without control characters, at most 256 bytes"
+)
+
 // ValidateStage checks a stage: one of Stages(), in capitals.
 func ValidateStage(s string) error {
 	if !slices.Contains(stages, s) {
-		return fmt.Errorf("%w: stage: got %q, want one of %s", ErrInvalid, s, strings.Join(stages, ", "))
+		return fieldError("stage", strconv.Quote(s), "one of "+strings.Join(stages, ", "), "")
 	}
 	return nil
 }
@@ -320,7 +354,7 @@ func ValidateStage(s string) error {
 // ValidateDevice checks a device: one of Devices(), in lower case.
 func ValidateDevice(s string) error {
 	if !slices.Contains(devices, s) {
-		return fmt.Errorf("%w: device: got %q, want one of %s", ErrInvalid, s, strings.Join(devices, ", "))
+		return fieldError("device", strconv.Quote(s), "one of "+strings.Join(devices, ", "), "")
 	}
 	return nil
 }
@@ -328,7 +362,7 @@ func ValidateDevice(s string) error {
 // ValidatePriority checks a priority: a non-negative integer.
 func ValidatePriority(p int64) error {
 	if p < 0 {
-		return fmt.Errorf("%w: priority: got %d, want a non-negative integer", ErrInvalid, p)
+		return fieldError("priority", strconv.FormatInt(p, 10), wantPriority, "")
 	}
 	return nil
 }
@@ -336,7 +370,7 @@ func ValidatePriority(p int64) error {
 // ValidateTTL checks a TTL: a positive, finite number of seconds.
 func ValidateTTL(ttl float64) error {
 	if math.IsNaN(ttl) || math.IsInf(ttl, 0) || ttl <= 0 {
-		return fmt.Errorf("%w: ttl: got %s, want a positive number of seconds", ErrInvalid, PyFloat(ttl))
+		return fieldError("ttl", PyFloat(ttl), wantTTL, "")
 	}
 	return nil
 }
@@ -359,9 +393,24 @@ func ValidateFieldName(k string) error {
 // UTF-8 text without control characters.
 func ValidateName(name string) error {
 	if strings.TrimSpace(name) == "" {
-		return fmt.Errorf("%w: name is empty; want some text", ErrInvalid)
+		return fieldError("name", PyRepr(name), wantName, "name is empty")
 	}
-	return validateText("name", name, MaxNameLen, false)
+	if err := validateText("name", name, MaxNameLen, false); err != nil {
+		return fieldError("name", PyRepr(shorten(name)), wantName, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": name "))
+	}
+	return nil
+}
+
+// shorten cuts s to about 64 bytes for a message, keeping UTF-8 whole.
+func shorten(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func validateText(field, s string, max int, allowNewlines bool) error {

@@ -60,7 +60,7 @@ type ttlError struct {
 }
 
 func (e *ttlError) Error() string {
-	return fmt.Sprintf("thread %s exceeded its TTL of %ss", e.id, pyFloat(e.ttl))
+	return fmt.Sprintf("thread %s exceeded its TTL of %ss", e.id, registry.PyFloat(e.ttl))
 }
 
 func (e *ttlError) Is(target error) bool { return target == ErrTTLExceeded }
@@ -583,7 +583,7 @@ func (j *run) defaultWork(ctx context.Context) outcome {
 	if err := writeJSON(&raw, res, 0); err != nil {
 		return outcome{err: err}
 	}
-	note := stamp("Matmul %dx%d float64: checksum %s, %.3f GFLOP/s (%.1f ms).", n, n, pyFloat(sum), gflops, secs*1000)
+	note := stamp("Matmul %dx%d float64: checksum %s, %.3f GFLOP/s (%.1f ms).", n, n, registry.PyFloat(sum), gflops, secs*1000)
 	return outcome{result: raw.Bytes(), notes: []string{note}}
 }
 
@@ -730,7 +730,7 @@ func writeJSON(b *bytes.Buffer, v any, depth int) error {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return fmt.Errorf("%v has no JSON form", x)
 		}
-		b.WriteString(pyFloat(x))
+		b.WriteString(registry.PyFloat(x))
 	case float32:
 		return writeJSON(b, float64(x), depth)
 	case []any:

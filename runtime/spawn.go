@@ -2,8 +2,8 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -61,24 +61,18 @@ func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) 
 	if p.stage == "" {
 		p.stage = registry.StageBase
 	}
-	if !contains(registry.Stages(), p.stage) {
-		return nil, fmt.Errorf("%s: stage: got %q, want one of %s", fn, req.Stage, strings.Join(registry.Stages(), ", "))
-	}
 	p.device = strings.ToLower(strings.TrimSpace(req.Device))
 	if p.device == "" {
 		p.device = "cpu"
 	}
-	if !contains(registry.Devices(), p.device) {
-		return nil, fmt.Errorf("%s: device: got %q, want one of %s", fn, req.Device, strings.Join(registry.Devices(), ", "))
+	for _, err := range []error{registry.ValidateStage(p.stage), registry.ValidateDevice(p.device),
+		registry.ValidatePriority(p.priority), registry.ValidateTTL(p.ttl)} {
+		if err != nil {
+			return nil, invalid(fn, err)
+		}
 	}
 	if p.stage == registry.StageCritical && p.device == "cpu" {
 		p.device, p.switched = "gpu", true
-	}
-	if p.priority < 0 {
-		return nil, fmt.Errorf("%s: priority: got %d, want a non-negative integer", fn, p.priority)
-	}
-	if math.IsNaN(p.ttl) || math.IsInf(p.ttl, 0) || p.ttl <= 0 {
-		return nil, fmt.Errorf("%s: ttl: got %s, want a positive number of seconds", fn, pyFloat(p.ttl))
 	}
 	if p.parent = runOf(req.Caller); p.parent != nil {
 		if err := p.inherit(); err != nil {
@@ -87,7 +81,7 @@ func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) 
 	}
 	if p.name != "" {
 		if err := registry.ValidateName(p.name); err != nil {
-			return nil, fmt.Errorf("%s: name: %w", fn, err)
+			return nil, invalid(fn, err)
 		}
 	}
 	p.metadata = req.Metadata
@@ -138,14 +132,25 @@ func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) 
 	return p, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
+// invalid words a registry validator's refusal for builtin fn, as the
+// builtins do: "spawn: stage: got \"FAST\", want one of CRITICAL, CORE,
+// BASE". It still matches registry.ErrInvalid.
+func invalid(fn string, err error) error {
+	var fe *registry.FieldError
+	if errors.As(err, &fe) {
+		return &wrapError{msg: fn + ": " + fe.Text(), err: err}
 	}
-	return false
+	return fmt.Errorf("%s: %w", fn, err)
 }
+
+// wrapError is err with another text.
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg }
+func (e *wrapError) Unwrap() error { return e.err }
 
 // record builds the new thread's record, with the seed's history lines.
 func (p *plan) record(id registry.ID) *registry.Thread {
@@ -160,7 +165,7 @@ func (p *plan) record(id registry.ID) *registry.Thread {
 		t.History = append(t.History, stamp("Stage is CRITICAL. Auto-switching to GPU."))
 	}
 	t.History = append(t.History, stamp("Spawning '%s' | ID: %s | Device: %s | Stage: %s | Priority: %d | TTL: %ss | Metadata: %s",
-		t.Name, id, deviceLabel(t.Device), t.Stage, t.Priority, pyFloat(t.TTL), pyRepr(t.Metadata)))
+		t.Name, id, deviceLabel(t.Device), t.Stage, t.Priority, registry.PyFloat(t.TTL), pyRepr(t.Metadata)))
 	if p.choice.note != "" {
 		t.History = append(t.History, stamp("%s", p.choice.note))
 	}
