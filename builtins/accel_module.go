@@ -771,8 +771,8 @@ func intsArg(fn, param string, args starlark.Tuple) ([]int, error) {
 	}
 	out := make([]int, len(items))
 	for i, it := range items {
-		n, err := toInt(fn, fmt.Sprintf("%s[%d]", param, i), it)
-		if err != nil {
+		var n intArg
+		if err := arg(fn, fmt.Sprintf("%s[%d]", param, i), it, &n); err != nil {
 			return nil, err
 		}
 		if n < -maxDim || n > maxDim {

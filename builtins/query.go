@@ -3,6 +3,7 @@ package builtins
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -13,19 +14,16 @@ import (
 // get(id) -> Thread or None
 func builtinGet(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var idV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV); err != nil {
+		var idA idArg
+		if err := unpack(fn, args, kwargs, "id", &idA); err != nil {
 			return nil, err
 		}
-		id, err := toID(fn, "id", idV)
-		if err != nil {
-			return nil, err
-		}
+		id := idA.id()
 		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
 			return nil, err
 		}
 		var rec *registry.Thread
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
 			rec, err = tx.Get(id)
 			if isNotFound(err) {
@@ -46,43 +44,28 @@ func builtinThreads(e Engine) builtinFunc {
 		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
 			return nil, err
 		}
-		var stageV, deviceV, statusV, parentV starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "stage?", &stageV, "device?", &deviceV, "status?", &statusV, "parent?", &parentV); err != nil {
+		var stage, device, status optString
+		var parent optID
+		if err := unpack(fn, args, kwargs, "stage?", &stage, "device?", &device, "status?", &status, "parent?", &parent); err != nil {
 			return nil, err
 		}
-		var f registry.Filter
-		var err error
-		if f.Stage, err = toOptString(fn, "stage", stageV); err != nil {
-			return nil, err
-		}
-		if f.Stage != "" {
-			f.Stage = strings.ToUpper(f.Stage)
+		f := registry.Filter{Stage: strings.ToUpper(string(stage.v)), Device: strings.ToLower(string(device.v)),
+			Status: string(status.v), Parent: idPtr(parent)}
+		if stage.set {
 			if err := registry.ValidateStage(f.Stage); err != nil {
-				return nil, invalid(fn, "stage", stageV, err)
+				return nil, invalid(fn, "stage", starlark.String(stage.v), err)
 			}
 		}
-		if f.Device, err = toOptString(fn, "device", deviceV); err != nil {
-			return nil, err
-		}
-		if f.Device != "" {
-			f.Device = strings.ToLower(f.Device)
+		if device.set {
 			if err := registry.ValidateDevice(f.Device); err != nil {
-				return nil, invalid(fn, "device", deviceV, err)
+				return nil, invalid(fn, "device", starlark.String(device.v), err)
 			}
 		}
-		if f.Status, err = toOptString(fn, "status", statusV); err != nil {
-			return nil, err
-		}
-		if f.Status != "" {
-			if err := oneOf(fn, "status", statusV, f.Status, append(append([]string(nil), registry.Statuses()...), registry.StatusUnknown)); err != nil {
-				return nil, err
-			}
-		}
-		if f.Parent, err = toOptID(fn, "parent", parentV); err != nil {
-			return nil, err
+		if allowed := append(registry.Statuses(), registry.StatusUnknown); status.set && !slices.Contains(allowed, f.Status) {
+			return nil, valueError(fn, "status", starlark.String(status.v), "one of "+strings.Join(allowed, ", "))
 		}
 		var list []*registry.Thread
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
 			list, err = tx.List(f)
 			return err
@@ -104,17 +87,14 @@ func builtinQuery(e Engine) builtinFunc {
 		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
 			return nil, err
 		}
-		var pathV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "path", &pathV); err != nil {
+		var pathA stringArg
+		if err := unpack(fn, args, kwargs, "path", &pathA); err != nil {
 			return nil, err
 		}
-		path, err := toString(fn, "path", pathV)
-		if err != nil {
-			return nil, err
-		}
+		path := string(pathA)
 		var raw string
 		var found bool
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			res, err := tx.Query(path)
 			if err != nil {
 				return err
@@ -150,7 +130,7 @@ func builtinSummarize(e Engine) builtinFunc {
 		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
 			return nil, err
 		}
-		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+		if err := unpack(fn, args, kwargs); err != nil {
 			return nil, err
 		}
 		var s registry.Summary
@@ -204,20 +184,17 @@ func summaryValue(s registry.Summary) starlark.Value {
 // info(id)
 func builtinInfo(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var idV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV); err != nil {
+		var idA idArg
+		if err := unpack(fn, args, kwargs, "id", &idA); err != nil {
 			return nil, err
 		}
-		id, err := toID(fn, "id", idV)
-		if err != nil {
-			return nil, err
-		}
+		id := idA.id()
 		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
 			return nil, err
 		}
 		var rec *registry.Thread
 		deletedAt := ""
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
 			if rec, err = tx.Get(id); err == nil || !isNotFound(err) {
 				return err

@@ -31,7 +31,7 @@ func spawnDefaults() map[string]starlark.Value {
 // token() -> str
 func builtinToken(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+		if err := unpack(fn, args, kwargs); err != nil {
 			return nil, err
 		}
 		tok, err := registry.NewToken()
@@ -55,7 +55,7 @@ func builtinSpawn(e Engine) builtinFunc {
 			holders[i] = vals[p]
 			ptrs = append(ptrs, p+"?", &holders[i])
 		}
-		if err := starlark.UnpackArgs(fn, args, kwargs, ptrs...); err != nil {
+		if err := unpack(fn, args, kwargs, ptrs...); err != nil {
 			return nil, err
 		}
 		for i, p := range spawnParams {
@@ -100,56 +100,50 @@ func stopped(ctx context.Context, fn string) error {
 // request, resolving the token and freezing the body and its arguments.
 func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[string]starlark.Value) (*SpawnRequest, error) {
 	param := func(p string) string { return prefix + p }
-	req := &SpawnRequest{Caller: th}
-	var err error
-	if req.ID, err = toOptID(fn, param("id"), vals["id"]); err != nil {
-		return nil, err
+	conv := func(p string, dst starlark.Unpacker) error { return arg(fn, param(p), vals[p], dst) }
+	check := func(p string, err error) error {
+		if err != nil {
+			return argError(fn, param(p), gotInvalid(vals[p], err).Error())
+		}
+		return nil
 	}
-	stage, err := toString(fn, param("stage"), vals["stage"])
-	if err != nil {
-		return nil, err
-	}
-	req.Stage = strings.ToUpper(stage)
-	if err := registry.ValidateStage(req.Stage); err != nil {
-		return nil, invalid(fn, param("stage"), vals["stage"], err)
-	}
-	dev, err := toString(fn, param("device"), vals["device"])
-	if err != nil {
-		return nil, err
-	}
-	req.Device = strings.ToLower(dev)
-	if err := registry.ValidateDevice(req.Device); err != nil {
-		return nil, invalid(fn, param("device"), vals["device"], err)
-	}
-	for _, b := range []struct {
+	var (
+		id                             optID
+		stage, device                  stringArg
+		sandbox, caching, dryRun, wait boolArg
+		priority                       intArg
+		ttl                            numberArg
+		metadata                       optDict
+		name                           optString
+		tok                            tokenArg
+	)
+	for _, c := range []struct {
 		p   string
-		dst *bool
-	}{{"sandbox", &req.Sandbox}, {"caching", &req.Caching}, {"dry_run", &req.DryRun}, {"wait", &req.Wait}} {
-		if *b.dst, err = toBool(fn, param(b.p), vals[b.p]); err != nil {
+		dst starlark.Unpacker
+	}{{"id", &id}, {"stage", &stage}, {"device", &device}, {"sandbox", &sandbox}, {"caching", &caching},
+		{"dry_run", &dryRun}, {"wait", &wait}, {"priority", &priority}, {"ttl", &ttl},
+		{"metadata", &metadata}, {"name", &name}, {"token", &tok}} {
+		if err := conv(c.p, c.dst); err != nil {
 			return nil, err
 		}
 	}
-	if req.Priority, err = toInt(fn, param("priority"), vals["priority"]); err != nil {
-		return nil, err
+	req := &SpawnRequest{
+		Caller: th, ID: idPtr(id), Stage: strings.ToUpper(string(stage)), Device: strings.ToLower(string(device)),
+		Sandbox: bool(sandbox), Caching: bool(caching), DryRun: bool(dryRun), Wait: bool(wait),
+		Priority: int64(priority), TTL: float64(ttl), Metadata: metadata.v, Name: string(name.v),
 	}
-	if err := registry.ValidatePriority(req.Priority); err != nil {
-		return nil, invalid(fn, param("priority"), vals["priority"], err)
+	for _, c := range []struct {
+		p   string
+		err error
+	}{{"stage", registry.ValidateStage(req.Stage)}, {"device", registry.ValidateDevice(req.Device)},
+		{"priority", registry.ValidatePriority(req.Priority)}, {"ttl", registry.ValidateTTL(req.TTL)}} {
+		if err := check(c.p, c.err); err != nil {
+			return nil, err
+		}
 	}
-	if req.TTL, err = toFloat(fn, param("ttl"), vals["ttl"]); err != nil {
-		return nil, err
-	}
-	if err := registry.ValidateTTL(req.TTL); err != nil {
-		return nil, invalid(fn, param("ttl"), vals["ttl"], err)
-	}
-	if req.Metadata, err = toOptDict(fn, param("metadata"), vals["metadata"]); err != nil {
-		return nil, err
-	}
-	if req.Name, err = toOptString(fn, param("name"), vals["name"]); err != nil {
-		return nil, err
-	}
-	if !isNone(vals["name"]) {
-		if err := registry.ValidateName(req.Name); err != nil {
-			return nil, invalid(fn, param("name"), vals["name"], err)
+	if name.set {
+		if err := check("name", registry.ValidateName(req.Name)); err != nil {
+			return nil, err
 		}
 	}
 	if run := vals["run"]; !isNone(run) {
@@ -182,7 +176,8 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 	if (len(req.Args) > 0 || len(req.Kwargs) > 0) && req.Run == nil {
 		return nil, errorf(fn, "%s: arguments were given but no run function to receive them", param("args"))
 	}
-	if req.Token, err = tokenOf(e, fn, param("token"), vals["token"]); err != nil {
+	var err error
+	if req.Token, err = tok.resolve(e, fn, param("token")); err != nil {
 		return nil, err
 	}
 	// The body and its arguments cross to another goroutine: freeze them.
@@ -224,23 +219,20 @@ func builtinSpawnBatch(e Engine) builtinFunc {
 			return nil, err
 		}
 		var specs, workersV starlark.Value = nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "specs", &specs, "workers?", &workersV); err != nil {
+		var w optInt
+		if err := unpack(fn, args, kwargs, "specs", &specs, "workers?", &workersV); err != nil {
 			return nil, err
 		}
 		if !isListLike(specs) {
 			return nil, typeError(fn, "specs", specs, "a list of dicts with spawn's fields")
 		}
-		workers := 0
-		if !isNone(workersV) {
-			w, err := toInt(fn, "workers", workersV)
-			if err != nil {
-				return nil, err
-			}
-			if w < 1 || w > 1<<20 {
-				return nil, valueError(fn, "workers", workersV, "a positive number of workers")
-			}
-			workers = int(w)
+		if err := arg(fn, "workers", workersV, &w); err != nil {
+			return nil, err
 		}
+		if w.set && (w.v < 1 || w.v > 1<<20) {
+			return nil, valueError(fn, "workers", workersV, "a positive number of workers")
+		}
+		workers := int(w.v)
 		items := listItems(specs)
 		out := make([]starlark.Value, len(items))
 		var reqs []*SpawnRequest
@@ -322,11 +314,11 @@ func specID(spec starlark.Value) *registry.ID {
 	if !found {
 		return nil
 	}
-	id, err := toOptID("", "", v)
-	if err != nil {
+	var id optID
+	if id.Unpack(v) != nil {
 		return nil
 	}
-	return id
+	return idPtr(id)
 }
 
 // wait(handles, timeout=None) -> Thread or list
@@ -335,14 +327,12 @@ func builtinWait(e Engine) builtinFunc {
 		if err := refuseInUpdate(th, fn); err != nil {
 			return nil, err
 		}
-		var handles, timeoutV starlark.Value = nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "handles", &handles, "timeout?", &timeoutV); err != nil {
+		var handles starlark.Value
+		timeout := timeoutArg(noTimeout)
+		if err := unpack(fn, args, kwargs, "handles", &handles, "timeout?", &timeout); err != nil {
 			return nil, err
 		}
-		d, err := toTimeout(fn, timeoutV)
-		if err != nil {
-			return nil, err
-		}
+		d := time.Duration(timeout)
 		deadline := time.Now().Add(d)
 		one := func(param string, v starlark.Value) (starlark.Value, error) {
 			switch x := v.(type) {
@@ -382,19 +372,16 @@ func builtinCancel(e Engine) builtinFunc {
 		if err := refuseSandboxed(e, th, fn); err != nil {
 			return nil, err
 		}
-		var idV, tokV starlark.Value = nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "token?", &tokV); err != nil {
+		var id idArg
+		var tokA tokenArg
+		if err := unpack(fn, args, kwargs, "id", &id, "token?", &tokA); err != nil {
 			return nil, err
 		}
-		id, err := toID(fn, "id", idV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
-		tok, err := tokenOf(e, fn, "token", tokV)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.Cancel(id, tok); err != nil {
+		if err := e.Cancel(id.id(), tok); err != nil {
 			return nil, wrapErr(fn, err)
 		}
 		return starlark.None, nil
@@ -404,7 +391,7 @@ func builtinCancel(e Engine) builtinFunc {
 // current() -> Thread
 func builtinCurrent(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+		if err := unpack(fn, args, kwargs); err != nil {
 			return nil, err
 		}
 		rec := e.Running(th)
@@ -422,7 +409,7 @@ func builtinLog(e Engine) builtinFunc {
 			return nil, err
 		}
 		var msg starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "msg", &msg); err != nil {
+		if err := unpack(fn, args, kwargs, "msg", &msg); err != nil {
 			return nil, err
 		}
 		text, ok := starlark.AsString(msg)

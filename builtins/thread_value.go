@@ -205,36 +205,14 @@ func (h *handleValue) Attr(name string) (starlark.Value, error) {
 		return starlark.Bool(h.h.Done()), nil
 	case "wait":
 		return newBuiltin("Handle.wait", func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var timeout starlark.Value = starlark.None
-			if err := starlark.UnpackArgs(fn, args, kwargs, "timeout?", &timeout); err != nil {
+			timeout := timeoutArg(noTimeout)
+			if err := unpack(fn, args, kwargs, "timeout?", &timeout); err != nil {
 				return nil, err
 			}
-			d, err := toTimeout(fn, timeout)
-			if err != nil {
-				return nil, err
-			}
-			return waitOne(h.e, th, fn, h, d)
+			return waitOne(h.e, th, fn, h, time.Duration(timeout))
 		}), nil
 	}
 	return nil, nil
-}
-
-// noTimeout is toTimeout's result for None: wait as long as it takes.
-const noTimeout = time.Duration(-1)
-
-// toTimeout converts an optional timeout in seconds (None: noTimeout).
-func toTimeout(fn string, v starlark.Value) (time.Duration, error) {
-	if isNone(v) {
-		return noTimeout, nil
-	}
-	f, err := toFloat(fn, "timeout", v)
-	if err != nil {
-		return 0, err
-	}
-	if f != f || f < 0 || f > 1e9 {
-		return 0, valueError(fn, "timeout", v, "a non-negative number of seconds")
-	}
-	return time.Duration(f * float64(time.Second)), nil
 }
 
 // waitOne waits for one handle (d >= 0 bounds the wait) and returns the
