@@ -168,7 +168,7 @@ func (a *Array) Attr(name string) (v starlark.Value, err error) {
 	if !ok {
 		return nil, nil
 	}
-	return newBuiltin("array."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	return newBuiltin(a.m.e, "array."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		return impl(a.m, a, th, fn, args, kwargs)
 	}), nil
 }

@@ -103,7 +103,7 @@ func newAccelModule(e Engine) *starlarkstruct.Module {
 	m := &accelModule{e: e}
 	mod := &starlarkstruct.Module{Name: "accel", Members: starlark.StringDict{}}
 	for name, impl := range accelFuncs {
-		mod.Members[name] = newBuiltin("accel."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		mod.Members[name] = newBuiltin(e, "accel."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			return impl(m, th, fn, args, kwargs)
 		})
 	}

@@ -116,32 +116,6 @@ func listItems(v starlark.Value) []starlark.Value {
 // isNotFound reports whether err means that a thread does not exist.
 func isNotFound(err error) bool { return errors.Is(err, registry.ErrNotFound) }
 
-// refuseSandboxedRead refuses, inside a sandboxed thread body, a read of
-// any record but the body's own (id nil: a read of many records): DESIGN
-// §6 lets such a body read its own record, nothing else.
-func refuseSandboxedRead(e Engine, th *starlark.Thread, fn string, id *registry.ID) error {
-	if err := refuseInUpdate(th, fn); err != nil {
-		return err
-	}
-	if rec := e.Running(th); rec != nil && rec.Sandbox && (id == nil || *id != rec.ID) {
-		return errorf(fn, "refused: thread %s is sandboxed and may read only its own record (current()); spawn it with sandbox=False", rec.ID)
-	}
-	return nil
-}
-
-// refuseSandboxed refuses a registry change from a sandboxed thread body:
-// DESIGN §6 lets such a body compute and read, nothing else. Top-level
-// code and unsandboxed bodies pass.
-func refuseSandboxed(e Engine, th *starlark.Thread, fn string) error {
-	if err := refuseInUpdate(th, fn); err != nil {
-		return err
-	}
-	if rec := e.Running(th); rec != nil && rec.Sandbox {
-		return errorf(fn, "refused: thread %s is sandboxed and may not change the registry; spawn it with sandbox=False", rec.ID)
-	}
-	return nil
-}
-
 // admit checks records a lineage operation is about to write against the
 // embedder's policy (Engine.CheckRecord), inside its transaction.
 func admit(e Engine, ts ...*registry.Thread) error {

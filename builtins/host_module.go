@@ -25,9 +25,10 @@ const (
 	maxExecTimeout = 24 * 3600.0
 )
 
-// hostModule returns the host module. Every function first asks the engine
-// whether the calling thread may use the host (DESIGN §6) and returns the
-// engine's refusal unchanged apart from the function's name.
+// hostModule returns the host module. Every function is host access: the
+// engine decides whether the calling thread may use the host (DESIGN §6;
+// see capabilities), and its refusal is returned unchanged apart from the
+// function's name.
 func hostModule(e Engine) *starlarkstruct.Module {
 	fns := map[string]hostFunc{
 		"read_file":  readFile,
@@ -37,11 +38,7 @@ func hostModule(e Engine) *starlarkstruct.Module {
 	}
 	m := &starlarkstruct.Module{Name: "host", Members: starlark.StringDict{}}
 	for name, impl := range fns {
-		short, impl := name, impl
-		m.Members[name] = newBuiltin("host."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if err := e.HostAccess(th, short); err != nil {
-				return nil, wrapErr(fn, err)
-			}
+		m.Members[name] = newBuiltin(e, "host."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			return impl(e, th, fn, args, kwargs)
 		})
 	}

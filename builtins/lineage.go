@@ -12,9 +12,6 @@ import (
 // branch(source, new_id=None, overrides=None, token=None) -> Thread
 func builtinBranch(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var src idArg
 		var newID optID
 		var ov optDict
@@ -48,9 +45,6 @@ func builtinBranch(e Engine) builtinFunc {
 // fork(source, new_ids, overrides=None, token=None) -> list of Thread
 func builtinFork(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var src idArg
 		var idsV, ovV starlark.Value
 		var ids idList
@@ -104,9 +98,6 @@ func builtinFork(e Engine) builtinFunc {
 // reparent(child, new_parent, token=None) -> Thread
 func builtinReparent(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var child, parent idArg
 		var tokA tokenArg
 		if err := unpack(fn, args, kwargs, "child", &child, "new_parent", &parent, "token?", &tokA); err != nil {
@@ -123,9 +114,6 @@ func builtinReparent(e Engine) builtinFunc {
 // rename(id, name, token=None) -> Thread
 func builtinRename(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var id idArg
 		var name stringArg
 		var tokA tokenArg
@@ -146,9 +134,6 @@ func builtinRename(e Engine) builtinFunc {
 // mutate(id, updates, safe_fields=None, token=None, if_version=None) -> Thread
 func builtinMutate(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var idA idArg
 		var upd dictArg
 		var safeA optStringList
@@ -209,9 +194,6 @@ func builtinMutate(e Engine) builtinFunc {
 // the transaction fn is part of).
 func builtinUpdate(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var idA idArg
 		var fnV starlark.Value
 		var tokA tokenArg
@@ -257,15 +239,6 @@ func builtinUpdate(e Engine) builtinFunc {
 // inUpdateKey marks a Starlark thread running the fn of update().
 const inUpdateKey = "autonode.update"
 
-// refuseInUpdate refuses a builtin that uses the registry or the engine
-// inside update's fn: the transaction fn runs in holds the registry.
-func refuseInUpdate(th *starlark.Thread, fn string) error {
-	if outer, ok := th.Local(inUpdateKey).(string); ok && outer != "" {
-		return errorf(fn, "refused inside the function given to %s: it runs inside the registry transaction, so it may only compute and return the changes", outer)
-	}
-	return nil
-}
-
 // update runs op in a registry write transaction and returns its thread.
 func update(e Engine, fn string, op func(tx *registry.Tx) (*registry.Thread, error)) (starlark.Value, error) {
 	var out *registry.Thread
@@ -283,9 +256,6 @@ func update(e Engine, fn string, op func(tx *registry.Tx) (*registry.Thread, err
 // delete(*ids, token=None) -> list
 func builtinDelete(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var tokA tokenArg
 		if err := unpack(fn, nil, kwargs, "token?", &tokA); err != nil {
 			return nil, err
@@ -322,9 +292,6 @@ func builtinDelete(e Engine) builtinFunc {
 // restore(id, token=None) -> Thread
 func builtinRestore(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var id idArg
 		var tokA tokenArg
 		if err := unpack(fn, args, kwargs, "id", &id, "token?", &tokA); err != nil {
@@ -346,9 +313,6 @@ func builtinLineage(e Engine) builtinFunc {
 			return nil, err
 		}
 		id := idA.id()
-		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
-			return nil, err
-		}
 		var anc, desc []registry.ID
 		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error

@@ -19,9 +19,6 @@ func builtinGet(e Engine) builtinFunc {
 			return nil, err
 		}
 		id := idA.id()
-		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
-			return nil, err
-		}
 		var rec *registry.Thread
 		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
@@ -41,9 +38,6 @@ func builtinGet(e Engine) builtinFunc {
 // threads(stage=None, device=None, status=None, parent=None) -> list
 func builtinThreads(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
-			return nil, err
-		}
 		var stage, device, status optString
 		var parent optID
 		if err := unpack(fn, args, kwargs, "stage?", &stage, "device?", &device, "status?", &status, "parent?", &parent); err != nil {
@@ -84,9 +78,6 @@ func builtinThreads(e Engine) builtinFunc {
 // query(path) -> value
 func builtinQuery(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
-			return nil, err
-		}
 		var pathA stringArg
 		if err := unpack(fn, args, kwargs, "path", &pathA); err != nil {
 			return nil, err
@@ -127,9 +118,6 @@ func builtinQuery(e Engine) builtinFunc {
 // summarize() -> dict
 func builtinSummarize(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
-			return nil, err
-		}
 		if err := unpack(fn, args, kwargs); err != nil {
 			return nil, err
 		}
@@ -189,9 +177,6 @@ func builtinInfo(e Engine) builtinFunc {
 			return nil, err
 		}
 		id := idA.id()
-		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
-			return nil, err
-		}
 		var rec *registry.Thread
 		deletedAt := ""
 		err := e.Store().View(func(tx *registry.Tx) error {

@@ -45,9 +45,6 @@ func builtinToken(e Engine) builtinFunc {
 // spawn(id=None, stage="BASE", ...) -> Thread or Handle
 func builtinSpawn(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
-			return nil, err
-		}
 		vals := spawnDefaults()
 		ptrs := make([]any, 0, 2*len(spawnParams))
 		holders := make([]starlark.Value, len(spawnParams))
@@ -215,9 +212,6 @@ func spawnFailure(i int, id *registry.ID, err error) starlark.Value {
 // spawn_batch(specs, workers=None) -> list
 func builtinSpawnBatch(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
-			return nil, err
-		}
 		var specs, workersV starlark.Value = nil, starlark.None
 		var w optInt
 		if err := unpack(fn, args, kwargs, "specs", &specs, "workers?", &workersV); err != nil {
@@ -324,9 +318,6 @@ func specID(spec starlark.Value) *registry.ID {
 // wait(handles, timeout=None) -> Thread or list
 func builtinWait(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
-			return nil, err
-		}
 		var handles starlark.Value
 		timeout := timeoutArg(noTimeout)
 		if err := unpack(fn, args, kwargs, "handles", &handles, "timeout?", &timeout); err != nil {
@@ -366,12 +357,6 @@ func builtinWait(e Engine) builtinFunc {
 // cancel(id, token=None)
 func builtinCancel(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
-			return nil, err
-		}
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
 		var id idArg
 		var tokA tokenArg
 		if err := unpack(fn, args, kwargs, "id", &id, "token?", &tokA); err != nil {
@@ -405,9 +390,6 @@ func builtinCurrent(e Engine) builtinFunc {
 // log(msg)
 func builtinLog(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
-			return nil, err
-		}
 		var msg starlark.Value
 		if err := unpack(fn, args, kwargs, "msg", &msg); err != nil {
 			return nil, err

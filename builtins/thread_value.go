@@ -204,7 +204,7 @@ func (h *handleValue) Attr(name string) (starlark.Value, error) {
 	case "done":
 		return starlark.Bool(h.h.Done()), nil
 	case "wait":
-		return newBuiltin("Handle.wait", func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return newBuiltin(h.e, "Handle.wait", func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			timeout := timeoutArg(noTimeout)
 			if err := unpack(fn, args, kwargs, "timeout?", &timeout); err != nil {
 				return nil, err
