@@ -22,15 +22,17 @@
 //		if errors.As(err, &ee) { fmt.Fprintln(os.Stderr, ee.Backtrace()) }
 //	}
 //
-// Scripts use the dialect in [Dialect] (while loops, top-level control
+// Scripts use the dialect of [Dialect] (while loops, top-level control
 // flow, global reassignment, sets, recursion) and see the builtins of
 // package builtins, argv, and the kernels module once a kernel is
 // registered.
 //
 // # Threads
 //
-// A [Runtime] implements builtins.Engine, the interface behind spawn(),
-// spawn_batch(), wait(), cancel(), current() and log(). A spawned thread
+// A [Runtime] serves the builtins behind spawn(), spawn_batch(), wait(),
+// cancel(), current() and log(), and Go code spawns threads with
+// [Runtime.Spawn] and [Runtime.SpawnBatch] ([DefaultSpawnRequest]). A
+// spawned thread
 // is validated with the seed's rules and defaults (DESIGN §3), refused
 // while the machine's memory or CPU use is above 95% (sampled by a
 // background goroutine, never on the spawn path), persisted as pending and

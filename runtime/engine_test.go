@@ -15,7 +15,6 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/autonode/autonode/accel"
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -95,18 +94,18 @@ func TestSpawn_CriticalPrefersGPU(t *testing.T) {
 func TestSpawn_Validation(t *testing.T) {
 	rt := newTestRuntime(t, Options{ForbidUnsandboxed: true})
 	cases := []struct {
-		edit func(*builtins.SpawnRequest)
+		edit func(*SpawnRequest)
 		want string
 	}{
-		{func(r *builtins.SpawnRequest) { r.Stage = "FAST" }, `spawn: stage: got "FAST", want one of CRITICAL, CORE, BASE`},
-		{func(r *builtins.SpawnRequest) { r.Device = "tpu" }, `spawn: device: got "tpu", want one of cpu, gpu, cuda, metal, opencl`},
-		{func(r *builtins.SpawnRequest) { r.Priority = -1 }, `spawn: priority: got -1, want a non-negative integer`},
-		{func(r *builtins.SpawnRequest) { r.TTL = 0 }, `spawn: ttl: got 0.0, want a positive number of seconds`},
-		{func(r *builtins.SpawnRequest) { r.Metadata = map[string]any{"max_memory_mb": "lots"} }, `spawn: metadata: max_memory_mb: got 'lots', want a positive number of megabytes`},
-		{func(r *builtins.SpawnRequest) { r.Name = "a\x01b" }, `spawn: name:`},
-		{func(r *builtins.SpawnRequest) { r.Token = "short" }, `spawn: token: invalid value: token is 5 characters long`},
-		{func(r *builtins.SpawnRequest) { id := registry.ID(-1); r.ID = &id }, `spawn: id: invalid value: thread id -1.0 is negative`},
-		{func(r *builtins.SpawnRequest) { r.Sandbox = false }, `spawn: sandbox: unsandboxed threads are forbidden by the embedding application`},
+		{func(r *SpawnRequest) { r.Stage = "FAST" }, `spawn: stage: got "FAST", want one of CRITICAL, CORE, BASE`},
+		{func(r *SpawnRequest) { r.Device = "tpu" }, `spawn: device: got "tpu", want one of cpu, gpu, cuda, metal, opencl`},
+		{func(r *SpawnRequest) { r.Priority = -1 }, `spawn: priority: got -1, want a non-negative integer`},
+		{func(r *SpawnRequest) { r.TTL = 0 }, `spawn: ttl: got 0.0, want a positive number of seconds`},
+		{func(r *SpawnRequest) { r.Metadata = map[string]any{"max_memory_mb": "lots"} }, `spawn: metadata: max_memory_mb: got 'lots', want a positive number of megabytes`},
+		{func(r *SpawnRequest) { r.Name = "a\x01b" }, `spawn: name:`},
+		{func(r *SpawnRequest) { r.Token = "short" }, `spawn: token: invalid value: token is 5 characters long`},
+		{func(r *SpawnRequest) { id := registry.ID(-1); r.ID = &id }, `spawn: id: invalid value: thread id -1.0 is negative`},
+		{func(r *SpawnRequest) { r.Sandbox = false }, `spawn: sandbox: unsandboxed threads are forbidden by the embedding application`},
 	}
 	for _, c := range cases {
 		req := request(1)
@@ -151,7 +150,7 @@ func TestToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	_, err = rt.Token("")
+	_, err = rt.token("")
 	want := "no token: pass token=..., set AUTONODE_TOKEN, or use --token (create one with autonode token)"
 	if err == nil || err.Error() != want || !errors.Is(err, registry.ErrTokenRequired) {
 		t.Errorf("Token(\"\") = %v, want %q", err, want)
@@ -194,7 +193,7 @@ func (b *blockers) install(rt *Runtime) {
 		b.started <- struct{}{}
 		select {
 		case <-b.release:
-		case <-rt.Context(th).Done():
+		case <-rt.contextOf(th).Done():
 		}
 		return starlark.None, nil
 	})
@@ -505,7 +504,7 @@ func TestLoadGuard(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want %q", err, want)
 	}
-	res := rt.SpawnBatch(context.Background(), []*builtins.SpawnRequest{request(2)}, 0)
+	res := rt.SpawnBatch(context.Background(), []*SpawnRequest{request(2)}, 0)
 	if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "spawn_batch: refused: the machine is overloaded") {
 		t.Errorf("batch: %v", res[0].Err)
 	}
@@ -639,7 +638,7 @@ func run0(t testing.TB, rt *Runtime, src string) starlark.StringDict {
 
 func TestSpawnBatch_FailuresDoNotStopOthers(t *testing.T) {
 	rt := newTestRuntime(t, Options{})
-	reqs := []*builtins.SpawnRequest{request(1), request(1), request(2), request(3)}
+	reqs := []*SpawnRequest{request(1), request(1), request(2), request(3)}
 	reqs[2].Stage = "FAST"
 	res := rt.SpawnBatch(context.Background(), reqs, 2)
 	if res[0].Err != nil || res[3].Err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/autonode/autonode/accel"
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -98,7 +97,7 @@ func (e *stoppedError) Unwrap() []error { return []error{e.err, e.why} }
 // signal, ErrInterrupted), ErrMemoryLimit, ErrStepLimit,
 // ErrUnsandboxedForbidden, or is the body's own error (a
 // *starlark.EvalError). The thread's record holds the same text.
-func RunErr(h builtins.Handle) error {
+func RunErr(h Handle) error {
 	j, ok := h.(*run)
 	if !ok || !j.Done() {
 		return nil

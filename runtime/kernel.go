@@ -37,11 +37,11 @@ func (r *Runtime) kernelModule() *starlarkstruct.Module {
 	for _, n := range names {
 		k := r.kernels[n]
 		members[n] = starlark.NewBuiltin("kernels."+n, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			ctx := r.Context(th)
+			ctx := r.contextOf(th)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			return k(ctx, r.Accel(th), args, kwargs)
+			return k(ctx, r.accelExec(th), args, kwargs)
 		})
 	}
 	m := &starlarkstruct.Module{Name: "kernels", Members: members}

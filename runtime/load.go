@@ -311,7 +311,7 @@ func (l *loader) load(th *starlark.Thread, module string) (starlark.StringDict, 
 	if s, ok := th.Local(localScript).(string); ok {
 		from = s
 	}
-	ctx := l.r.Context(th)
+	ctx := l.r.contextOf(th)
 	name, data, err := l.res.resolve(ctx, from, module)
 	if err != nil {
 		return nil, err
@@ -340,7 +340,7 @@ func (l *loader) load(th *starlark.Thread, module string) (starlark.StringDict, 
 
 // exec runs a module's source on a new thread.
 func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name string, data []byte, chain []string) (starlark.StringDict, error) {
-	f, err := Dialect.Parse(name, data, 0)
+	f, err := dialect.Parse(name, data, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -133,7 +132,7 @@ spawn(id=1, run=parent, ttl=0.3)
 func TestCancel_Racing(t *testing.T) {
 	rt := newTestRuntime(t, Options{CPUWorkers: 2})
 	g := execScript(t, rt, "def spin():\n    while True:\n        pass\n")
-	var reqs []*builtins.SpawnRequest
+	var reqs []*SpawnRequest
 	for i := 0; i < 60; i++ {
 		req := request(float64(i + 1))
 		req.Run, req.TTL, req.Wait = g["spin"].(starlark.Callable), 30, false

@@ -162,12 +162,12 @@ type run struct {
 	runErr error // why the run did not succeed (RunErr)
 }
 
-var _ builtins.Handle = (*run)(nil)
+var _ Handle = (*run)(nil)
 
-// ID implements builtins.Handle.
+// ID implements Handle.
 func (j *run) ID() registry.ID { return j.id }
 
-// Done implements builtins.Handle.
+// Done implements Handle.
 func (j *run) Done() bool {
 	select {
 	case <-j.done:
@@ -177,7 +177,7 @@ func (j *run) Done() bool {
 	}
 }
 
-// Wait implements builtins.Handle. A thread body that waits gives its
+// Wait implements Handle. A thread body that waits gives its
 // worker slot back while it blocks.
 func (j *run) Wait(ctx context.Context) (*registry.Thread, error) {
 	if !j.Done() {

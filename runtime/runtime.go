@@ -22,15 +22,23 @@ import (
 	"github.com/autonode/autonode/registry"
 )
 
-// Dialect is the Starlark dialect of every file and snippet the
+// dialect is the Starlark dialect of every file and snippet the runtime
+// runs (see Dialect).
+var dialect = syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true}
+
+// Dialect returns the Starlark dialect of every file and snippet the
 // runtime runs: while loops, top-level control flow, global reassignment,
-// sets and recursion are allowed.
-var Dialect = &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true}
+// sets and recursion are allowed. Tools that parse scripts the way the
+// runtime does (a checker, a REPL) use it; each call returns a new copy.
+func Dialect() *syntax.FileOptions {
+	d := dialect
+	return &d
+}
 
 // Runtime is AutoNode's thread engine and Starlark interpreter: it runs
-// scripts, whose builtins (spawn, branch, …) it serves as their
-// builtins.Engine, and runs the threads they spawn on bounded worker
-// pools. A Runtime is safe for concurrent use; Eval calls are serialized.
+// scripts, whose builtins (spawn, branch, …) it serves, and runs the
+// threads they spawn on bounded worker pools. A Runtime is safe for
+// concurrent use; Eval calls are serialized.
 type Runtime struct {
 	opts     Options
 	store    registry.Store
@@ -67,8 +75,6 @@ type Runtime struct {
 	envMu  sync.Mutex
 	env    starlark.StringDict // globals of ExecFile and Eval
 }
-
-var _ builtins.Engine = (*Runtime)(nil)
 
 // New opens the registry (or uses opts.Store), marks threads left running
 // by a dead process as crashed, and returns a Runtime ready to run
@@ -135,7 +141,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r.argv = starlark.NewList(argv)
 	r.argv.Freeze()
-	r.surface = builtins.Predeclared(r)
+	r.surface = builtins.Predeclared(engine{r})
 	return r, nil
 }
 
@@ -198,7 +204,7 @@ func (r *Runtime) Close() error {
 	return nil
 }
 
-// Store implements builtins.Engine.
+// Store returns the registry the runtime reads and writes.
 func (r *Runtime) Store() registry.Store { return r.store }
 
 // noTokenError says how to get a token; it matches registry.ErrTokenRequired.
@@ -209,9 +215,9 @@ func (noTokenError) Error() string {
 }
 func (noTokenError) Is(target error) bool { return target == registry.ErrTokenRequired }
 
-// Token implements builtins.Engine: tok, or the session token when tok is
+// token returns tok, or the session token when tok is
 // empty; a malformed token is an error.
-func (r *Runtime) Token(tok string) (string, error) {
+func (r *Runtime) token(tok string) (string, error) {
 	if tok == "" {
 		tok = r.session
 	}
@@ -371,7 +377,7 @@ func (r *Runtime) ExecFile(ctx context.Context, filename string, src any) (starl
 	if err != nil {
 		return nil, err
 	}
-	f, err := Dialect.Parse(filename, data, 0)
+	f, err := dialect.Parse(filename, data, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +419,7 @@ func (r *Runtime) Eval(ctx context.Context, src string) (starlark.Value, error) 
 	if r.evals > 1 {
 		name = fmt.Sprintf("<eval#%d>", r.evals)
 	}
-	f, err := Dialect.Parse(name, src, 0)
+	f, err := dialect.Parse(name, src, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +438,7 @@ func (r *Runtime) Eval(ctx context.Context, src string) (starlark.Value, error) 
 	defer done()
 	if len(f.Stmts) == 1 {
 		if es, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
-			v, err := starlark.EvalExprOptions(Dialect, th, es.X, env)
+			v, err := starlark.EvalExprOptions(&dialect, th, es.X, env)
 			return v, guard.wrap(err)
 		}
 	}
@@ -509,10 +515,10 @@ func (r *Runtime) AddModule(name string, members starlark.StringDict) {
 	r.extra[name] = &starlarkstruct.Module{Name: name, Members: m}
 }
 
-// Cancel implements builtins.Engine: it stops a pending or running thread
-// of this runtime; tok (or the session token) must open it.
+// Cancel stops a pending or running thread of this runtime; tok (or the
+// session token) must open it.
 func (r *Runtime) Cancel(id registry.ID, tok string) error {
-	tok, err := r.Token(tok)
+	tok, err := r.token(tok)
 	if err != nil {
 		return fmt.Errorf("cancel: token: %w", err)
 	}
@@ -559,17 +565,17 @@ func (r *Runtime) authorize(id registry.ID, tok string) error {
 	return err
 }
 
-// Running implements builtins.Engine.
-func (r *Runtime) Running(th *starlark.Thread) *registry.Thread {
+// running returns the record of the thread whose body runs on th.
+func (r *Runtime) running(th *starlark.Thread) *registry.Thread {
 	if j := runOf(th); j != nil {
 		return j.snapshot()
 	}
 	return nil
 }
 
-// Log implements builtins.Engine: msg is appended to the running thread's
+// logLine: msg is appended to the running thread's
 // history at once and persisted with the next registry commit.
-func (r *Runtime) Log(th *starlark.Thread, msg string) error {
+func (r *Runtime) logLine(th *starlark.Thread, msg string) error {
 	j := runOf(th)
 	if j == nil {
 		return fmt.Errorf("log: not inside a thread body")
@@ -584,10 +590,10 @@ func (r *Runtime) Log(th *starlark.Thread, msg string) error {
 	return nil
 }
 
-// HostAccess implements builtins.Engine (DESIGN §6). fn is the host
+// hostAccess decides host access (DESIGN §6; builtins.Engine.HostAccess). fn is the host
 // function's name ("read_file"); the error does not repeat it, since the
 // builtin prefixes its own name ("host.read_file: refused: ...").
-func (r *Runtime) HostAccess(th *starlark.Thread, fn string) error {
+func (r *Runtime) hostAccess(th *starlark.Thread, fn string) error {
 	full := fn
 	if !strings.Contains(full, ".") { // "read_file"; "accel.save" stays itself
 		full = "host." + fn
@@ -619,19 +625,19 @@ func (r *Runtime) HostAccess(th *starlark.Thread, fn string) error {
 	return fmt.Errorf("refused: the caller is neither a script's top level nor a thread body")
 }
 
-// CheckRecord implements builtins.Engine: under Options.ForbidUnsandboxed
+// checkRecord: under Options.ForbidUnsandboxed
 // a lineage operation may not write an unsandboxed record.
-func (r *Runtime) CheckRecord(t *registry.Thread) error {
+func (r *Runtime) checkRecord(t *registry.Thread) error {
 	if r.opts.ForbidUnsandboxed && !t.Sandbox {
 		return fmt.Errorf("thread %s would be unsandboxed (sandbox=False): %w", t.ID, ErrUnsandboxedForbidden)
 	}
 	return nil
 }
 
-// Accel implements builtins.Engine: a thread body gets its run's Exec (its
+// accelExec: a thread body gets its run's Exec (its
 // device and memory budget, closed when the run ends); a top level gets
 // the session's CPU Exec, which lives until Close.
-func (r *Runtime) Accel(th *starlark.Thread) *accel.Exec {
+func (r *Runtime) accelExec(th *starlark.Thread) *accel.Exec {
 	if j := runOf(th); j != nil {
 		j.mu.Lock()
 		ex := j.ex
@@ -644,8 +650,8 @@ func (r *Runtime) Accel(th *starlark.Thread) *accel.Exec {
 	return r.topExec
 }
 
-// Context implements builtins.Engine.
-func (r *Runtime) Context(th *starlark.Thread) context.Context {
+// context returns the context that ends th's work.
+func (r *Runtime) contextOf(th *starlark.Thread) context.Context {
 	if j := runOf(th); j != nil {
 		j.mu.Lock()
 		ctx := j.ctx

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -16,7 +15,7 @@ import (
 // chosen inside the transaction that creates the thread.
 type plan struct {
 	fn       string // builtin name for messages: spawn, spawn_batch
-	req      *builtins.SpawnRequest
+	req      *SpawnRequest
 	id       *registry.ID
 	stage    string
 	device   string // as recorded: "gpu" for CRITICAL threads
@@ -40,12 +39,12 @@ type plan struct {
 // prepare validates req with DESIGN §3's rules and defaults. Errors name
 // the builtin and the parameter: `spawn: stage: got "FAST", want one of
 // CRITICAL, CORE, BASE`.
-func (r *Runtime) prepare(fn string, req *builtins.SpawnRequest) (*plan, error) {
+func (r *Runtime) prepare(fn string, req *SpawnRequest) (*plan, error) {
 	if req == nil {
 		return nil, fmt.Errorf("%s: no request", fn)
 	}
 	p := &plan{fn: fn, req: req, sandbox: req.Sandbox, caching: req.Caching, priority: req.Priority, ttl: req.TTL, name: req.Name}
-	tok, err := r.Token(req.Token)
+	tok, err := r.token(req.Token)
 	if err != nil {
 		return nil, fmt.Errorf("%s: token: %w", fn, err)
 	}
@@ -319,11 +318,11 @@ func (r *Runtime) dryRun(p *plan) (*run, error) {
 	return j, nil
 }
 
-// Spawn implements builtins.Engine: it validates req, refuses when the
+// Spawn validates req, refuses when the
 // machine is overloaded, persists the thread (pending, or cached when an
 // earlier run with the same key can be reused) and queues it. With
 // req.Wait it returns once the thread has ended (or ctx is done).
-func (r *Runtime) Spawn(ctx context.Context, req *builtins.SpawnRequest) (builtins.Handle, error) {
+func (r *Runtime) Spawn(ctx context.Context, req *SpawnRequest) (Handle, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -361,16 +360,16 @@ func (r *Runtime) Spawn(ctx context.Context, req *builtins.SpawnRequest) (builti
 	return j, nil
 }
 
-// SpawnBatch implements builtins.Engine: every request is validated and
+// SpawnBatch: every request is validated and
 // created (in one registry transaction), then run concurrently, at most
 // workers at a time when workers > 0. One result per request, in order;
 // a refused request carries its error and never stops the others.
-func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest, workers int) []builtins.BatchResult {
+func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*SpawnRequest, workers int) []BatchResult {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	const fn = "spawn_batch"
-	out := make([]builtins.BatchResult, len(reqs))
+	out := make([]BatchResult, len(reqs))
 	var (
 		fns  []func(tx *registry.Tx) error
 		jobs []*run
@@ -388,7 +387,7 @@ func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*builtins.SpawnRequest,
 		}
 		if req.DryRun {
 			h, err := r.dryRun(p)
-			out[i] = builtins.BatchResult{Handle: h, Err: err}
+			out[i] = BatchResult{Handle: h, Err: err}
 			if err != nil {
 				out[i].Handle = nil
 			}
@@ -499,14 +498,4 @@ func (f *feeder) ended() {
 	f.inflight--
 	f.mu.Unlock()
 	f.feed()
-}
-
-// DefaultSpawnRequest returns a request with spawn()'s defaults (stage
-// BASE, device cpu, sandbox and caching on, priority 1, ttl 10.0, wait),
-// for Go code that calls Spawn directly.
-func DefaultSpawnRequest() *builtins.SpawnRequest {
-	return &builtins.SpawnRequest{
-		Stage: registry.StageBase, Device: "cpu", Sandbox: true, Caching: true,
-		Priority: registry.DefaultPriority, TTL: registry.DefaultTTL, Wait: true,
-	}
 }

@@ -76,7 +76,7 @@ func scriptNames() map[string]bool {
 
 // checkScript finds the problems of one script.
 func checkScript(file string, data []byte) []finding {
-	f, err := runtime.Dialect.Parse(file, data, syntax.RetainComments)
+	f, err := runtime.Dialect().Parse(file, data, syntax.RetainComments)
 	if err != nil {
 		if se, ok := err.(syntax.Error); ok {
 			return []finding{{se.Pos, se.Msg}}
