@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -128,11 +130,9 @@ func (a *Array) MarshalJSON() (b []byte, err error) {
 
 // AttrNames lists the attributes and methods.
 func (a *Array) AttrNames() []string {
-	names := []string{"T", "device", "dtype", "nbytes", "ndim", "shape", "size"}
-	for k := range arrayMethods {
-		names = append(names, k)
-	}
-	return sortStrings(names)
+	names := append([]string{"T", "device", "dtype", "nbytes", "ndim", "shape", "size"}, slices.Collect(maps.Keys(arrayMethods))...)
+	slices.Sort(names)
+	return names
 }
 
 // Attr returns an attribute or a bound method.

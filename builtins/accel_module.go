@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"sync/atomic"
 
 	"go.starlark.net/starlark"
@@ -1101,9 +1100,4 @@ func accelDevices(m *accelModule, th *starlark.Thread, fn string, args starlark.
 		out[i] = s
 	}
 	return starlark.NewList(out), nil
-}
-
-func sortStrings(s []string) []string {
-	slices.Sort(s)
-	return s
 }

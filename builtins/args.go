@@ -3,6 +3,7 @@ package builtins
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -108,7 +109,7 @@ func listItems(v starlark.Value) []starlark.Value {
 		}
 		return out
 	case starlark.Tuple:
-		return append([]starlark.Value(nil), x...)
+		return slices.Clone([]starlark.Value(x))
 	}
 	return nil
 }

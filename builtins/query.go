@@ -3,6 +3,7 @@ package builtins
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -138,7 +139,7 @@ func builtinSummarize(e Engine) builtinFunc {
 func summaryValue(s registry.Summary) starlark.Value {
 	counts := func(m map[string]int) starlark.Value {
 		d := starlark.NewDict(len(m))
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			d.SetKey(starlark.String(k), starlark.MakeInt(m[k]))
 		}
 		return d

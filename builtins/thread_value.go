@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -147,7 +147,7 @@ func (t *Thread) Attr(name string) (starlark.Value, error) {
 }
 
 // AttrNames lists the attributes.
-func (t *Thread) AttrNames() []string { return append([]string(nil), threadAttrs...) }
+func (t *Thread) AttrNames() []string { return slices.Clone(threadAttrs) }
 
 // CompareSameType implements == and != (same id and same content).
 func (t *Thread) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
@@ -235,16 +235,6 @@ func waitOne(e Engine, th *starlark.Thread, fn string, h *handleValue, d time.Du
 		return nil, wrapErr(fn, err)
 	}
 	return NewThread(rec), nil
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // threadList is a Starlark list of Thread values.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"slices"
 	"sort"
 	"sync"
 
@@ -117,7 +118,7 @@ func (r *Runtime) cacheKey(req *SpawnRequest, device string, metadata map[string
 			return "", fmt.Sprintf("argument %d: %v", i, err)
 		}
 	}
-	kw := append([]starlark.Tuple(nil), req.Kwargs...)
+	kw := slices.Clone(req.Kwargs)
 	sort.Slice(kw, func(i, k int) bool { return kw[i][0].String() < kw[k][0].String() })
 	w.str("kwargs")
 	for _, kv := range kw {

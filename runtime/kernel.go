@@ -2,7 +2,8 @@ package runtime
 
 import (
 	"context"
-	"sort"
+	"maps"
+	"slices"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -28,11 +29,7 @@ func (r *Runtime) RegisterKernel(name string, k Kernel) {
 
 // kernelModule builds the kernels module; r.mu is held.
 func (r *Runtime) kernelModule() *starlarkstruct.Module {
-	names := make([]string, 0, len(r.kernels))
-	for n := range r.kernels {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(r.kernels))
 	members := make(starlark.StringDict, len(names))
 	for _, n := range names {
 		k := r.kernels[n]

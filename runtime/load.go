@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -354,7 +355,7 @@ func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name str
 	lt := &starlark.Thread{Name: "load " + module}
 	lt.SetLocal(localTop, &topLevel{ctx: ctx})
 	lt.SetLocal(localScript, name)
-	lt.SetLocal(localLoading, append(append([]string(nil), chain...), name))
+	lt.SetLocal(localLoading, append(slices.Clone(chain), name))
 	if j := runOf(th); j != nil {
 		lt.SetLocal(localRun, j)
 	}

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	goruntime "runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,14 +147,11 @@ func New(opts Options) (*Runtime, error) {
 }
 
 func idList(ids []registry.ID) string {
-	s := ""
+	s := make([]string, len(ids))
 	for i, id := range ids {
-		if i > 0 {
-			s += ", "
-		}
-		s += id.String()
+		s[i] = id.String()
 	}
-	return s
+	return strings.Join(s, ", ")
 }
 
 // lockedWriter serializes writes from concurrent thread bodies.
@@ -329,18 +327,14 @@ func (r *Runtime) print(_ *starlark.Thread, msg string) {
 // running code.
 func (r *Runtime) predeclared() starlark.StringDict {
 	d := make(starlark.StringDict, len(r.surface)+8)
-	for k, v := range r.surface {
-		d[k] = v
-	}
+	maps.Copy(d, r.surface)
 	d["argv"] = r.argv
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.kernels) > 0 {
 		d["kernels"] = r.kernelModule()
 	}
-	for k, v := range r.extra {
-		d[k] = v
-	}
+	maps.Copy(d, r.extra)
 	if _, ok := d["json"]; !ok {
 		d["json"] = json.Module
 	}
@@ -396,9 +390,7 @@ func (r *Runtime) ExecFile(ctx context.Context, filename string, src any) (starl
 		return g, guard.wrap(err)
 	}
 	r.envMu.Lock()
-	for k, v := range g {
-		r.env[k] = v
-	}
+	maps.Copy(r.env, g)
 	r.envMu.Unlock()
 	return g, nil
 }
@@ -426,13 +418,9 @@ func (r *Runtime) Eval(ctx context.Context, src string) (starlark.Value, error) 
 	r.funcs.add(f, []byte(src))
 	pre := r.predeclared()
 	env := make(starlark.StringDict, len(pre)+len(r.env))
-	for k, v := range pre {
-		env[k] = v
-	}
+	maps.Copy(env, pre)
 	r.envMu.Lock()
-	for k, v := range r.env {
-		env[k] = v
-	}
+	maps.Copy(env, r.env)
 	r.envMu.Unlock()
 	th, guard, done := r.newTopThread(ctx, "eval", name)
 	defer done()
@@ -485,11 +473,7 @@ func (r *Runtime) Call(ctx context.Context, name string, args ...starlark.Value)
 func (r *Runtime) Globals() starlark.StringDict {
 	r.envMu.Lock()
 	defer r.envMu.Unlock()
-	g := make(starlark.StringDict, len(r.env))
-	for k, v := range r.env {
-		g[k] = v
-	}
-	return g
+	return maps.Clone(r.env)
 }
 
 // AddBuiltin makes a Go function callable from Starlark as name. Starlark
@@ -505,10 +489,7 @@ func (r *Runtime) AddBuiltin(name string, fn func(thread *starlark.Thread, b *st
 // (name.member in Starlark). The members are frozen, since every thread
 // shares them.
 func (r *Runtime) AddModule(name string, members starlark.StringDict) {
-	m := make(starlark.StringDict, len(members))
-	for k, v := range members {
-		m[k] = v
-	}
+	m := maps.Clone(members)
 	m.Freeze()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -670,11 +651,6 @@ func (r *Runtime) contextOf(th *starlark.Thread) context.Context {
 // runtime, in id order.
 func (r *Runtime) Threads() []registry.ID {
 	r.mu.Lock()
-	ids := make([]registry.ID, 0, len(r.runs))
-	for id := range r.runs {
-		ids = append(ids, id)
-	}
-	r.mu.Unlock()
-	sort.Slice(ids, func(i, k int) bool { return ids[i] < ids[k] })
-	return ids
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.runs))
 }
