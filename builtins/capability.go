@@ -38,7 +38,7 @@ const (
 // script calls it with. Members of pureModules not listed here are pure.
 // A test fails when a builtin has none.
 var capabilities = map[string]capability{
-	"token": pure, "current": pure,
+	"token": pure, "current": pure, "struct": pure,
 	"spawn": engine, "spawn_batch": engine, "wait": engine, "Handle.wait": engine, "log": engine,
 	"get": readsRecord, "info": readsRecord, "lineage": readsRecord,
 	"threads": readsRegistry, "query": readsRegistry, "summarize": readsRegistry,

@@ -234,6 +234,14 @@ log(msg)
 
 Only inside a thread body; at top level use print.`,
 
+	"struct": `Make a struct: an immutable value with named fields.
+
+struct(**kwargs) -> struct
+
+struct(name="a", size=3).size is 3. Structs compare equal when their
+fields are, and json.encode writes one as an object. The same struct as
+Bazel's (go.starlark.net's starlarkstruct).`,
+
 	"Thread": `A read-only snapshot of a thread record.
 
 Attributes: id, name, stage, device, priority, ttl, sandbox, caching,

@@ -45,8 +45,8 @@ var threadBuiltins = map[string]func(Engine) builtinFunc{
 // Predeclared returns AutoNode's Starlark environment bound to e: every
 // thread builtin (token, spawn, spawn_batch, wait, cancel, get, threads,
 // query, branch, fork, merge, reparent, rename, mutate, delete, restore,
-// summarize, lineage, info, current, log) and the modules accel, host,
-// json, math and time. The values are frozen and safe to share between
+// summarize, lineage, info, current, log), struct, and the modules accel,
+// host, json, math and time. The values are frozen and safe to share between
 // Starlark threads. Docs describes each one.
 func Predeclared(e Engine) starlark.StringDict {
 	if e == nil {
@@ -56,6 +56,7 @@ func Predeclared(e Engine) starlark.StringDict {
 	for name, mk := range threadBuiltins {
 		d[name] = newBuiltin(e, name, mk(e))
 	}
+	d["struct"] = structBuiltin(e)
 	d["accel"] = newAccelModule(e)
 	d["host"] = hostModule(e)
 	d["json"] = guardModule(json.Module)
@@ -63,6 +64,15 @@ func Predeclared(e Engine) starlark.StringDict {
 	d["time"] = guardModule(time.Module)
 	d.Freeze()
 	return d
+}
+
+// structBuiltin is go.starlark.net's struct(**kwargs) (starlarkstruct.Make),
+// predeclared as Bazel, Tilt and starlet have it.
+func structBuiltin(e Engine) *starlark.Builtin {
+	mk := starlark.NewBuiltin("struct", starlarkstruct.Make)
+	return newBuiltin(e, "struct", func(th *starlark.Thread, _ string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return starlark.Call(th, mk, args, kwargs)
+	})
 }
 
 // builtinFunc is the signature of every builtin's implementation.
