@@ -37,6 +37,7 @@ func Devices() []string { return slices.Clone(devices) }
 // seed have no status; StatusUnknown stands for that in summaries.
 const (
 	StatusPending   = "pending"
+	StatusWaiting   = "waiting"
 	StatusRunning   = "running"
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
@@ -45,13 +46,17 @@ const (
 	StatusCached    = "cached"
 	StatusDryRun    = "dry_run"
 	StatusCrashed   = "crashed"
+	StatusSkipped   = "skipped"
 	StatusUnknown   = "unknown"
 )
 
-var statuses = []string{StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled, StatusCached, StatusDryRun, StatusCrashed}
+var statuses = []string{StatusPending, StatusWaiting, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut,
+	StatusCancelled, StatusCrashed, StatusSkipped, StatusCached, StatusDryRun}
 
-// Statuses lists every status a record may carry (StatusUnknown is not
-// one: it stands for no status).
+// Statuses lists every status a record may carry, in lifecycle order:
+// pending → waiting → running → succeeded | failed | timed_out |
+// cancelled | crashed | skipped, then cached and dry_run (StatusUnknown is
+// not one: it stands for no status).
 func Statuses() []string { return slices.Clone(statuses) }
 
 // Defaults from the seed (DESIGN §3).
@@ -108,6 +113,18 @@ type Thread struct {
 	CacheKey   string
 	// Owner identifies the process running the thread (see Tx.MarkCrashed).
 	Owner string
+	// Attempts lists every run of the thread, oldest first; Status,
+	// Result and Error are the latest attempt's (or say why the thread did
+	// not run). Runs are appended, never removed.
+	Attempts []Attempt
+	// After lists the threads whose success this one waits for: a run
+	// dependency, not lineage.
+	After []ID
+	// Retry is the retry policy of the thread's runs; nil for none.
+	Retry *RetryPolicy
+	// CancelRequest is a request to cancel the thread's current run, made
+	// by any process (see Tx.RequestCancel); a new run clears it.
+	CancelRequest *CancelRequest
 	// Version counts the committed changes of the record: every commit
 	// that writes it stores the version it read plus one (0: never
 	// written by AutoNode, such as a seed record). See Tx.Expect.
@@ -212,6 +229,16 @@ func (t *Thread) Clone() *Thread {
 	c.Lineage = append([]ID(nil), t.Lineage...)
 	c.MergedFrom = append([]ID(nil), t.MergedFrom...)
 	c.Result = append(json.RawMessage(nil), t.Result...)
+	c.Attempts = slices.Clone(t.Attempts)
+	c.After = slices.Clone(t.After)
+	if t.Retry != nil {
+		r := *t.Retry
+		c.Retry = &r
+	}
+	if t.CancelRequest != nil {
+		r := *t.CancelRequest
+		c.CancelRequest = &r
+	}
 	c.Extra = cloneRaw(t.Extra)
 	c.RunExtra = cloneRaw(t.RunExtra)
 	return &c
@@ -305,6 +332,21 @@ func (t *Thread) Validate() error {
 	}
 	if len(t.Result) > 0 && !json.Valid(t.Result) {
 		return fmt.Errorf("%w: result is not valid JSON", ErrInvalid)
+	}
+	for i, a := range t.Attempts {
+		if a.Status != "" && !slices.Contains(statuses, a.Status) {
+			return fmt.Errorf("%w: attempts[%d].status: got %q, want one of %s", ErrInvalid, i, a.Status, strings.Join(statuses, ", "))
+		}
+	}
+	for _, id := range t.After {
+		if err := ValidateID(float64(id)); err != nil {
+			return fmt.Errorf("after: %w", err)
+		}
+	}
+	if t.Retry != nil {
+		if err := t.Retry.Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -591,7 +591,7 @@ func derive(src *Thread, newID ID) *Thread {
 	n := NewThread(newID, src.Stage)
 	n.Device, n.Sandbox, n.Caching, n.Priority, n.TTL = src.Device, src.Sandbox, src.Caching, src.Priority, src.TTL
 	n.Metadata, _ = cloneValue(src.Metadata).(map[string]any)
-	n.History = append([]string(nil), src.History...)
+	n.History = markInherited(src.History, src.ID)
 	n.Extra = cloneRaw(src.Extra)
 	p := src.ID
 	n.Parent = &p
@@ -864,17 +864,19 @@ func (tx *Tx) Restore(id ID, tok string) (*Thread, error) {
 	return t, nil
 }
 
-// MarkCrashed marks every running thread, and every pending thread queued
-// by a process (one with an owner), whose owner process is gone as crashed
-// (alive reports whether an owner still runs), and returns them.
-// It needs no token: it records a fact, not a change of the thread.
+// MarkCrashed marks every running thread, and every pending or waiting
+// thread queued by a process (one with an owner), whose owner process is
+// gone as crashed (alive reports whether an owner still runs), and returns
+// them. A thread with a cancel request is recorded cancelled instead: the
+// request is honoured by whoever finds the owner gone. It needs no token:
+// it records a fact, not a change of the thread.
 func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 	if err := tx.check(true); err != nil {
 		return nil, err
 	}
 	var stale []*Record
 	tx.rangeThreads(func(r *Record) bool {
-		if st := r.Status(); st == StatusRunning || st == StatusPending {
+		if st := r.Status(); st == StatusRunning || st == StatusPending || st == StatusWaiting {
 			stale = append(stale, r)
 		}
 		return true
@@ -885,13 +887,23 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 		if err != nil {
 			return nil, err
 		}
-		if alive(t.Owner) || t.Status == StatusPending && t.Owner == "" {
+		if t.Owner == "" && t.Status != StatusRunning || t.Owner != "" && alive(t.Owner) {
 			continue
 		}
 		was := t.Status
-		t.Status = StatusCrashed
-		t.FinishedAt = now().UTC().Format(time.RFC3339Nano)
-		t.AddHistory("Marked crashed: it was %s and the process that owned it (%s) is gone.", was, t.Owner)
+		at := now().UTC().Format(time.RFC3339Nano)
+		t.FinishedAt = at
+		if c := t.CancelRequest; c != nil {
+			t.Status, t.Error = StatusCancelled, "cancelled: requested by "+c.By
+			t.AddHistory("Cancelled: it was %s, cancel was requested by %s, and the process that owned it (%s) is gone.", was, c.By, t.Owner)
+		} else {
+			t.Status = StatusCrashed
+			t.Error = fmt.Sprintf("crashed: the process that owned it (%s) is gone", t.Owner)
+			t.AddHistory("Marked crashed: it was %s and the process that owned it (%s) is gone.", was, t.Owner)
+		}
+		if a := t.LatestAttempt(); a != nil && was == StatusRunning && !Final(a.Status) {
+			a.Status, a.Error, a.FinishedAt = t.Status, t.Error, at
+		}
 		if err := tx.write(t); err != nil {
 			return nil, err
 		}
