@@ -15,6 +15,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/autonode/autonode/accel"
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -533,14 +534,14 @@ func TestCrashMarking(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Skip("cannot run true:", err)
 	}
-	dead := owner{host: self().host, pid: cmd.Process.Pid, start: 1}
-	reused := owner{host: self().host, pid: self().pid, start: self().start + 1}
+	dead := owner.ID{Host: owner.Self().Host, PID: cmd.Process.Pid, Start: 1}
+	reused := owner.ID{Host: owner.Self().Host, PID: owner.Self().PID, Start: owner.Self().Start + 1}
 	store, err := registry.OpenFile(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = store.Update(func(tx *registry.Tx) error {
-		for i, o := range []owner{dead, reused, self()} {
+		for i, o := range []owner.ID{dead, reused, owner.Self()} {
 			th := registry.NewThread(registry.ID(i+1), "BASE")
 			th.Status, th.Owner = registry.StatusRunning, o.String()
 			if err := tx.Create(th, testToken); err != nil {

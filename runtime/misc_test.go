@@ -36,26 +36,6 @@ func TestPyRepr(t *testing.T) {
 	}
 }
 
-func TestOwner(t *testing.T) {
-	me := self()
-	o, ok := parseOwner(me.String())
-	if !ok || o != me {
-		t.Fatalf("parseOwner(%q) = %+v, %v", me.String(), o, ok)
-	}
-	if !ownerAlive(me.String()) {
-		t.Error("this process is not alive")
-	}
-	for _, s := range []string{"", "pid=x", "pid=1 host=h"} {
-		if ownerAlive(s) {
-			t.Errorf("ownerAlive(%q) = true", s)
-		}
-	}
-	other := owner{host: me.host + "-elsewhere", pid: 1, start: 1}
-	if !ownerAlive(other.String()) {
-		t.Error("an owner on another host is assumed alive")
-	}
-}
-
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, src string) {

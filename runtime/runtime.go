@@ -20,6 +20,7 @@ import (
 
 	"github.com/autonode/autonode/accel"
 	"github.com/autonode/autonode/builtins"
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -82,7 +83,7 @@ type Runtime struct {
 // scripts. Close it when done.
 func New(opts Options) (*Runtime, error) {
 	r := &Runtime{
-		opts: opts, session: opts.SessionToken, owner: self().String(),
+		opts: opts, session: opts.SessionToken, owner: owner.Self().String(),
 		stdout: &lockedWriter{w: opts.Stdout}, stderr: &lockedWriter{w: opts.Stderr},
 		runs: map[registry.ID]*run{}, extra: starlark.StringDict{}, kernels: map[string]Kernel{},
 		env: starlark.StringDict{}, funcs: newFuncIndex(),
@@ -107,7 +108,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	var crashed []registry.ID
 	err = r.store.Update(func(tx *registry.Tx) error {
-		ids, err := tx.MarkCrashed(ownerAlive)
+		ids, err := tx.MarkCrashed(owner.Alive)
 		crashed = ids
 		return err
 	})
