@@ -42,7 +42,7 @@ var capabilities = map[string]capability{
 	"spawn": engine, "spawn_batch": engine, "wait": engine, "Handle.wait": engine, "log": engine,
 	"get": readsRecord, "info": readsRecord, "lineage": readsRecord,
 	"threads": readsRegistry, "query": readsRegistry, "summarize": readsRegistry,
-	"cancel": writesRegistry, "branch": writesRegistry, "fork": writesRegistry,
+	"run": writesRegistry, "cancel": writesRegistry, "branch": writesRegistry, "fork": writesRegistry,
 	"merge": writesRegistry, "reparent": writesRegistry, "rename": writesRegistry, "mutate": writesRegistry,
 	"update": writesRegistry, "delete": writesRegistry, "restore": writesRegistry,
 	"host.read_file": host, "host.write_file": host, "host.env": host, "host.exec": host,

@@ -21,6 +21,7 @@ var threadBuiltins = map[string]func(Engine) builtinFunc{
 	"token":       builtinToken,
 	"spawn":       builtinSpawn,
 	"spawn_batch": builtinSpawnBatch,
+	"run":         builtinRun,
 	"wait":        builtinWait,
 	"cancel":      builtinCancel,
 	"get":         builtinGet,

@@ -9,6 +9,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -31,6 +32,9 @@ func builtinGet(e Engine) builtinFunc {
 		})
 		if err != nil {
 			return nil, wrapErr(fn, err)
+		}
+		if rec != nil {
+			(&owner.Checker{}).Apply(rec)
 		}
 		return NewThread(rec), nil
 	}
@@ -59,6 +63,12 @@ func builtinThreads(e Engine) builtinFunc {
 		if allowed := append(registry.Statuses(), registry.StatusUnknown); status.set && !slices.Contains(allowed, f.Status) {
 			return nil, valueError(fn, "status", starlark.String(status.v), "one of "+strings.Join(allowed, ", "))
 		}
+		// A thread whose owner process is gone reads as crashed, so a
+		// status that may be stale is filtered after that reading.
+		want := f.Status
+		if owner.MayBeStale(want) {
+			f.Status = ""
+		}
 		var list []*registry.Thread
 		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
@@ -68,9 +78,13 @@ func builtinThreads(e Engine) builtinFunc {
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
-		out := make([]starlark.Value, len(list))
-		for i, t := range list {
-			out[i] = NewThread(t)
+		alive := &owner.Checker{}
+		out := make([]starlark.Value, 0, len(list))
+		for _, t := range list {
+			alive.Apply(t)
+			if want == "" || t.EffectiveStatus() == want {
+				out = append(out, NewThread(t))
+			}
 		}
 		return starlark.NewList(out), nil
 	}
@@ -193,6 +207,11 @@ func builtinInfo(e Engine) builtinFunc {
 		})
 		if err != nil {
 			return nil, wrapErr(fn, err)
+		}
+		if deletedAt == "" {
+			if note := (&owner.Checker{}).Apply(rec); note != "" {
+				rec.Status += " (" + note + ")" // as autonode show prints it
+			}
 		}
 		var b strings.Builder
 		if err := registry.WriteInfo(&b, rec, deletedAt); err != nil {

@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,7 +16,8 @@ import (
 // spawnParams are spawn's parameters, in order; spawn_batch's specs use
 // the same names as dict keys.
 var spawnParams = []string{"id", "stage", "device", "token", "sandbox", "caching", "priority", "ttl",
-	"metadata", "name", "run", "args", "kwargs", "dry_run", "wait"}
+	"metadata", "name", "run", "args", "kwargs", "dry_run", "wait",
+	"retries", "retry_delay", "backoff", "max_delay", "retry_on", "after"}
 
 // spawnDefaults are the values of omitted spawn parameters.
 func spawnDefaults() map[string]starlark.Value {
@@ -25,7 +27,46 @@ func spawnDefaults() map[string]starlark.Value {
 		"priority": starlark.MakeInt(registry.DefaultPriority), "ttl": starlark.Float(registry.DefaultTTL),
 		"metadata": starlark.None, "name": starlark.None, "run": starlark.None, "args": starlark.Tuple{},
 		"kwargs": starlark.None, "dry_run": starlark.False, "wait": starlark.True,
+		"retries": starlark.MakeInt(0), "retry_delay": starlark.Float(registry.DefaultRetryDelay),
+		"backoff": starlark.Float(registry.DefaultBackoff), "max_delay": starlark.Float(registry.DefaultMaxDelay),
+		"retry_on": starlark.None, "after": starlark.None,
 	}
+}
+
+// runParams are run()'s parameters, in order. For the retry policy, None
+// keeps the thread's own.
+var runParams = []string{"id", "run", "args", "kwargs", "token", "wait",
+	"retries", "retry_delay", "backoff", "max_delay", "retry_on", "after"}
+
+// retryParams are the numbers of the retry policy.
+var retryParams = []string{"retries", "retry_delay", "backoff", "max_delay"}
+
+// unpackParams unpacks args and kwargs into vals, whose entries are the
+// defaults, for the parameters params (all optional), and returns the
+// names the caller gave.
+func unpackParams(fn string, args starlark.Tuple, kwargs []starlark.Tuple, params []string, vals map[string]starlark.Value) ([]string, error) {
+	ptrs := make([]any, 0, 2*len(params))
+	holders := make([]starlark.Value, len(params))
+	for i, p := range params {
+		holders[i] = vals[p]
+		ptrs = append(ptrs, p+"?", &holders[i])
+	}
+	if err := unpack(fn, args, kwargs, ptrs...); err != nil {
+		return nil, err
+	}
+	given := make([]string, 0, len(args)+len(kwargs))
+	for i, p := range params {
+		vals[p] = holders[i]
+		if i < len(args) {
+			given = append(given, p)
+		}
+	}
+	for _, kv := range kwargs {
+		if k, ok := starlark.AsString(kv[0]); ok {
+			given = append(given, k)
+		}
+	}
+	return given, nil
 }
 
 // token() -> str
@@ -46,40 +87,79 @@ func builtinToken(e Engine) builtinFunc {
 func builtinSpawn(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		vals := spawnDefaults()
-		ptrs := make([]any, 0, 2*len(spawnParams))
-		holders := make([]starlark.Value, len(spawnParams))
-		for i, p := range spawnParams {
-			holders[i] = vals[p]
-			ptrs = append(ptrs, p+"?", &holders[i])
-		}
-		if err := unpack(fn, args, kwargs, ptrs...); err != nil {
+		given, err := unpackParams(fn, args, kwargs, spawnParams, vals)
+		if err != nil {
 			return nil, err
-		}
-		for i, p := range spawnParams {
-			vals[p] = holders[i]
 		}
 		req, err := spawnRequest(e, th, fn, "", vals)
 		if err != nil {
 			return nil, err
 		}
-		ctx := contextOf(e, th)
-		h, err := e.Spawn(ctx, req)
-		if err != nil {
-			return nil, wrapErr(fn, err)
-		}
-		if h == nil {
-			return nil, errorf(fn, "the engine returned no handle")
-		}
-		hv := &handleValue{h: h, e: e}
-		if !req.Wait {
-			return hv, nil
-		}
-		v, err := waitOne(e, th, fn, hv, noTimeout)
-		if err == nil {
-			err = stopped(ctx, fn)
-		}
-		return v, err
+		req.Given = given
+		return submit(e, th, fn, req)
 	}
+}
+
+// run(id, run=None, args=(), kwargs=None, token=None, wait=True,
+// retries=None, retry_delay=None, backoff=None, max_delay=None,
+// retry_on=None, after=None) -> Thread or Handle
+func builtinRun(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		vals := spawnDefaults()
+		vals["id"] = nil
+		for _, p := range retryParams {
+			vals[p] = starlark.None
+		}
+		given, err := unpackParams(fn, args, kwargs, runParams, vals)
+		if err != nil {
+			return nil, err
+		}
+		if vals["id"] == nil {
+			return nil, errorf(fn, "missing argument for id")
+		}
+		if isNone(vals["id"]) {
+			return nil, typeError(fn, "id", vals["id"], "a thread id (number)")
+		}
+		var keep []string // None leaves the thread's own value
+		for _, p := range given {
+			if !isNone(vals[p]) {
+				keep = append(keep, p)
+			}
+		}
+		for _, p := range retryParams {
+			if isNone(vals[p]) {
+				vals[p] = spawnDefaults()[p]
+			}
+		}
+		req, err := spawnRequest(e, th, fn, "", vals)
+		if err != nil {
+			return nil, err
+		}
+		req.Rerun, req.Given = true, keep
+		return submit(e, th, fn, req)
+	}
+}
+
+// submit hands req to the engine and returns the Thread once it has ended
+// or, with wait=False, its Handle at once.
+func submit(e Engine, th *starlark.Thread, fn string, req *SpawnRequest) (starlark.Value, error) {
+	ctx := contextOf(e, th)
+	h, err := e.Spawn(ctx, req)
+	if err != nil {
+		return nil, wrapErr(fn, err)
+	}
+	if h == nil {
+		return nil, errorf(fn, "the engine returned no handle")
+	}
+	hv := &handleValue{h: h, e: e}
+	if !req.Wait {
+		return hv, nil
+	}
+	v, err := waitOne(e, th, fn, hv, noTimeout)
+	if err == nil {
+		err = stopped(ctx, fn)
+	}
+	return v, err
 }
 
 // stopped reports that the caller's context ended while it waited (Ctrl-C,
@@ -105,21 +185,23 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 		return nil
 	}
 	var (
-		id                             optID
-		stage, device                  stringArg
-		sandbox, caching, dryRun, wait boolArg
-		priority                       intArg
-		ttl                            numberArg
-		metadata                       optDict
-		name                           optString
-		tok                            tokenArg
+		id                                 optID
+		stage, device                      stringArg
+		sandbox, caching, dryRun, wait     boolArg
+		priority, retries                  intArg
+		ttl, retryDelay, backoff, maxDelay numberArg
+		metadata                           optDict
+		name                               optString
+		tok                                tokenArg
+		after                              optIDList
 	)
 	for _, c := range []struct {
 		p   string
 		dst starlark.Unpacker
 	}{{"id", &id}, {"stage", &stage}, {"device", &device}, {"sandbox", &sandbox}, {"caching", &caching},
 		{"dry_run", &dryRun}, {"wait", &wait}, {"priority", &priority}, {"ttl", &ttl},
-		{"metadata", &metadata}, {"name", &name}, {"token", &tok}} {
+		{"metadata", &metadata}, {"name", &name}, {"token", &tok}, {"retries", &retries},
+		{"retry_delay", &retryDelay}, {"backoff", &backoff}, {"max_delay", &maxDelay}, {"after", &after}} {
 		if err := conv(c.p, c.dst); err != nil {
 			return nil, err
 		}
@@ -128,6 +210,8 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 		Caller: th, ID: idPtr(id), Stage: strings.ToUpper(string(stage)), Device: strings.ToLower(string(device)),
 		Sandbox: bool(sandbox), Caching: bool(caching), DryRun: bool(dryRun), Wait: bool(wait),
 		Priority: int64(priority), TTL: float64(ttl), Metadata: metadata.v, Name: string(name.v),
+		Retries: int(retries), RetryDelay: float64(retryDelay), Backoff: float64(backoff), MaxDelay: float64(maxDelay),
+		After: after.v,
 	}
 	for _, c := range []struct {
 		p   string
@@ -137,6 +221,24 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 		if err := check(c.p, c.err); err != nil {
 			return nil, err
 		}
+	}
+	policy := registry.RetryPolicy{Retries: req.Retries, Delay: req.RetryDelay, Backoff: req.Backoff, MaxDelay: req.MaxDelay}
+	if retries < 0 || retries > registry.MaxRetries {
+		policy.Retries = -1 // out of the int range: Validate says what is allowed
+	}
+	if err := policy.Validate(); err != nil {
+		var fe *registry.FieldError
+		if errors.As(err, &fe) {
+			return nil, check(fe.Field, err)
+		}
+		return nil, err
+	}
+	if ro := vals["retry_on"]; !isNone(ro) {
+		c, ok := ro.(starlark.Callable)
+		if !ok {
+			return nil, typeError(fn, param("retry_on"), ro, "a function (error_text) -> bool")
+		}
+		req.RetryOn = c
 	}
 	if name.set {
 		if err := check("name", registry.ValidateName(req.Name)); err != nil {
@@ -180,6 +282,9 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 	// The body and its arguments cross to another goroutine: freeze them.
 	if req.Run != nil {
 		req.Run.Freeze()
+	}
+	if req.RetryOn != nil {
+		req.RetryOn.Freeze()
 	}
 	req.Args.Freeze()
 	for _, kv := range req.Kwargs {
@@ -288,14 +393,22 @@ func batchSpec(e Engine, th *starlark.Thread, fn string, i int, spec starlark.Va
 		return nil, typeError(fn, name, spec, "a dict with spawn's fields")
 	}
 	vals := spawnDefaults()
+	given := make([]string, 0, d.Len())
 	for _, kv := range d.Items() {
 		k, ok := kv[0].(starlark.String)
 		if !ok || vals[string(k)] == nil {
-			return nil, errorf(fn, "%s: unexpected key %s; allowed are %s", name, repr(kv[0]), strings.Join(spawnParams, ", "))
+			msg := fmt.Sprintf("%s: unexpected key %s%s; allowed are %s", name, repr(kv[0]), SeedKeywordNote(string(k)), strings.Join(spawnParams, ", "))
+			return nil, errorf(fn, "%s", msg)
 		}
 		vals[string(k)] = kv[1]
+		given = append(given, string(k))
 	}
-	return spawnRequest(e, th, fn, name+".", vals)
+	req, err := spawnRequest(e, th, fn, name+".", vals)
+	if err != nil {
+		return nil, err
+	}
+	req.Given = given
+	return req, nil
 }
 
 // specID is the id a spec asks for, if it names a valid one.

@@ -16,9 +16,9 @@ import (
 
 // threadAttrs lists the attributes of a Thread value, in dir() order.
 var threadAttrs = []string{
-	"cached", "caching", "device", "device_used", "duration_ms", "error", "finished_at", "history", "id",
-	"lineage", "metadata", "name", "parent", "priority", "result", "sandbox", "stage", "started_at", "status", "ttl",
-	"version",
+	"after", "attempt", "attempts", "cached", "caching", "device", "device_used", "duration_ms", "error",
+	"finished_at", "history", "id", "lineage", "metadata", "name", "parent", "priority", "result", "sandbox",
+	"stage", "started_at", "status", "ttl", "version",
 }
 
 // Thread is the read-only Starlark value of a thread record: a snapshot
@@ -111,6 +111,23 @@ func newThread(t *registry.Thread) (*Thread, error) {
 	a["device_used"] = optStr(rec.DeviceUsed)
 	a["cached"] = starlark.Bool(rec.Cached)
 	a["version"] = starlark.MakeInt64(rec.Version)
+	a["after"] = conv("after", slices.Clone(rec.After))
+	a["attempt"] = starlark.MakeInt(0)
+	if at := rec.LatestAttempt(); at != nil {
+		a["attempt"] = starlark.MakeInt(at.N)
+	}
+	attempts := make([]any, len(rec.Attempts))
+	for i, at := range rec.Attempts {
+		m := map[string]any{"attempt": int64(at.N), "status": at.Status, "error": nil, "started_at": nil,
+			"finished_at": nil, "duration_ms": at.DurationMS, "device_used": nil}
+		for k, v := range map[string]string{"error": at.Error, "started_at": at.StartedAt, "finished_at": at.FinishedAt, "device_used": at.DeviceUsed} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+		attempts[i] = m
+	}
+	a["attempts"] = conv("attempts", attempts)
 	if firstErr == nil {
 		firstErr = perr
 	}

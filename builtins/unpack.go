@@ -272,7 +272,7 @@ type idList []registry.ID
 
 func (p *idList) Unpack(v starlark.Value) error {
 	if !isListLike(v) {
-		return got(v, "a list of thread ids")
+		return got(v, "a list of thread ids (numbers, Threads or Handles)")
 	}
 	items := listItems(v)
 	ids := make([]registry.ID, len(items))
@@ -286,6 +286,9 @@ func (p *idList) Unpack(v starlark.Value) error {
 	*p = ids
 	return nil
 }
+
+// optIDList is a list of thread ids or None.
+type optIDList = optional[idList, *idList]
 
 // dictArg is a dict with string keys, as JSON-compatible Go values.
 type dictArg map[string]any

@@ -108,7 +108,7 @@ func Final(status string) bool {
 
 // ErrNotActive: a cancel asked for a thread that is not pending, waiting
 // or running.
-var ErrNotActive = fmt.Errorf("thread is not pending, waiting or running")
+var ErrNotActive = fmt.Errorf("thread is not pending or running (or waiting for others)")
 
 // CancelOutcome says what RequestCancel did.
 type CancelOutcome int

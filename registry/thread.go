@@ -50,13 +50,14 @@ const (
 	StatusUnknown   = "unknown"
 )
 
-var statuses = []string{StatusPending, StatusWaiting, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut,
-	StatusCancelled, StatusCrashed, StatusSkipped, StatusCached, StatusDryRun}
+var statuses = []string{StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled,
+	StatusCached, StatusDryRun, StatusCrashed, StatusWaiting, StatusSkipped}
 
-// Statuses lists every status a record may carry, in lifecycle order:
-// pending → waiting → running → succeeded | failed | timed_out |
-// cancelled | crashed | skipped, then cached and dry_run (StatusUnknown is
-// not one: it stands for no status).
+// Statuses lists every status a record may carry (StatusUnknown is not
+// one: it stands for no status). The lifecycle (DESIGN §4) is pending →
+// waiting → running → succeeded | failed | timed_out | cancelled | crashed
+// | skipped, plus cached and dry_run; the list keeps the order earlier
+// versions had, with waiting and skipped last.
 func Statuses() []string { return slices.Clone(statuses) }
 
 // Defaults from the seed (DESIGN §3).

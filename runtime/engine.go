@@ -37,15 +37,40 @@ type SpawnRequest struct {
 	// passing its thread) is that body's child: bounded, sandboxed when
 	// it is, and cancelled when it ends.
 	Caller *starlark.Thread
+	// Retries, RetryDelay, Backoff and MaxDelay are the retry policy: a
+	// failed, timed-out or crashed attempt is retried up to Retries
+	// times, the n-th retry after RetryDelay * Backoff^(n-1) seconds
+	// (at most MaxDelay, ±10% jitter); a cancelled one never is. RetryOn,
+	// when set, is called with the attempt's error text and returns
+	// whether to retry.
+	Retries    int
+	RetryDelay float64
+	Backoff    float64
+	MaxDelay   float64
+	RetryOn    starlark.Callable
+	// After lists the threads that must succeed (or be served from the
+	// cache) before this one runs; until then it is waiting, without a
+	// worker slot. If one fails for good, this one is skipped.
+	After []registry.ID
+	// Rerun asks for a new attempt of the existing thread ID (run()):
+	// it is an error when ID does not exist.
+	Rerun bool
+	// Given names the fields the caller set ("stage", "priority",
+	// "retries", "after", ...). A request for an existing thread (ID
+	// names one) is a new attempt of it, and only the given fields
+	// replace the record's; nil means all of them.
+	Given []string
 }
 
 // DefaultSpawnRequest returns a request with spawn()'s defaults (stage
-// BASE, device cpu, sandbox and caching on, priority 1, ttl 10.0, wait),
-// for Go code that calls Spawn directly.
+// BASE, device cpu, sandbox and caching on, priority 1, ttl 10.0, wait, no
+// retries and the default retry timing), for Go code that calls Spawn
+// directly.
 func DefaultSpawnRequest() *SpawnRequest {
 	return &SpawnRequest{
 		Stage: registry.StageBase, Device: "cpu", Sandbox: true, Caching: true,
 		Priority: registry.DefaultPriority, TTL: registry.DefaultTTL, Wait: true,
+		RetryDelay: registry.DefaultRetryDelay, Backoff: registry.DefaultBackoff, MaxDelay: registry.DefaultMaxDelay,
 	}
 }
 

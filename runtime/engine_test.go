@@ -492,38 +492,72 @@ spawn(id=5, run=allowed, sandbox=False)
 	execScript(t, rt2, `host.env("HOME")`)
 }
 
+// Issue 12, item 6: admission instead of refusal. A busy CPU never holds
+// a thread back; while memory is short a thread waits (without its worker
+// slot) up to Options.MemoryWait, starts when memory frees up, and
+// otherwise fails with the overload message, wrapping ErrNoMemory.
 func TestLoadGuard(t *testing.T) {
 	var mu sync.Mutex
-	memPct := 97.5
-	rt := newTestRuntime(t, Options{LoadSampler: func() (float64, float64, error) {
+	memPct, cpuPct := 10.0, 100.0
+	sampler := func() (float64, float64, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return memPct, 12, nil
-	}})
-	_, err := rt.ExecFile(context.Background(), "t.star", `spawn(id=1)`)
-	want := "spawn: refused: the machine is overloaded (memory 97.5% used, CPU 12.0% busy; the limit is 95%)"
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("got %v, want %q", err, want)
+		return memPct, cpuPct, nil
 	}
-	res := rt.SpawnBatch(context.Background(), []*SpawnRequest{request(2)}, 0)
-	if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "spawn_batch: refused: the machine is overloaded") {
-		t.Errorf("batch: %v", res[0].Err)
+	set := func(m float64) {
+		mu.Lock()
+		memPct = m
+		mu.Unlock()
 	}
-	// The sampler runs off the spawn path: a lower reading shows up
-	// within about a second.
-	mu.Lock()
-	memPct = 50
-	mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := rt.Spawn(context.Background(), request(3))
-		if err == nil {
-			break
+	rt := newTestRuntime(t, Options{LoadSampler: sampler, MemoryWait: 400 * time.Millisecond})
+	uncached := func(id float64) *SpawnRequest {
+		req := request(id)
+		req.Caching = false
+		return req
+	}
+	// CPU 100% busy: both run.
+	res := rt.SpawnBatch(context.Background(), []*SpawnRequest{uncached(1), uncached(2)}, 0)
+	for i, b := range res {
+		if b.Err != nil {
+			t.Fatalf("spawn %d with the CPU busy: %v", i+1, b.Err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused: %v", err)
+		if rec, _ := b.Handle.Wait(context.Background()); rec.Status != registry.StatusSucceeded {
+			t.Errorf("thread %d with the CPU busy: %s %q", i+1, rec.Status, rec.Error)
 		}
-		time.Sleep(100 * time.Millisecond)
+	}
+	// Memory short for longer than MemoryWait: the spawn is accepted, the
+	// thread fails with today's message and never runs.
+	set(97.5)
+	time.Sleep(1200 * time.Millisecond) // the sampler runs once a second
+	begin := time.Now()
+	h, err := rt.Spawn(context.Background(), uncached(3))
+	if err != nil {
+		t.Fatalf("spawn with memory short: %v", err)
+	}
+	rec, _ := h.Wait(context.Background())
+	want := "the machine is overloaded (memory 97.5% used; the limit is 95%) and it did not get better within 400ms"
+	if rec.Status != registry.StatusFailed || !strings.Contains(rec.Error, want) || !errors.Is(RunErr(h), ErrNoMemory) {
+		t.Errorf("memory short: %s %q %v, want failed with %q", rec.Status, rec.Error, RunErr(h), want)
+	}
+	if !hasLine(rec, "Waiting for memory: memory 97.5% used") || len(rec.Attempts) != 0 || time.Since(begin) < 400*time.Millisecond {
+		t.Errorf("memory short: %q, %d attempts, after %v", history(rec), len(rec.Attempts), time.Since(begin))
+	}
+	// Memory frees up while it waits: it starts.
+	rt2 := newTestRuntime(t, Options{LoadSampler: sampler, MemoryWait: time.Minute})
+	req := uncached(4)
+	req.Wait = false
+	h, err = rt2.Spawn(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if h.Done() {
+		t.Fatal("a thread started while memory was short")
+	}
+	set(50)
+	rec, _ = h.Wait(context.Background())
+	if rec.Status != registry.StatusSucceeded || !hasLine(rec, "Memory is free again; starting.") {
+		t.Errorf("after memory freed up: %s %q %q", rec.Status, rec.Error, history(rec))
 	}
 }
 

@@ -66,9 +66,18 @@ type Runtime struct {
 	execOnce sync.Once
 	topExec  *accel.Exec
 
+	monitor *monitor
+	clock   clock
+	jitter  func() float64 // uniform in [-1, 1): retry delays' ±10%
+	closing atomic.Bool    // Close has begun: waiting runs stuck on nothing give up
+
+	failMu sync.Mutex
+	failed map[registry.ID]*registry.Thread // see Failed
+
 	mu      sync.Mutex
 	closed  bool
 	runs    map[registry.ID]*run
+	hot     map[*run]struct{}   // running and waiting runs: the monitor checks them each tick
 	extra   starlark.StringDict // AddBuiltin, AddModule
 	kernels map[string]Kernel
 
@@ -86,8 +95,10 @@ func New(opts Options) (*Runtime, error) {
 		opts: opts, session: opts.SessionToken, owner: owner.Self().String(),
 		stdout: &lockedWriter{w: opts.Stdout}, stderr: &lockedWriter{w: opts.Stderr},
 		runs: map[registry.ID]*run{}, extra: starlark.StringDict{}, kernels: map[string]Kernel{},
-		env: starlark.StringDict{}, funcs: newFuncIndex(),
+		env: starlark.StringDict{}, funcs: newFuncIndex(), hot: map[*run]struct{}{},
+		failed: map[registry.ID]*registry.Thread{}, clock: realClock{}, jitter: jitterUniform,
 	}
+	r.monitor = newMonitor(r)
 	if r.session != "" {
 		if err := registry.ValidateToken(r.session); err != nil {
 			return nil, fmt.Errorf("session token: %w", err)
@@ -187,7 +198,10 @@ func (r *Runtime) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	r.closing.Store(true)
+	r.monitor.wake()
 	r.active.Wait()
+	r.monitor.close()
 	r.cancel()
 	r.commits.close()
 	r.load.close()
@@ -497,8 +511,12 @@ func (r *Runtime) AddModule(name string, members starlark.StringDict) {
 	r.extra[name] = &starlarkstruct.Module{Name: name, Members: m}
 }
 
-// Cancel stops a pending or running thread of this runtime; tok (or the
-// session token) must open it.
+// Cancel stops a pending, waiting or running thread; tok (or the session
+// token) must open it. A thread of this runtime stops at once (a running
+// one at its next instruction). For a thread of another process the
+// request is recorded in its record (registry.Tx.RequestCancel): a
+// pending or waiting one is cancelled at once, a running one is stopped by
+// its process within a second. A thread that has ended is an error.
 func (r *Runtime) Cancel(id registry.ID, tok string) error {
 	tok, err := r.token(tok)
 	if err != nil {
@@ -510,20 +528,17 @@ func (r *Runtime) Cancel(id registry.ID, tok string) error {
 	r.mu.Lock()
 	j := r.runs[id]
 	r.mu.Unlock()
-	if j == nil {
-		status := registry.StatusUnknown
-		_ = r.store.View(func(tx *registry.Tx) error {
-			if t, err := tx.Get(id); err == nil {
-				status = t.EffectiveStatus()
-			}
-			return nil
-		})
-		return fmt.Errorf("cancel: thread %s is not pending or running in this process (status %s)", id, status)
+	if j != nil {
+		if err := j.cancelRun(); err != nil {
+			return fmt.Errorf("cancel: %w", err)
+		}
+		return nil
 	}
-	if err := j.cancelRun(); err != nil {
-		return fmt.Errorf("cancel: %w", err)
-	}
-	return nil
+	by := "cancel() in " + r.owner
+	return r.store.Update(func(tx *registry.Tx) error {
+		_, _, err := tx.RequestCancel(id, tok, by, r.alive)
+		return err
+	})
 }
 
 // errCheckOnly aborts a transaction used only to check a token.

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -33,7 +34,10 @@ func addListCommands(root *cobra.Command, e *env) {
 		Long: `List the registry's threads in id order as an aligned table: id, name,
 stage, device, priority, status, parent(s) and whether a token protects the
 thread. Filters combine (all must match). Threads written by the Python seed
-have status "unknown" and are unprotected until claimed.
+have status "unknown" and are unprotected until claimed. A thread whose
+record says pending, waiting or running for a process that is gone (by pid
+and start time) is shown as "crashed (owner pid N gone)" and matches
+--status crashed.
 
 With --json, print a JSON array of the records (without token hashes).`,
 		Example: `  autonode list
@@ -64,6 +68,14 @@ With --json, print a JSON array of the records (without token hashes).`,
 				}
 				f.Parent = &id
 			}
+			// A thread whose owner process is gone reads as crashed
+			// (internal/owner), so statuses that may be stale are
+			// filtered after that reading.
+			want := f.Status
+			if owner.MayBeStale(want) {
+				f.Status = ""
+			}
+			alive := &owner.Checker{}
 			var threads []*registry.Thread
 			var damaged []error
 			err := e.withReader(func(s registry.Store) error {
@@ -72,6 +84,13 @@ With --json, print a JSON array of the records (without token hashes).`,
 						if err != nil {
 							damaged = append(damaged, err)
 							return nil
+						}
+						note := alive.Apply(t)
+						if want != "" && t.EffectiveStatus() != want {
+							return nil
+						}
+						if note != "" && !asJSON {
+							t.Status += " (" + note + ")"
 						}
 						threads = append(threads, t)
 						return nil
@@ -155,6 +174,8 @@ the archive entry {"deleted_at": ..., "data": record}.`,
 			w := bufio.NewWriter(e.stdout)
 			if arch != nil {
 				t = arch.Thread
+			} else if note := (&owner.Checker{}).Apply(t); note != "" && !showJSON {
+				t.Status += " (" + note + ")"
 			}
 			if showJSON {
 				err = writeShowJSON(w, t, arch)
@@ -259,12 +280,13 @@ const statusColumn = 5
 // colourStatus wraps a status in the ANSI colour of its outcome.
 func colourStatus(st string) string {
 	code := ""
-	switch st {
+	base, _, _ := strings.Cut(st, " ")
+	switch base {
 	case registry.StatusSucceeded, registry.StatusCached:
 		code = "32"
-	case registry.StatusFailed, registry.StatusCrashed, registry.StatusTimedOut:
+	case registry.StatusFailed, registry.StatusCrashed, registry.StatusTimedOut, registry.StatusSkipped:
 		code = "31"
-	case registry.StatusRunning, registry.StatusPending:
+	case registry.StatusRunning, registry.StatusPending, registry.StatusWaiting:
 		code = "33"
 	case registry.StatusCancelled:
 		code = "35"

@@ -141,6 +141,17 @@ func (c *Checker) Alive(s string) bool {
 	return alive
 }
 
+// MayBeStale reports whether a record with status may be stale (its owner
+// gone) and so read as crashed: pending, waiting, running, or crashed
+// itself. A reader that filters by such a status filters after Apply.
+func MayBeStale(status string) bool {
+	switch status {
+	case registry.StatusPending, registry.StatusWaiting, registry.StatusRunning, registry.StatusCrashed:
+		return true
+	}
+	return false
+}
+
 // Gone returns why t's record is stale, "owner pid N gone", when the
 // record says pending, waiting or running for a process (its owner) that
 // is no longer alive; "" otherwise.
