@@ -40,6 +40,19 @@ func (t *Thread) LatestAttempt() *Attempt {
 	return &t.Attempts[len(t.Attempts)-1]
 }
 
+// ErrorSummary is the line of an error text that says what went wrong:
+// the message of a Starlark backtrace (its last line, "Error: ..."), else
+// the first line.
+func ErrorSummary(text string) string {
+	text = strings.TrimSpace(text)
+	if strings.HasPrefix(text, "Traceback") {
+		lines := strings.Split(text, "\n")
+		return strings.TrimSpace(lines[len(lines)-1])
+	}
+	first, _, _ := strings.Cut(text, "\n")
+	return first
+}
+
 // RetryPolicy says how a thread's failed runs are retried: up to Retries
 // times, the n-th retry after Delay * Backoff^(n-1) seconds, at most
 // MaxDelay, with ±10% jitter.

@@ -113,7 +113,7 @@ func WriteInfo(w io.Writer, t *Thread, deletedAt string) error {
 			if a.DeviceUsed != "" {
 				line += " on " + a.DeviceUsed
 			}
-			if first, _, _ := strings.Cut(a.Error, "\n"); first != "" {
+			if first := ErrorSummary(a.Error); first != "" {
 				line += ": " + first
 			}
 			b.WriteString(Printable(line) + "\n")

@@ -351,7 +351,7 @@ func upstreamOutcome(t *registry.Thread) (bool, string) {
 		return false, fmt.Sprintf("upstream thread %s has no status (a seed thread AutoNode never ran; run() it first)", t.ID)
 	}
 	why := fmt.Sprintf("upstream thread %s (%s) ended %s", t.ID, registry.PyRepr(t.Name), t.Status)
-	if first, _, _ := strings.Cut(strings.TrimSpace(t.Error), "\n"); first != "" {
+	if first := registry.ErrorSummary(t.Error); first != "" {
 		why += ": " + first
 	}
 	return false, why
@@ -362,7 +362,7 @@ func upstreamOutcome(t *registry.Thread) (bool, string) {
 func (j *run) skip(id registry.ID, why string) {
 	j.r.setHot(j, false)
 	err := &skippedError{upstream: id, why: why}
-	j.finish(ending{status: registry.StatusSkipped, errText: "skipped: " + why, message: why,
+	j.finish(ending{status: registry.StatusSkipped, errText: why, message: why,
 		lines: []string{stamp("Skipped, not run: %s.", strings.TrimSuffix(why, "."))}, runErr: err})
 }
 
@@ -616,23 +616,10 @@ func (r *Runtime) noteEnd(t *registry.Thread) {
 	defer r.failMu.Unlock()
 	switch t.Status {
 	case registry.StatusFailed, registry.StatusTimedOut, registry.StatusCrashed, registry.StatusSkipped:
-		r.failed[t.ID] = &registry.Thread{ID: t.ID, Name: t.Name, Status: t.Status, Error: errorSummary(t.Error)}
+		r.failed[t.ID] = &registry.Thread{ID: t.ID, Name: t.Name, Status: t.Status, Error: registry.ErrorSummary(t.Error)}
 	default:
 		delete(r.failed, t.ID)
 	}
-}
-
-// errorSummary is the line of an error text that says what went wrong:
-// the message of a Starlark backtrace (its last line, "Error: ..."), else
-// the first line.
-func errorSummary(text string) string {
-	text = strings.TrimSpace(text)
-	if strings.HasPrefix(text, "Traceback") {
-		lines := strings.Split(text, "\n")
-		return strings.TrimSpace(lines[len(lines)-1])
-	}
-	first, _, _ := strings.Cut(text, "\n")
-	return first
 }
 
 // Failed returns the threads this runtime ran (created, retried or ran

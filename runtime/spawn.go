@@ -292,6 +292,16 @@ func (p *plan) again(old *registry.Thread) *registry.Thread {
 	if a, b := pyRepr(t.Metadata), pyRepr(p.metadata); a != b {
 		set("metadata", true, a, b)
 	}
+	var was registry.RetryPolicy
+	if t.Retry != nil {
+		was = *t.Retry
+	}
+	if was.Retries != p.retry.Retries || p.retry.Retries > 0 && was != p.retry {
+		set("retries", true, retryText(was), retryText(p.retry))
+	}
+	if a, b := idList(t.After), idList(p.after); a != b {
+		set("after", true, "["+a+"]", "["+b+"]")
+	}
 	if p.name != "" && p.name != t.Name {
 		set("name", true, registry.PyRepr(t.Name), registry.PyRepr(p.name))
 		t.Name = p.name
@@ -314,6 +324,14 @@ func (p *plan) again(old *registry.Thread) *registry.Thread {
 	t.History = append(t.History, p.spawnLines(t)...)
 	p.apply(t)
 	return t
+}
+
+// retryText describes a retry policy for history lines.
+func retryText(p registry.RetryPolicy) string {
+	if p.Retries == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (delay %ss, backoff %s, at most %ss)", p.Retries, registry.PyFloat(p.Delay), registry.PyFloat(p.Backoff), registry.PyFloat(p.MaxDelay))
 }
 
 // newRun makes the run for a plan; it is not yet created or submitted.
