@@ -111,6 +111,7 @@ func hasLine(t *registry.Thread, sub string) bool {
 // request returns a spawn request with spawn()'s defaults.
 func request(id float64) *SpawnRequest {
 	i := registry.ID(id)
-	return &SpawnRequest{ID: &i, Stage: "BASE", Device: "cpu", Sandbox: true, Caching: true,
-		Priority: 1, TTL: 10, Wait: true}
+	req := DefaultSpawnRequest()
+	req.ID = &i
+	return req
 }

@@ -206,6 +206,7 @@ func (j *run) scheduleRetry(e ending, delay time.Duration) {
 	j.state = statePending
 	j.submitted.Store(false)
 	j.mu.Unlock()
+	r.setHot(j, false)
 	stop := r.clock.AfterFunc(delay, j.resubmit)
 	j.mu.Lock()
 	if j.state == statePending && !j.submitted.Load() {

@@ -465,6 +465,7 @@ func (j *run) begin(a registry.Attempt, line string) {
 	j.mu.Lock()
 	start(j.rec)
 	j.mu.Unlock()
+	j.r.setHot(j, true) // the monitor looks for cancel requests every tick
 	j.r.commits.post(func(tx *registry.Tx) error {
 		t, err := tx.Get(j.id)
 		if err != nil {
