@@ -41,13 +41,17 @@ func (t *Thread) LatestAttempt() *Attempt {
 }
 
 // ErrorSummary is the line of an error text that says what went wrong:
-// the message of a Starlark backtrace (its last line, "Error: ..."), else
-// the first line.
+// the first line of a Starlark backtrace's message ("Error in fail: ..."),
+// else the first line.
 func ErrorSummary(text string) string {
 	text = strings.TrimSpace(text)
 	if strings.HasPrefix(text, "Traceback") {
 		lines := strings.Split(text, "\n")
-		return strings.TrimSpace(lines[len(lines)-1])
+		for i := len(lines) - 1; i > 0; i-- {
+			if strings.HasPrefix(lines[i], "Error") {
+				return strings.TrimSpace(lines[i])
+			}
+		}
 	}
 	first, _, _ := strings.Cut(text, "\n")
 	return first
