@@ -221,25 +221,6 @@ func nowRFC3339() string { return formatTime(time.Now()) }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// update applies change to the run's record and queues the same change
-// to the stored one, for the committer's next transaction; it does not
-// wait. The committer applies one run's changes in order, so a later
-// transition (the end of the run) never lands before an earlier one.
-func (j *run) update(change func(t *registry.Thread)) {
-	j.mu.Lock()
-	change(j.rec)
-	j.mu.Unlock()
-	j.r.commits.post(func(tx *registry.Tx) error {
-		t, err := tx.Get(j.id)
-		if err != nil {
-			return err
-		}
-		change(t)
-		t.History = append(t.History, j.takeLines()...)
-		return tx.Put(t, j.tok)
-	})
-}
-
 // maxLogLines bounds the history lines one run may add with log() and
 // elevated host calls, so that a chatty body cannot outgrow its record.
 const maxLogLines = 1000
