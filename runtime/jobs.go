@@ -434,11 +434,9 @@ func (j *run) release(met []registry.ID) {
 			j.pool.submit(j)
 			return
 		}
-		j.state = stateDone
-		unwatch := j.unwatch
+		release := j.endLocked()
 		j.mu.Unlock()
-		unwatch()
-		j.cancelBase(nil)
+		release()
 		j.completed(final, registry.StatusCached, nil)
 	})
 }

@@ -556,12 +556,21 @@ func (j *run) finish(e ending) {
 		j.mu.Unlock()
 		return
 	}
+	release := j.endLocked()
+	j.mu.Unlock()
+	release()
+	j.record(e)
+}
+
+// endLocked marks the job done (j.mu is held) and returns what lets go
+// of its spawner and its context; call it once j.mu is released.
+func (j *run) endLocked() func() {
 	j.state = stateDone
 	unwatch := j.unwatch
-	j.mu.Unlock()
-	unwatch()
-	j.cancelBase(nil)
-	j.record(e)
+	return func() {
+		unwatch()
+		j.cancelBase(nil)
+	}
 }
 
 // endChange returns the change that records e on a thread's record.
@@ -701,16 +710,13 @@ func (j *run) stop(cause error) error {
 		j.stopRetry = nil
 	}
 	retrying := len(j.rec.Attempts) > 0 && j.retried > 0
-	if queued || held {
-		j.state = stateDone
-	}
-	unwatch := j.unwatch
-	j.mu.Unlock()
 	if !queued && !held {
+		j.mu.Unlock()
 		return nil // the pool has just dispatched it: execute sees stopCause
 	}
-	unwatch()
-	j.cancelBase(nil)
+	release := j.endLocked()
+	j.mu.Unlock()
+	release()
 	line := cancelledLine(cause, false)
 	switch {
 	case waiting:
