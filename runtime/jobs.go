@@ -351,6 +351,9 @@ func upstreamOutcome(t *registry.Thread) (bool, string) {
 	case "":
 		return false, fmt.Sprintf("upstream thread %s has no status (a seed thread AutoNode never ran; run() it first)", t.ID)
 	}
+	if !registry.Final(t.Status) { // it can never end (see remoteEnded)
+		return false, fmt.Sprintf("upstream thread %s (%s) is %s: %s", t.ID, registry.PyRepr(t.Name), t.Status, t.Error)
+	}
 	why := fmt.Sprintf("upstream thread %s (%s) ended %s", t.ID, registry.PyRepr(t.Name), t.Status)
 	if first := registry.ErrorSummary(t.Error); first != "" {
 		why += ": " + first

@@ -306,3 +306,93 @@ func deadPID(t *testing.T) int {
 }
 
 func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// Issue 12, item 4: an upstream thread may be one another process runs
+// (here another runtime on the same registry file): its record is polled.
+// One whose process is gone counts as crashed, and a pending thread that
+// nothing runs does not hold Close forever.
+func TestAfterAnotherProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "thread_registry.json")
+	a := newTestRuntime(t, Options{RegistryPath: path})
+	b := newTestRuntime(t, Options{RegistryPath: path})
+	g := execScript(t, a, `
+def slow():
+    t0 = time.now()
+    for _ in range(100000000):
+        if (time.now() - t0).seconds > 0.4:
+            return "up"
+def down():
+    return "down"
+`)
+	up := request(1)
+	up.Run, up.Caching, up.Wait = g["slow"].(starlark.Callable), false, false
+	hu, err := a.Spawn(context.Background(), up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := request(2)
+	down.Run, down.Caching, down.After = g["down"].(starlark.Callable), false, []registry.ID{1}
+	hd, err := b.Spawn(context.Background(), down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, _ := hd.Wait(context.Background())
+	ru, _ := hu.Wait(context.Background())
+	if rd.Status != registry.StatusSucceeded || mustTime(t, rd.StartedAt).Before(mustTime(t, ru.FinishedAt)) {
+		t.Errorf("downstream in the other runtime: %s, started %s, upstream finished %s", rd.Status, rd.StartedAt, ru.FinishedAt)
+	}
+
+	// An upstream whose process died: crashed, so the thread is skipped.
+	dead := owner.ID{Host: owner.Self().Host, PID: deadPID(t), Start: 1}
+	err = b.Store().Update(func(tx *registry.Tx) error {
+		th := registry.NewThread(10, "BASE")
+		th.Status, th.Owner = registry.StatusRunning, dead.String()
+		return tx.Create(th, testToken)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := request(11)
+	orphan.Caching, orphan.After = false, []registry.ID{10}
+	h, _ := b.Spawn(context.Background(), orphan)
+	r, _ := h.Wait(context.Background())
+	if r.Status != registry.StatusSkipped || !strings.Contains(r.Error, "upstream thread 10.0 ('Thread-10-base') ended crashed") || !strings.Contains(r.Error, "owner pid") || !errors.Is(RunErr(h), ErrSkipped) {
+		t.Errorf("after a dead owner's thread: %s %q %v", r.Status, r.Error, RunErr(h))
+	}
+
+	// After a pending branch that nothing runs: Close skips it.
+	var br *registry.Thread
+	err = b.Store().Update(func(tx *registry.Tx) error {
+		var err error
+		br, err = tx.Branch(1, 20, nil, testToken)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newTestRuntime(t, Options{RegistryPath: path})
+	wait := request(21)
+	wait.Caching, wait.Wait, wait.After = false, false, []registry.ID{br.ID}
+	hw, err := c.Spawn(context.Background(), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if hw.Done() {
+		t.Fatal("it did not wait for the pending branch")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a thread that nothing will run")
+	}
+	rw, _ := hw.Wait(context.Background())
+	if rw.Status != registry.StatusSkipped || !strings.Contains(rw.Error, "upstream thread 20.0 ('Thread-20-base') is pending: it is pending and nothing runs it") {
+		t.Errorf("at Close: %s %q", rw.Status, rw.Error)
+	}
+}

@@ -514,11 +514,14 @@ func (r *Runtime) launch(j *run, submit bool) {
 	j.watchSpawner(j.spawner) // a spawner already done stops it at once
 	if len(j.after) > 0 {
 		j.mu.Lock()
-		if j.state == statePending {
+		waiting := j.state == statePending
+		if waiting {
 			j.state = stateWaiting
 		}
 		j.mu.Unlock()
-		r.waitDeps(j)
+		if waiting { // else stopped already (its spawner had ended)
+			r.waitDeps(j)
+		}
 		return
 	}
 	if submit {
