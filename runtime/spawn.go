@@ -134,6 +134,9 @@ func (r *Runtime) prepare(fn string, req *SpawnRequest, old *registry.Thread) (*
 		}
 	}
 	if p.parent = runOf(req.Caller); p.parent != nil {
+		if old != nil && p.parent.sandbox {
+			return nil, fmt.Errorf("%s: refused: thread %s is sandboxed and may spawn only new threads; running thread %s again changes the registry (spawn it with sandbox=False)", fn, p.parent.id, old.ID)
+		}
 		if err := p.inherit(); err != nil {
 			return nil, fmt.Errorf("%s: %w", fn, err)
 		}
