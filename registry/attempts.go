@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -252,28 +251,48 @@ func Inherited(h string) (ID, bool) {
 	return id, err == nil
 }
 
-// encodeAttempts writes the attempts as a JSON array of objects.
+// encodeAttempts writes the attempts as a JSON array of objects. It is on
+// the path of every start and end of a run, so it appends directly.
 func encodeAttempts(as []Attempt) []byte {
-	var b bytes.Buffer
-	b.WriteByte('[')
+	b := make([]byte, 0, 160*len(as))
+	b = append(b, '[')
 	for i, a := range as {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		fmt.Fprintf(&b, `{"n":%d,"status":%s`, a.N, quote(a.Status))
-		for _, f := range []struct{ k, v string }{{fError, a.Error}, {fStartedAt, a.StartedAt},
+		b = append(b, `{"n":`...)
+		b = strconv.AppendInt(b, int64(a.N), 10)
+		b = append(b, `,"status":`...)
+		b = appendJSONString(b, a.Status)
+		for _, f := range [...]struct{ k, v string }{{fError, a.Error}, {fStartedAt, a.StartedAt},
 			{fFinishedAt, a.FinishedAt}, {fDeviceUsed, a.DeviceUsed}, {fOwner, a.Owner}} {
 			if f.v != "" {
-				fmt.Fprintf(&b, `,%s:%s`, quote(f.k), quote(f.v))
+				b = append(b, ',', '"')
+				b = append(b, f.k...)
+				b = append(b, '"', ':')
+				b = appendJSONString(b, f.v)
 			}
 		}
 		if a.DurationMS != 0 {
-			fmt.Fprintf(&b, `,"duration_ms":%s`, strconv.FormatFloat(a.DurationMS, 'f', -1, 64))
+			b = append(b, `,"duration_ms":`...)
+			b = strconv.AppendFloat(b, a.DurationMS, 'f', -1, 64)
 		}
-		b.WriteByte('}')
+		b = append(b, '}')
 	}
-	b.WriteByte(']')
-	return b.Bytes()
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string: plain ASCII as it is,
+// anything else through the JSON encoder.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return append(b, quote(s)...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func decodeAttempts(name string, v gjson.Result) ([]Attempt, error) {
@@ -287,9 +306,28 @@ func decodeAttempts(name string, v gjson.Result) ([]Attempt, error) {
 			err = fmt.Errorf("%w: field %s: an entry is %s, want an object", ErrInvalid, name, jsonKind(e))
 			return false
 		}
-		a := Attempt{N: int(e.Get("n").Int()), Status: e.Get(fStatus).String(), Error: e.Get(fError).String(),
-			StartedAt: e.Get(fStartedAt).String(), FinishedAt: e.Get(fFinishedAt).String(),
-			DurationMS: e.Get(fDurationMS).Float(), DeviceUsed: e.Get(fDeviceUsed).String(), Owner: e.Get(fOwner).String()}
+		var a Attempt
+		e.ForEach(func(k, v gjson.Result) bool { // one pass over the entry
+			switch k.Str {
+			case "n":
+				a.N = int(v.Int())
+			case fStatus:
+				a.Status = v.String()
+			case fError:
+				a.Error = v.String()
+			case fStartedAt:
+				a.StartedAt = v.String()
+			case fFinishedAt:
+				a.FinishedAt = v.String()
+			case fDurationMS:
+				a.DurationMS = v.Float()
+			case fDeviceUsed:
+				a.DeviceUsed = v.String()
+			case fOwner:
+				a.Owner = v.String()
+			}
+			return true
+		})
 		out = append(out, a)
 		return true
 	})
