@@ -3,121 +3,14 @@ package builtins
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"go.starlark.net/starlark"
 
 	"github.com/autonode/autonode/accel"
 )
 
-// Argument types of the accel module, in the style of go.starlark.net's
-// lib/math (floatOrInt): each is a starlark.Unpacker, so that
-// starlark.UnpackArgs converts and checks it. unpack keeps AutoNode's
-// wording of the errors: "accel.zeros: shape[1]: got 2.5 (float), want an
-// int".
-
-// unpack is starlark.UnpackArgs with errors worded "fn: param: got X
-// (type), want Y" rather than "fn: for parameter param: ...".
-func unpack(fn string, args starlark.Tuple, kwargs []starlark.Tuple, pairs ...any) error {
-	err := starlark.UnpackArgs(fn, args, kwargs, pairs...)
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	prefix := fn + ": for parameter "
-	if !strings.HasPrefix(msg, prefix) {
-		return err
-	}
-	rest := msg[len(prefix):]
-	name, detail, ok := strings.Cut(rest, ": ")
-	if !ok {
-		return err
-	}
-	name = strings.Trim(name, `"`)      // keyword arguments come quoted
-	if strings.HasPrefix(detail, "[") { // a sub-path: shape[1]: got ...
-		return fmt.Errorf("%s: %s%s", fn, name, detail)
-	}
-	return fmt.Errorf("%s: %s: %s", fn, name, detail)
-}
-
-// got reports a value of the wrong type to unpack: "got X (type), want Y".
-func got(v starlark.Value, want string) error {
-	return fmt.Errorf("got %s (%s), want %s", repr(v), typeName(v), want)
-}
-
-// gotValue reports a value of the right type but a wrong value.
-func gotValue(v starlark.Value, want string) error {
-	return fmt.Errorf("got %s, want %s", repr(v), want)
-}
-
-// numberArg is an int or float (not a bool).
-type numberArg float64
-
-func (p *numberArg) Unpack(v starlark.Value) error {
-	switch x := v.(type) {
-	case starlark.Int:
-		*p = numberArg(x.Float())
-	case starlark.Float:
-		*p = numberArg(x)
-	default:
-		return got(v, "a number")
-	}
-	return nil
-}
-
-// optional is an argument that may be None: set reports whether it was
-// something else, which P's Unpack converted into v.
-type optional[T any, P interface {
-	*T
-	starlark.Unpacker
-}] struct {
-	v   T
-	set bool
-}
-
-func (o *optional[T, P]) Unpack(v starlark.Value) error {
-	if v == starlark.None {
-		var zero T
-		o.v, o.set = zero, false
-		return nil
-	}
-	if err := P(&o.v).Unpack(v); err != nil {
-		return err
-	}
-	o.set = true
-	return nil
-}
-
-// optNumber is a number or None.
-type optNumber = optional[numberArg, *numberArg]
-
-// intArg is an int that fits in 64 bits.
-type intArg int64
-
-func (p *intArg) Unpack(v starlark.Value) error {
-	i, ok := v.(starlark.Int)
-	if !ok {
-		return got(v, "an int")
-	}
-	n, ok := i.Int64()
-	if !ok {
-		return gotValue(v, "an int that fits in 64 bits")
-	}
-	*p = intArg(n)
-	return nil
-}
-
-// boolArg is True or False (no other value's truth).
-type boolArg bool
-
-func (p *boolArg) Unpack(v starlark.Value) error {
-	b, ok := v.(starlark.Bool)
-	if !ok {
-		return got(v, "True or False")
-	}
-	*p = boolArg(b)
-	return nil
-}
+// Argument types of the accel module (the shared ones, and unpack, are in
+// unpack.go).
 
 // maxDim bounds one dimension given from Starlark; accel checks the total.
 const maxDim = 1 << 40

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -128,11 +130,9 @@ func (a *Array) MarshalJSON() (b []byte, err error) {
 
 // AttrNames lists the attributes and methods.
 func (a *Array) AttrNames() []string {
-	names := []string{"T", "device", "dtype", "nbytes", "ndim", "shape", "size"}
-	for k := range arrayMethods {
-		names = append(names, k)
-	}
-	return sortStrings(names)
+	names := append([]string{"T", "device", "dtype", "nbytes", "ndim", "shape", "size"}, slices.Collect(maps.Keys(arrayMethods))...)
+	slices.Sort(names)
+	return names
 }
 
 // Attr returns an attribute or a bound method.
@@ -168,7 +168,7 @@ func (a *Array) Attr(name string) (v starlark.Value, err error) {
 	if !ok {
 		return nil, nil
 	}
-	return newBuiltin("array."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	return newBuiltin(a.m.e, "array."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		return impl(a.m, a, th, fn, args, kwargs)
 	}), nil
 }

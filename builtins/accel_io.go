@@ -1,7 +1,6 @@
 package builtins
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 
@@ -11,8 +10,8 @@ import (
 )
 
 // accel.save and accel.load read and write NumPy's .npy files. They are
-// host access, like the host module: the engine decides (Engine.HostAccess)
-// and sandboxed thread bodies are refused.
+// host access, like the host module (see capabilities): the engine decides
+// (Engine.HostAccess) and sandboxed thread bodies are refused.
 
 // pathArg is a file path: a non-empty string.
 type pathArg string
@@ -29,15 +28,6 @@ func (p *pathArg) Unpack(v starlark.Value) error {
 	return nil
 }
 
-// hostEnv asks the engine whether th may read or write files, then returns
-// th's Exec and context.
-func (m *accelModule) hostEnv(th *starlark.Thread, fn string) (*accel.Exec, context.Context, error) {
-	if err := m.e.HostAccess(th, fn); err != nil {
-		return nil, nil, wrapErr(fn, err)
-	}
-	return m.env(th, fn)
-}
-
 // accel.save(path, a): write a as a .npy file, replacing path atomically
 func accelSave(m *accelModule, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path pathArg
@@ -45,7 +35,7 @@ func accelSave(m *accelModule, th *starlark.Thread, fn string, args starlark.Tup
 	if err := unpack(fn, args, kwargs, "path", &path, "a", &a); err != nil {
 		return nil, err
 	}
-	ex, ctx, err := m.hostEnv(th, fn)
+	ex, ctx, err := m.env(th, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +82,7 @@ func accelLoad(m *accelModule, th *starlark.Thread, fn string, args starlark.Tup
 	if err := unpack(fn, args, kwargs, "path", &path); err != nil {
 		return nil, err
 	}
-	ex, ctx, err := m.hostEnv(th, fn)
+	ex, ctx, err := m.env(th, fn)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"sync/atomic"
 
 	"go.starlark.net/starlark"
@@ -103,7 +102,7 @@ func newAccelModule(e Engine) *starlarkstruct.Module {
 	m := &accelModule{e: e}
 	mod := &starlarkstruct.Module{Name: "accel", Members: starlark.StringDict{}}
 	for name, impl := range accelFuncs {
-		mod.Members[name] = newBuiltin("accel."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		mod.Members[name] = newBuiltin(e, "accel."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			return impl(m, th, fn, args, kwargs)
 		})
 	}
@@ -771,8 +770,8 @@ func intsArg(fn, param string, args starlark.Tuple) ([]int, error) {
 	}
 	out := make([]int, len(items))
 	for i, it := range items {
-		n, err := toInt(fn, fmt.Sprintf("%s[%d]", param, i), it)
-		if err != nil {
+		var n intArg
+		if err := arg(fn, fmt.Sprintf("%s[%d]", param, i), it, &n); err != nil {
 			return nil, err
 		}
 		if n < -maxDim || n > maxDim {
@@ -1101,9 +1100,4 @@ func accelDevices(m *accelModule, th *starlark.Thread, fn string, args starlark.
 		out[i] = s
 	}
 	return starlark.NewList(out), nil
-}
-
-func sortStrings(s []string) []string {
-	slices.Sort(s)
-	return s
 }

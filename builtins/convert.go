@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -172,11 +173,7 @@ func toStarlark(v any, depth int) (starlark.Value, error) {
 		}
 		return starlark.NewList(out), nil
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(x))
 		d := starlark.NewDict(len(x))
 		for _, k := range keys {
 			s, err := toStarlark(x[k], depth+1)

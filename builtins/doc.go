@@ -11,7 +11,11 @@
 //	token() -> str
 //	spawn(id=None, stage="BASE", device="cpu", token=None, sandbox=True,
 //	      caching=True, priority=1, ttl=10.0, metadata=None, name=None,
-//	      run=None, args=(), kwargs=None, dry_run=False, wait=True) -> Thread or Handle
+//	      run=None, args=(), kwargs=None, dry_run=False, wait=True,
+//	      retries=0, retry_delay=1.0, backoff=2.0, max_delay=60.0,
+//	      retry_on=None, after=None) -> Thread or Handle
+//	run(id, run=None, args=(), kwargs=None, token=None, wait=True,
+//	    retries=None, ...) -> Thread or Handle
 //	spawn_batch(specs, workers=None) -> list of Thread, Handle or struct(ok=False, error, spec_index, id)
 //	wait(handles, timeout=None) -> Thread or list
 //	cancel(id, token=None)

@@ -30,20 +30,28 @@ thread then needs it. The registry stores only a hash of it.`,
 
 spawn(id=None, stage="BASE", device="cpu", token=None, sandbox=True,
       caching=True, priority=1, ttl=10.0, metadata=None, name=None,
-      run=None, args=(), kwargs=None, dry_run=False, wait=True) -> Thread
+      run=None, args=(), kwargs=None, dry_run=False, wait=True,
+      retries=0, retry_delay=1.0, backoff=2.0, max_delay=60.0,
+      retry_on=None, after=None) -> Thread
 
 id is a number (1 and 1.0 are the same thread); None picks the next free
-id. stage is CRITICAL, CORE or BASE (scheduling order: stage, then
-priority, higher first, then submission order). device is "cpu" or "gpu"
-(or a GPU backend's name); CRITICAL threads and device="gpu" use a GPU when
-one exists and otherwise run on the CPU with a note in the history.
+id (always a whole number: ids like 2.5 never collide with automatic
+ones). When thread id exists, spawn runs it again: a new attempt with the
+caller's token (which must open it); the parameters you pass replace its
+fields, the history records what changed, the others stay. A script with
+explicit ids can therefore run again on the same registry. stage is
+CRITICAL, CORE or BASE (scheduling order: stage, then priority, higher
+first, then submission order). device is "cpu" or "gpu" (or a GPU
+backend's name); CRITICAL threads and device="gpu" use a GPU when one
+exists and otherwise run on the CPU with a note in the history.
 token=None uses the session token. priority is a non-negative int; ttl a
-positive number of seconds: a body still running at its TTL is stopped and
-recorded as timed_out. metadata is a dict; metadata["max_memory_mb"]
-bounds what the thread's accel arrays and Starlark values may take
-together (default 500; at least one byte): a body over it fails with
-"memory limit exceeded". name defaults to "Thread-<int(id)>-<stage in
-lower case>".
+positive number of seconds, for each attempt: a body still running at its
+TTL is stopped and recorded as timed_out. metadata is a dict;
+metadata["max_memory_mb"] bounds what the thread's accel arrays and
+Starlark values may take together (default 500; at least one byte): a
+body over it fails with "memory limit exceeded", and a thread that sets it
+waits (up to 30 s by default) until that much memory is free. name
+defaults to "Thread-<int(id)>-<stage in lower case>".
 
 run is a function executed as the thread's body with args and kwargs (they
 are frozen first); inside it current() and log() work, and its return value
@@ -57,24 +65,50 @@ under one top-level thread unless the embedding application says
 otherwise): they are sandboxed when it is, get at most the TTL it has left,
 and are cancelled when it ends. With caching=True, a
 thread whose body, arguments, device and script are unchanged reuses the
-stored result (status "cached").
+stored result (status "cached"); a failure is never cached.
+
+retries: a failed, timed-out or crashed attempt is run again up to
+retries times, the n-th retry after retry_delay * backoff**(n-1) seconds
+(at most max_delay, with +-10% jitter); retry_on(error_text) -> bool may
+veto a retry; a cancelled attempt is never retried. current().attempt is
+1 for the first attempt, 2 for the first retry, and t.attempts lists them.
+after is a list of threads (Thread, Handle or id) that must succeed (or be
+served from the cache) first: until then the thread is "waiting" and holds
+no worker slot; if one fails for good it ends "skipped", naming it. after
+is a run dependency, not lineage.
 
 dry_run=True validates and returns without running or persisting.
 wait=True returns the finished Thread; wait=False returns a Handle at once
 (see wait()). A failing body does not raise: the Thread has status
 "failed" and its error.`,
 
+	"run": `Run an existing thread again: a new attempt.
+
+run(id, run=None, args=(), kwargs=None, token=None, wait=True,
+    retries=None, retry_delay=None, backoff=None, max_delay=None,
+    retry_on=None, after=None) -> Thread
+
+The thread runs with its own record's fields (stage, device, priority,
+ttl, metadata, sandbox, caching): a pending branch, fork or merge result,
+or a thread that already ran. run is its body (None: the body this
+process last ran it with, else the default work); token must open it.
+The history is appended, never reset; the new attempt joins t.attempts and
+status, result and error become its. retries and the retry timing, and
+after, default to the thread's own (None). A thread that is pending,
+waiting or running cannot be run again until it ends; cancel it first.
+caching applies as for spawn: an unchanged body reuses the stored result.`,
+
 	"spawn_batch": `Spawn many threads at once, concurrently.
 
 spawn_batch(specs, workers=None) -> list
 
-specs is a list of dicts with spawn's parameters as keys. The threads run
-concurrently, at most workers at a time (None: the engine's default). The
-result has one entry per spec, in order: a Thread (a Handle when the spec
-says "wait": False), or, for a spec that was refused, a
-struct(ok=False, error="...", spec_index=i, id=...). One bad spec never
-stops the others and spawn_batch never raises for one; test entries with
-type(r) == "Thread".`,
+specs is a list of dicts with spawn's parameters as keys (retries,
+after, ... included). The threads run concurrently, at most workers at a
+time (None: the engine's default). The result has one entry per spec, in
+order: a Thread (a Handle when the spec says "wait": False), or, for a
+spec that was refused, a struct(ok=False, error="...", spec_index=i,
+id=...). One bad spec never stops the others and spawn_batch never raises
+for one; test entries with type(r) == "Thread".`,
 
 	"wait": `Wait for threads started with spawn(wait=False).
 
@@ -85,11 +119,16 @@ they are). Returns the final Thread, or a list of them in the same order.
 timeout (seconds) bounds the whole wait; when it passes, wait fails with
 an error naming the thread. A Handle also has .wait(timeout=None).`,
 
-	"cancel": `Stop a pending or running thread.
+	"cancel": `Stop a pending, waiting or running thread, in any process.
 
 cancel(id, token=None)
 
-The thread is recorded as cancelled. token=None uses the session token.`,
+A thread of this process stops at once. For one that another process
+runs, the request is recorded in the thread's record: a pending or
+waiting thread is cancelled at once, a running one is stopped by its
+process within a second, and a process that restarts honours it. The
+history names who asked. token=None uses the session token. A thread that
+has ended is an error (autonode cancel ID does the same from a shell).`,
 
 	"get": `Return a thread by id, or None when there is none.
 
@@ -102,8 +141,9 @@ Reads need no token. id may also be a Thread or Handle (its id).`,
 threads(stage=None, device=None, status=None, parent=None) -> list of Thread
 
 Every given filter must match: stage (CRITICAL, CORE, BASE), device,
-status (pending, running, succeeded, failed, timed_out, cancelled, cached,
-dry_run, crashed, or unknown for seed threads) and parent (the direct
+status (pending, waiting, running, succeeded, failed, timed_out,
+cancelled, crashed, skipped, cached, dry_run, or unknown for seed threads;
+a thread whose process is gone counts as crashed) and parent (the direct
 children of that id, merges included). The list is in id order.`,
 
 	"query": `Evaluate a gjson path over the registry.
@@ -234,12 +274,26 @@ log(msg)
 
 Only inside a thread body; at top level use print.`,
 
+	"struct": `Make a struct: an immutable value with named fields.
+
+struct(**kwargs) -> struct
+
+struct(name="a", size=3).size is 3. Structs compare equal when their
+fields are, and json.encode writes one as an object. The same struct as
+Bazel's (go.starlark.net's starlarkstruct).`,
+
 	"Thread": `A read-only snapshot of a thread record.
 
 Attributes: id, name, stage, device, priority, ttl, sandbox, caching,
 metadata, history, parent, lineage, status, result, error, duration_ms,
 started_at, finished_at, device_used, cached, version (bumped by every
-committed change; see mutate's if_version). It prints as
+committed change; see mutate's if_version), attempt (the latest attempt's
+number, 0 before the first), attempts (a list of dicts: attempt, status,
+error, started_at, finished_at, duration_ms, device_used) and after.
+status is one of pending, waiting, running, succeeded, failed, timed_out,
+cancelled, crashed, skipped, cached and dry_run; a thread whose process
+is gone reads as crashed. History lines copied by branch, fork or merge
+say "(inherited from <id>)". It prints as
 <Thread 1.0 'name' CORE cpu succeeded>, never shows the token, hashes by
 id (usable as a dict key) and compares equal to a snapshot with the same
 id and content. Call get(t.id) for a fresh snapshot.`,

@@ -21,8 +21,9 @@ type Engine interface {
 	Token(tok string) (string, error)
 
 	// Spawn validates req (DESIGN §3 defaults and rules), persists the
-	// thread and submits it to the scheduler. With req.Wait it returns once
-	// the thread has ended; otherwise at once. A dry run validates only.
+	// thread (or a new attempt of an existing one) and submits it to the
+	// scheduler. With req.Wait it returns once the thread has ended;
+	// otherwise at once. A dry run validates only.
 	Spawn(ctx context.Context, req *SpawnRequest) (Handle, error)
 
 	// SpawnBatch submits every request and runs them concurrently (at most
@@ -30,7 +31,9 @@ type Engine interface {
 	// result per request, in order. One failure never stops the rest.
 	SpawnBatch(ctx context.Context, reqs []*SpawnRequest, workers int) []BatchResult
 
-	// Cancel stops a pending or running thread; tok must open it.
+	// Cancel stops a pending, waiting or running thread, in this process
+	// or, through a durable request in its record, in any other; tok must
+	// open it.
 	Cancel(id registry.ID, tok string) error
 
 	// Running returns a snapshot of the record of the thread whose body
@@ -87,6 +90,25 @@ type SpawnRequest struct {
 	// Caller is the Starlark thread that called spawn (for print and the
 	// script source that keys the cache).
 	Caller *starlark.Thread
+	// Retries, RetryDelay, Backoff and MaxDelay are the retry policy: a
+	// failed, timed-out or crashed attempt is retried up to Retries
+	// times, the n-th retry after RetryDelay * Backoff^(n-1) seconds
+	// (at most MaxDelay, ±10% jitter). RetryOn, when set, is called with
+	// the attempt's error text and returns whether to retry.
+	Retries    int
+	RetryDelay float64
+	Backoff    float64
+	MaxDelay   float64
+	RetryOn    starlark.Callable
+	// After lists the threads that must succeed (or be served from the
+	// cache) before this one runs.
+	After []registry.ID
+	// Rerun asks for a new attempt of the existing thread ID (run()).
+	Rerun bool
+	// Given names the parameters the caller gave ("stage", "priority",
+	// "retries", ...). On an existing thread only these replace its
+	// fields; nil means all of them.
+	Given []string
 }
 
 // Handle is a submitted thread.

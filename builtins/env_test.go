@@ -10,8 +10,8 @@ import (
 
 // newTestEnv returns the real engine for one chunk: a runtime on a fresh
 // registry, with the session token (unless "# option:no-session") and
-// top-level host access (unless "# option:no-host"), and the test
-// modules.
+// top-level host access (unless "# option:no-host"), four CPU workers
+// (one with "# option:one-worker"), and the test modules.
 func newTestEnv(t *testing.T, c *chunk) *testEnv {
 	t.Helper()
 	out := &syncBuffer{}
@@ -25,6 +25,9 @@ func newTestEnv(t *testing.T, c *chunk) *testEnv {
 	}
 	if c.option("no-session") {
 		opts.SessionToken = ""
+	}
+	if c.option("one-worker") {
+		opts.CPUWorkers = 1
 	}
 	rt, err := runtime.New(opts)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
+
+	"github.com/autonode/autonode/registry"
 )
 
 // Limits of the host module.
@@ -23,9 +25,10 @@ const (
 	maxExecTimeout = 24 * 3600.0
 )
 
-// hostModule returns the host module. Every function first asks the engine
-// whether the calling thread may use the host (DESIGN §6) and returns the
-// engine's refusal unchanged apart from the function's name.
+// hostModule returns the host module. Every function is host access: the
+// engine decides whether the calling thread may use the host (DESIGN §6;
+// see capabilities), and its refusal is returned unchanged apart from the
+// function's name.
 func hostModule(e Engine) *starlarkstruct.Module {
 	fns := map[string]hostFunc{
 		"read_file":  readFile,
@@ -35,11 +38,7 @@ func hostModule(e Engine) *starlarkstruct.Module {
 	}
 	m := &starlarkstruct.Module{Name: "host", Members: starlark.StringDict{}}
 	for name, impl := range fns {
-		short, impl := name, impl
-		m.Members[name] = newBuiltin("host."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if err := e.HostAccess(th, short); err != nil {
-				return nil, wrapErr(fn, err)
-			}
+		m.Members[name] = newBuiltin(e, "host."+name, func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			return impl(e, th, fn, args, kwargs)
 		})
 	}
@@ -52,15 +51,11 @@ type hostFunc func(e Engine, th *starlark.Thread, fn string, args starlark.Tuple
 
 // host.read_file(path) -> str
 func readFile(e Engine, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var pathV starlark.Value
-	if err := starlark.UnpackArgs(fn, args, kwargs, "path", &pathV); err != nil {
+	var path stringArg
+	if err := unpack(fn, args, kwargs, "path", &path); err != nil {
 		return nil, err
 	}
-	path, err := toString(fn, "path", pathV)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
+	f, err := os.Open(string(path))
 	if err != nil {
 		return nil, wrapErr(fn, err)
 	}
@@ -77,12 +72,9 @@ func readFile(e Engine, th *starlark.Thread, fn string, args starlark.Tuple, kwa
 
 // host.write_file(path, data)
 func writeFile(e Engine, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var pathV, dataV starlark.Value
-	if err := starlark.UnpackArgs(fn, args, kwargs, "path", &pathV, "data", &dataV); err != nil {
-		return nil, err
-	}
-	path, err := toString(fn, "path", pathV)
-	if err != nil {
+	var path stringArg
+	var dataV starlark.Value
+	if err := unpack(fn, args, kwargs, "path", &path, "data", &dataV); err != nil {
 		return nil, err
 	}
 	var data string
@@ -94,7 +86,7 @@ func writeFile(e Engine, th *starlark.Thread, fn string, args starlark.Tuple, kw
 	default:
 		return nil, typeError(fn, "data", dataV, "a str or bytes")
 	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+	if err := os.WriteFile(string(path), []byte(data), 0o644); err != nil {
 		return nil, wrapErr(fn, err)
 	}
 	return starlark.None, nil
@@ -102,18 +94,15 @@ func writeFile(e Engine, th *starlark.Thread, fn string, args starlark.Tuple, kw
 
 // host.env(name, default=None) -> str or default
 func envVar(e Engine, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var nameV, def starlark.Value = nil, starlark.None
-	if err := starlark.UnpackArgs(fn, args, kwargs, "name", &nameV, "default?", &def); err != nil {
-		return nil, err
-	}
-	name, err := toString(fn, "name", nameV)
-	if err != nil {
+	var name stringArg
+	var def starlark.Value = starlark.None
+	if err := unpack(fn, args, kwargs, "name", &name, "default?", &def); err != nil {
 		return nil, err
 	}
 	if name == "" {
-		return nil, valueError(fn, "name", nameV, "the name of an environment variable")
+		return nil, valueError(fn, "name", starlark.String(name), "the name of an environment variable")
 	}
-	if v, ok := os.LookupEnv(name); ok {
+	if v, ok := os.LookupEnv(string(name)); ok {
 		return starlark.String(v), nil
 	}
 	return def, nil
@@ -139,35 +128,33 @@ func (w *capWriter) Write(p []byte) (int, error) {
 
 // host.exec(argv, timeout=10.0) -> struct(code, stdout, stderr)
 func execCmd(e Engine, th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var argvV, timeoutV starlark.Value = nil, starlark.Float(10.0)
-	if err := starlark.UnpackArgs(fn, args, kwargs, "argv", &argvV, "timeout?", &timeoutV); err != nil {
+	var argvV starlark.Value
+	var argv stringList
+	secs := secondsArg(10.0)
+	if err := unpack(fn, args, kwargs, "argv", &argvV, "timeout?", &secs); err != nil {
 		return nil, err
 	}
-	argv, err := toStringList(fn, "argv", argvV)
-	if err != nil {
+	if err := arg(fn, "argv", argvV, &argv); err != nil {
 		return nil, err
 	}
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, valueError(fn, "argv", argvV, "a non-empty list: the program, then its arguments")
 	}
-	secs, err := toSeconds(fn, "timeout", timeoutV)
-	if err != nil {
-		return nil, err
-	}
 	if secs > maxExecTimeout {
-		return nil, valueError(fn, "timeout", timeoutV, "at most one day (86400 seconds)")
+		return nil, errorf(fn, "timeout: got %s, want at most one day (86400 seconds)", registry.PyFloat(float64(secs)))
 	}
-	ctx, cancel := context.WithTimeout(contextOf(e, th), time.Duration(secs*float64(time.Second)))
+	limit := time.Duration(float64(secs) * float64(time.Second))
+	ctx, cancel := context.WithTimeout(contextOf(e, th), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = time.Second
 	stdout := &capWriter{max: maxExecOutput}
 	stderr := &capWriter{max: maxExecOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && contextOf(e, th).Err() == nil {
-			return nil, errorf(fn, "%s: timed out after %s", argv[0], time.Duration(secs*float64(time.Second)))
+			return nil, errorf(fn, "%s: timed out after %s", argv[0], limit)
 		}
 		return nil, errorf(fn, "%s: stopped: %v", argv[0], context.Cause(ctx))
 	}

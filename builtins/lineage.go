@@ -12,37 +12,25 @@ import (
 // branch(source, new_id=None, overrides=None, token=None) -> Thread
 func builtinBranch(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
+		var src idArg
+		var newID optID
+		var ov optDict
+		var tokA tokenArg
+		if err := unpack(fn, args, kwargs, "source", &src, "new_id?", &newID, "overrides?", &ov, "token?", &tokA); err != nil {
 			return nil, err
 		}
-		var srcV, newV, ovV, tokV starlark.Value = nil, starlark.None, starlark.None, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "source", &srcV, "new_id?", &newV, "overrides?", &ovV, "token?", &tokV); err != nil {
-			return nil, err
-		}
-		src, err := toID(fn, "source", srcV)
-		if err != nil {
-			return nil, err
-		}
-		newID, err := toOptID(fn, "new_id", newV)
-		if err != nil {
-			return nil, err
-		}
-		ov, err := toOptDict(fn, "overrides", ovV)
-		if err != nil {
-			return nil, err
-		}
-		tok, err := tokenOf(e, fn, "token", tokV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
 		var out *registry.Thread
 		err = e.Store().Update(func(tx *registry.Tx) error {
 			target := tx.NextID()
-			if newID != nil {
-				target = *newID
+			if newID.set {
+				target = newID.v.id()
 			}
 			var err error
-			if out, err = tx.Branch(src, target, ov, tok); err == nil {
+			if out, err = tx.Branch(src.id(), target, ov.v, tok); err == nil {
 				err = admit(e, out)
 			}
 			return err
@@ -57,19 +45,14 @@ func builtinBranch(e Engine) builtinFunc {
 // fork(source, new_ids, overrides=None, token=None) -> list of Thread
 func builtinFork(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
+		var src idArg
+		var idsV, ovV starlark.Value
+		var ids idList
+		var tokA tokenArg
+		if err := unpack(fn, args, kwargs, "source", &src, "new_ids", &idsV, "overrides?", &ovV, "token?", &tokA); err != nil {
 			return nil, err
 		}
-		var srcV, idsV, ovV, tokV starlark.Value = nil, nil, starlark.None, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "source", &srcV, "new_ids", &idsV, "overrides?", &ovV, "token?", &tokV); err != nil {
-			return nil, err
-		}
-		src, err := toID(fn, "source", srcV)
-		if err != nil {
-			return nil, err
-		}
-		ids, err := toIDList(fn, "new_ids", idsV)
-		if err != nil {
+		if err := arg(fn, "new_ids", idsV, &ids); err != nil {
 			return nil, err
 		}
 		if len(ids) == 0 {
@@ -86,19 +69,21 @@ func builtinFork(e Engine) builtinFunc {
 			}
 			ovs = make([]map[string]any, len(items))
 			for i, it := range items {
-				if ovs[i], err = toOptDict(fn, fmt.Sprintf("overrides[%d]", i), it); err != nil {
+				var o optDict
+				if err := arg(fn, fmt.Sprintf("overrides[%d]", i), it, &o); err != nil {
 					return nil, err
 				}
+				ovs[i] = o.v
 			}
 		}
-		tok, err := tokenOf(e, fn, "token", tokV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
 		var out []*registry.Thread
 		err = e.Store().Update(func(tx *registry.Tx) error {
 			var err error
-			if out, err = tx.Fork(src, ids, ovs, tok); err == nil {
+			if out, err = tx.Fork(src.id(), ids, ovs, tok); err == nil {
 				err = admit(e, out...)
 			}
 			return err
@@ -113,107 +98,69 @@ func builtinFork(e Engine) builtinFunc {
 // reparent(child, new_parent, token=None) -> Thread
 func builtinReparent(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
+		var child, parent idArg
+		var tokA tokenArg
+		if err := unpack(fn, args, kwargs, "child", &child, "new_parent", &parent, "token?", &tokA); err != nil {
 			return nil, err
 		}
-		var childV, parentV, tokV starlark.Value = nil, nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "child", &childV, "new_parent", &parentV, "token?", &tokV); err != nil {
-			return nil, err
-		}
-		child, err := toID(fn, "child", childV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
-		parent, err := toID(fn, "new_parent", parentV)
-		if err != nil {
-			return nil, err
-		}
-		tok, err := tokenOf(e, fn, "token", tokV)
-		if err != nil {
-			return nil, err
-		}
-		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Reparent(child, parent, tok) })
+		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Reparent(child.id(), parent.id(), tok) })
 	}
 }
 
 // rename(id, name, token=None) -> Thread
 func builtinRename(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
+		var id idArg
+		var name stringArg
+		var tokA tokenArg
+		if err := unpack(fn, args, kwargs, "id", &id, "name", &name, "token?", &tokA); err != nil {
 			return nil, err
 		}
-		var idV, nameV, tokV starlark.Value = nil, nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "name", &nameV, "token?", &tokV); err != nil {
-			return nil, err
+		if err := registry.ValidateName(string(name)); err != nil {
+			return nil, invalid(fn, "name", starlark.String(name), err)
 		}
-		id, err := toID(fn, "id", idV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
-		name, err := toString(fn, "name", nameV)
-		if err != nil {
-			return nil, err
-		}
-		if err := registry.ValidateName(name); err != nil {
-			return nil, valueError(fn, "name", nameV, "a non-empty name without control characters, at most 256 bytes")
-		}
-		tok, err := tokenOf(e, fn, "token", tokV)
-		if err != nil {
-			return nil, err
-		}
-		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Rename(id, name, tok) })
+		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Rename(id.id(), string(name), tok) })
 	}
 }
 
 // mutate(id, updates, safe_fields=None, token=None, if_version=None) -> Thread
 func builtinMutate(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
+		var idA idArg
+		var upd dictArg
+		var safeA optStringList
+		var tokA tokenArg
+		var ver optInt
+		if err := unpack(fn, args, kwargs, "id", &idA, "updates", &upd, "safe_fields?", &safeA, "token?", &tokA, "if_version?", &ver); err != nil {
 			return nil, err
 		}
-		var idV, updV, safeV, tokV, verV starlark.Value = nil, nil, starlark.None, starlark.None, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "updates", &updV, "safe_fields?", &safeV, "token?", &tokV, "if_version?", &verV); err != nil {
-			return nil, err
+		if ver.set && ver.v < 0 {
+			return nil, valueError(fn, "if_version", starlark.MakeInt64(int64(ver.v)), "a non-negative int (a Thread's version)")
 		}
-		var ifVersion *int64
-		if !isNone(verV) {
-			v, err := toInt(fn, "if_version", verV)
-			if err != nil {
-				return nil, err
-			}
-			if v < 0 {
-				return nil, valueError(fn, "if_version", verV, "a non-negative int (a Thread's version)")
-			}
-			ifVersion = &v
-		}
-		id, err := toID(fn, "id", idV)
-		if err != nil {
-			return nil, err
-		}
-		upd, err := toDict(fn, "updates", updV)
-		if err != nil {
-			return nil, err
-		}
+		id := idA.id()
 		var safe []string
-		if !isNone(safeV) {
-			if safe, err = toStringList(fn, "safe_fields", safeV); err != nil {
-				return nil, err
-			}
-			if safe == nil {
-				safe = []string{}
-			}
+		if safeA.set {
+			safe = append([]string{}, safeA.v...)
 		}
-		tok, err := tokenOf(e, fn, "token", tokV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
 		var dropped []string
 		v, err := update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) {
-			if ifVersion != nil {
+			if ver.set {
 				if _, err := tx.Open(id, tok); err != nil {
 					return nil, err
 				}
-				if err := tx.Expect(id, *ifVersion); err != nil {
+				if err := tx.Expect(id, int64(ver.v)); err != nil {
 					return nil, err
 				}
 			}
@@ -247,22 +194,18 @@ func builtinMutate(e Engine) builtinFunc {
 // the transaction fn is part of).
 func builtinUpdate(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
+		var idA idArg
+		var fnV starlark.Value
+		var tokA tokenArg
+		if err := unpack(fn, args, kwargs, "id", &idA, "fn", &fnV, "token?", &tokA); err != nil {
 			return nil, err
 		}
-		var idV, fnV, tokV starlark.Value = nil, nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "fn", &fnV, "token?", &tokV); err != nil {
-			return nil, err
-		}
-		id, err := toID(fn, "id", idV)
-		if err != nil {
-			return nil, err
-		}
+		id := idA.id()
 		call, ok := fnV.(starlark.Callable)
 		if !ok {
 			return nil, typeError(fn, "fn", fnV, "a function (thread) -> dict of changes")
 		}
-		tok, err := tokenOf(e, fn, "token", tokV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
@@ -283,8 +226,8 @@ func builtinUpdate(e Engine) builtinFunc {
 			if _, ok := res.(*starlark.Dict); !ok {
 				return nil, errorf(fn, "fn returned %s (%s); want a dict of the fields to change (or None for no change)", repr(res), typeName(res))
 			}
-			changes, err := toDict(fn, "fn's result", res)
-			if err != nil {
+			var changes dictArg
+			if err := arg(fn, "fn's result", res, &changes); err != nil {
 				return nil, err
 			}
 			t, _, err := tx.Mutate(id, changes, nil, tok)
@@ -295,15 +238,6 @@ func builtinUpdate(e Engine) builtinFunc {
 
 // inUpdateKey marks a Starlark thread running the fn of update().
 const inUpdateKey = "autonode.update"
-
-// refuseInUpdate refuses a builtin that uses the registry or the engine
-// inside update's fn: the transaction fn runs in holds the registry.
-func refuseInUpdate(th *starlark.Thread, fn string) error {
-	if outer, ok := th.Local(inUpdateKey).(string); ok && outer != "" {
-		return errorf(fn, "refused inside the function given to %s: it runs inside the registry transaction, so it may only compute and return the changes", outer)
-	}
-	return nil
-}
 
 // update runs op in a registry write transaction and returns its thread.
 func update(e Engine, fn string, op func(tx *registry.Tx) (*registry.Thread, error)) (starlark.Value, error) {
@@ -322,25 +256,18 @@ func update(e Engine, fn string, op func(tx *registry.Tx) (*registry.Thread, err
 // delete(*ids, token=None) -> list
 func builtinDelete(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
-		var tokV starlark.Value = starlark.None
-		if err := starlark.UnpackArgs(fn, nil, kwargs, "token?", &tokV); err != nil {
+		var tokA tokenArg
+		if err := unpack(fn, nil, kwargs, "token?", &tokA); err != nil {
 			return nil, err
 		}
 		if len(args) == 0 {
 			return nil, errorf(fn, "no thread ids given; call delete(id, ...)")
 		}
-		ids := make([]registry.ID, len(args))
-		for i, a := range args {
-			id, err := toID(fn, fmt.Sprintf("ids[%d]", i), a)
-			if err != nil {
-				return nil, err
-			}
-			ids[i] = id
+		var ids idList
+		if err := arg(fn, "ids", args, &ids); err != nil {
+			return nil, err
 		}
-		tok, err := tokenOf(e, fn, "token", tokV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
@@ -365,41 +292,29 @@ func builtinDelete(e Engine) builtinFunc {
 // restore(id, token=None) -> Thread
 func builtinRestore(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
+		var id idArg
+		var tokA tokenArg
+		if err := unpack(fn, args, kwargs, "id", &id, "token?", &tokA); err != nil {
 			return nil, err
 		}
-		var idV, tokV starlark.Value = nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "token?", &tokV); err != nil {
-			return nil, err
-		}
-		id, err := toID(fn, "id", idV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
-		tok, err := tokenOf(e, fn, "token", tokV)
-		if err != nil {
-			return nil, err
-		}
-		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Restore(id, tok) })
+		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Restore(id.id(), tok) })
 	}
 }
 
 // lineage(id) -> struct(ancestors=[...], descendants=[...])
 func builtinLineage(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var idV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV); err != nil {
+		var idA idArg
+		if err := unpack(fn, args, kwargs, "id", &idA); err != nil {
 			return nil, err
 		}
-		id, err := toID(fn, "id", idV)
-		if err != nil {
-			return nil, err
-		}
-		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
-			return nil, err
-		}
+		id := idA.id()
 		var anc, desc []registry.ID
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
 			if anc, err = tx.Ancestors(id); err != nil {
 				return err

@@ -20,48 +20,29 @@ import (
 // caller's thread, and the merge runs again with the answers.
 func builtinMerge(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxed(e, th, fn); err != nil {
+		var leftA, rightA idArg
+		var newID optID
+		strat := stringArg(registry.PreferLeft)
+		var ck optStringList
+		var inpl optString
+		var resV starlark.Value = starlark.None
+		var tokV starlark.Value = starlark.None
+		if err := unpack(fn, args, kwargs, "left", &leftA, "right", &rightA, "new_id?", &newID,
+			"strategy?", &strat, "conflict_keys?", &ck, "resolve?", &resV, "inplace?", &inpl, "token?", &tokV); err != nil {
 			return nil, err
 		}
-		var leftV, rightV starlark.Value
-		var newV, stratV, ckV, resV, inplV, tokV starlark.Value = starlark.None, starlark.String(registry.PreferLeft), starlark.None, starlark.None, starlark.None, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "left", &leftV, "right", &rightV, "new_id?", &newV,
-			"strategy?", &stratV, "conflict_keys?", &ckV, "resolve?", &resV, "inplace?", &inplV, "token?", &tokV); err != nil {
-			return nil, err
-		}
-		var o registry.MergeOptions
-		left, err := toID(fn, "left", leftV)
-		if err != nil {
-			return nil, err
-		}
-		right, err := toID(fn, "right", rightV)
-		if err != nil {
-			return nil, err
-		}
-		if o.NewID, err = toOptID(fn, "new_id", newV); err != nil {
-			return nil, err
-		}
-		if o.Strategy, err = toString(fn, "strategy", stratV); err != nil {
-			return nil, err
-		}
+		left, right := leftA.id(), rightA.id()
+		o := registry.MergeOptions{NewID: idPtr(newID), Strategy: string(strat), Inplace: string(inpl.v)}
 		strategy, seedInplace, err := registry.ParseStrategy(o.Strategy)
 		if err != nil {
-			return nil, valueError(fn, "strategy", stratV, "one of prefer-left, prefer-right, manual (or prefer-left-inplace-left, prefer-right-inplace-right)")
+			return nil, valueError(fn, "strategy", starlark.String(strat), "one of prefer-left, prefer-right, manual (or prefer-left-inplace-left, prefer-right-inplace-right)")
 		}
-		if !isNone(ckV) {
-			if o.ConflictKeys, err = toStringList(fn, "conflict_keys", ckV); err != nil {
-				return nil, err
-			}
-			if o.ConflictKeys == nil {
-				o.ConflictKeys = []string{}
-			}
+		if ck.set {
+			o.ConflictKeys = append([]string{}, ck.v...)
 		}
-		if o.Inplace, err = toOptString(fn, "inplace", inplV); err != nil {
-			return nil, err
-		}
-		if !isNone(inplV) {
-			if err := oneOf(fn, "inplace", inplV, o.Inplace, []string{"left", "right"}); err != nil {
-				return nil, err
+		if inpl.set {
+			if o.Inplace != "left" && o.Inplace != "right" {
+				return nil, valueError(fn, "inplace", starlark.String(inpl.v), "one of left, right")
 			}
 			if seedInplace != "" && seedInplace != o.Inplace {
 				return nil, errorf(fn, "inplace: got %q, but strategy %q writes in place on the %s", o.Inplace, o.Strategy, seedInplace)
@@ -74,9 +55,11 @@ func builtinMerge(e Engine) builtinFunc {
 		switch r := resV.(type) {
 		case starlark.NoneType:
 		case *starlark.Dict:
-			if o.Resolve, err = toDict(fn, "resolve", r); err != nil {
+			var d dictArg
+			if err := arg(fn, "resolve", r, &d); err != nil {
 				return nil, err
 			}
+			o.Resolve = d
 		case starlark.Callable:
 			resolveFn = r
 		default:
@@ -146,18 +129,25 @@ func callResolve(th *starlark.Thread, fn string, resolve starlark.Callable, c re
 // mergeTokens resolves merge's token argument: None (the session token),
 // one string for both sides, or a list or tuple of two (left, right).
 func mergeTokens(e Engine, fn string, v starlark.Value) (left, right string, err error) {
+	one := func(param string, v starlark.Value) (string, error) {
+		var t tokenArg
+		if err := arg(fn, param, v, &t); err != nil {
+			return "", err
+		}
+		return t.resolve(e, fn, param)
+	}
 	if !isListLike(v) {
-		tok, err := tokenOf(e, fn, "token", v)
+		tok, err := one("token", v)
 		return tok, tok, err
 	}
 	items := listItems(v)
 	if len(items) != 2 {
 		return "", "", valueError(fn, "token", v, "a token, or a list of two tokens (left, right)")
 	}
-	if left, err = tokenOf(e, fn, "token[0]", items[0]); err != nil {
+	if left, err = one("token[0]", items[0]); err != nil {
 		return "", "", err
 	}
-	if right, err = tokenOf(e, fn, "token[1]", items[1]); err != nil {
+	if right, err = one("token[1]", items[1]); err != nil {
 		return "", "", err
 	}
 	return left, right, nil

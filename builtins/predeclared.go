@@ -21,6 +21,7 @@ var threadBuiltins = map[string]func(Engine) builtinFunc{
 	"token":       builtinToken,
 	"spawn":       builtinSpawn,
 	"spawn_batch": builtinSpawnBatch,
+	"run":         builtinRun,
 	"wait":        builtinWait,
 	"cancel":      builtinCancel,
 	"get":         builtinGet,
@@ -45,8 +46,8 @@ var threadBuiltins = map[string]func(Engine) builtinFunc{
 // Predeclared returns AutoNode's Starlark environment bound to e: every
 // thread builtin (token, spawn, spawn_batch, wait, cancel, get, threads,
 // query, branch, fork, merge, reparent, rename, mutate, delete, restore,
-// summarize, lineage, info, current, log) and the modules accel, host,
-// json, math and time. The values are frozen and safe to share between
+// summarize, lineage, info, current, log), struct, and the modules accel,
+// host, json, math and time. The values are frozen and safe to share between
 // Starlark threads. Docs describes each one.
 func Predeclared(e Engine) starlark.StringDict {
 	if e == nil {
@@ -54,8 +55,9 @@ func Predeclared(e Engine) starlark.StringDict {
 	}
 	d := make(starlark.StringDict, len(threadBuiltins)+5)
 	for name, mk := range threadBuiltins {
-		d[name] = newBuiltin(name, mk(e))
+		d[name] = newBuiltin(e, name, mk(e))
 	}
+	d["struct"] = structBuiltin(e)
 	d["accel"] = newAccelModule(e)
 	d["host"] = hostModule(e)
 	d["json"] = guardModule(json.Module)
@@ -65,19 +67,38 @@ func Predeclared(e Engine) starlark.StringDict {
 	return d
 }
 
+// structBuiltin is go.starlark.net's struct(**kwargs) (starlarkstruct.Make),
+// predeclared as Bazel, Tilt and starlet have it.
+func structBuiltin(e Engine) *starlark.Builtin {
+	mk := starlark.NewBuiltin("struct", starlarkstruct.Make)
+	return newBuiltin(e, "struct", func(th *starlark.Thread, _ string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return starlark.Call(th, mk, args, kwargs)
+	})
+}
+
 // builtinFunc is the signature of every builtin's implementation.
 type builtinFunc func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
 
-// newBuiltin wraps impl as a Starlark builtin named name. The wrapper turns
-// a panic (a bug, never an expected outcome) into an error naming the
-// builtin ("accel.add: internal error: ..."), so that no input can bring
-// the host program down and the script or thread fails instead of
-// succeeding; InternalErrors counts it.
-func newBuiltin(name string, impl builtinFunc) *starlark.Builtin {
+// newBuiltin wraps impl as a Starlark builtin named name, bound to e. The
+// wrapper enforces the builtin's declared capability (capabilities: the
+// one sandbox decision point) before impl runs, and turns a panic (a bug,
+// never an expected outcome) into an error naming the builtin
+// ("accel.add: internal error: ..."), so that no input can bring the host
+// program down and the script or thread fails instead of succeeding;
+// InternalErrors counts it. A builtin without a declared capability is
+// refused (a test keeps every builtin declared).
+func newBuiltin(e Engine, name string, impl builtinFunc) *starlark.Builtin {
+	c, declared := capabilityOf(name)
 	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (v starlark.Value, err error) {
 		defer recoverValue(name, &v, &err)
 		if th == nil {
 			return nil, fmt.Errorf("%s: called without a Starlark thread", name)
+		}
+		if !declared {
+			return nil, fmt.Errorf("%s: %w: the builtin declares no capability", name, ErrInternal)
+		}
+		if err := allow(e, th, name, c, args, kwargs); err != nil {
+			return nil, err
 		}
 		return impl(th, name, args, kwargs)
 	})

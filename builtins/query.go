@@ -3,29 +3,26 @@ package builtins
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"go.starlark.net/starlark"
 
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 )
 
 // get(id) -> Thread or None
 func builtinGet(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var idV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV); err != nil {
+		var idA idArg
+		if err := unpack(fn, args, kwargs, "id", &idA); err != nil {
 			return nil, err
 		}
-		id, err := toID(fn, "id", idV)
-		if err != nil {
-			return nil, err
-		}
-		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
-			return nil, err
-		}
+		id := idA.id()
 		var rec *registry.Thread
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
 			rec, err = tx.Get(id)
 			if isNotFound(err) {
@@ -36,6 +33,9 @@ func builtinGet(e Engine) builtinFunc {
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
+		if rec != nil {
+			(&owner.Checker{}).Apply(rec)
+		}
 		return NewThread(rec), nil
 	}
 }
@@ -43,46 +43,34 @@ func builtinGet(e Engine) builtinFunc {
 // threads(stage=None, device=None, status=None, parent=None) -> list
 func builtinThreads(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
+		var stage, device, status optString
+		var parent optID
+		if err := unpack(fn, args, kwargs, "stage?", &stage, "device?", &device, "status?", &status, "parent?", &parent); err != nil {
 			return nil, err
 		}
-		var stageV, deviceV, statusV, parentV starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "stage?", &stageV, "device?", &deviceV, "status?", &statusV, "parent?", &parentV); err != nil {
-			return nil, err
-		}
-		var f registry.Filter
-		var err error
-		if f.Stage, err = toOptString(fn, "stage", stageV); err != nil {
-			return nil, err
-		}
-		if f.Stage != "" {
-			f.Stage = strings.ToUpper(f.Stage)
-			if err := oneOf(fn, "stage", stageV, f.Stage, registry.Stages()); err != nil {
-				return nil, err
+		f := registry.Filter{Stage: strings.ToUpper(string(stage.v)), Device: strings.ToLower(string(device.v)),
+			Status: string(status.v), Parent: idPtr(parent)}
+		if stage.set {
+			if err := registry.ValidateStage(f.Stage); err != nil {
+				return nil, invalid(fn, "stage", starlark.String(stage.v), err)
 			}
 		}
-		if f.Device, err = toOptString(fn, "device", deviceV); err != nil {
-			return nil, err
-		}
-		if f.Device != "" {
-			f.Device = strings.ToLower(f.Device)
-			if err := oneOf(fn, "device", deviceV, f.Device, registry.Devices()); err != nil {
-				return nil, err
+		if device.set {
+			if err := registry.ValidateDevice(f.Device); err != nil {
+				return nil, invalid(fn, "device", starlark.String(device.v), err)
 			}
 		}
-		if f.Status, err = toOptString(fn, "status", statusV); err != nil {
-			return nil, err
+		if allowed := append(registry.Statuses(), registry.StatusUnknown); status.set && !slices.Contains(allowed, f.Status) {
+			return nil, valueError(fn, "status", starlark.String(status.v), "one of "+strings.Join(allowed, ", "))
 		}
-		if f.Status != "" {
-			if err := oneOf(fn, "status", statusV, f.Status, append(append([]string(nil), registry.Statuses()...), registry.StatusUnknown)); err != nil {
-				return nil, err
-			}
-		}
-		if f.Parent, err = toOptID(fn, "parent", parentV); err != nil {
-			return nil, err
+		// A thread whose owner process is gone reads as crashed, so a
+		// status that may be stale is filtered after that reading.
+		want := f.Status
+		if owner.MayBeStale(want) {
+			f.Status = ""
 		}
 		var list []*registry.Thread
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
 			list, err = tx.List(f)
 			return err
@@ -90,9 +78,13 @@ func builtinThreads(e Engine) builtinFunc {
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
-		out := make([]starlark.Value, len(list))
-		for i, t := range list {
-			out[i] = NewThread(t)
+		alive := &owner.Checker{}
+		out := make([]starlark.Value, 0, len(list))
+		for _, t := range list {
+			alive.Apply(t)
+			if want == "" || t.EffectiveStatus() == want {
+				out = append(out, NewThread(t))
+			}
 		}
 		return starlark.NewList(out), nil
 	}
@@ -101,20 +93,14 @@ func builtinThreads(e Engine) builtinFunc {
 // query(path) -> value
 func builtinQuery(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
+		var pathA stringArg
+		if err := unpack(fn, args, kwargs, "path", &pathA); err != nil {
 			return nil, err
 		}
-		var pathV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "path", &pathV); err != nil {
-			return nil, err
-		}
-		path, err := toString(fn, "path", pathV)
-		if err != nil {
-			return nil, err
-		}
+		path := string(pathA)
 		var raw string
 		var found bool
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			res, err := tx.Query(path)
 			if err != nil {
 				return err
@@ -147,10 +133,7 @@ func builtinQuery(e Engine) builtinFunc {
 // summarize() -> dict
 func builtinSummarize(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseSandboxedRead(e, th, fn, nil); err != nil {
-			return nil, err
-		}
-		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+		if err := unpack(fn, args, kwargs); err != nil {
 			return nil, err
 		}
 		var s registry.Summary
@@ -170,7 +153,7 @@ func builtinSummarize(e Engine) builtinFunc {
 func summaryValue(s registry.Summary) starlark.Value {
 	counts := func(m map[string]int) starlark.Value {
 		d := starlark.NewDict(len(m))
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			d.SetKey(starlark.String(k), starlark.MakeInt(m[k]))
 		}
 		return d
@@ -204,20 +187,14 @@ func summaryValue(s registry.Summary) starlark.Value {
 // info(id)
 func builtinInfo(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var idV starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV); err != nil {
+		var idA idArg
+		if err := unpack(fn, args, kwargs, "id", &idA); err != nil {
 			return nil, err
 		}
-		id, err := toID(fn, "id", idV)
-		if err != nil {
-			return nil, err
-		}
-		if err := refuseSandboxedRead(e, th, fn, &id); err != nil {
-			return nil, err
-		}
+		id := idA.id()
 		var rec *registry.Thread
 		deletedAt := ""
-		err = e.Store().View(func(tx *registry.Tx) error {
+		err := e.Store().View(func(tx *registry.Tx) error {
 			var err error
 			if rec, err = tx.Get(id); err == nil || !isNotFound(err) {
 				return err
@@ -230,6 +207,11 @@ func builtinInfo(e Engine) builtinFunc {
 		})
 		if err != nil {
 			return nil, wrapErr(fn, err)
+		}
+		if deletedAt == "" {
+			if note := (&owner.Checker{}).Apply(rec); note != "" {
+				rec.Status += " (" + note + ")" // as autonode show prints it
+			}
 		}
 		var b strings.Builder
 		if err := registry.WriteInfo(&b, rec, deletedAt); err != nil {

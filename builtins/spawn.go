@@ -2,8 +2,8 @@ package builtins
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -16,7 +16,8 @@ import (
 // spawnParams are spawn's parameters, in order; spawn_batch's specs use
 // the same names as dict keys.
 var spawnParams = []string{"id", "stage", "device", "token", "sandbox", "caching", "priority", "ttl",
-	"metadata", "name", "run", "args", "kwargs", "dry_run", "wait"}
+	"metadata", "name", "run", "args", "kwargs", "dry_run", "wait",
+	"retries", "retry_delay", "backoff", "max_delay", "retry_on", "after"}
 
 // spawnDefaults are the values of omitted spawn parameters.
 func spawnDefaults() map[string]starlark.Value {
@@ -26,13 +27,52 @@ func spawnDefaults() map[string]starlark.Value {
 		"priority": starlark.MakeInt(registry.DefaultPriority), "ttl": starlark.Float(registry.DefaultTTL),
 		"metadata": starlark.None, "name": starlark.None, "run": starlark.None, "args": starlark.Tuple{},
 		"kwargs": starlark.None, "dry_run": starlark.False, "wait": starlark.True,
+		"retries": starlark.MakeInt(0), "retry_delay": starlark.Float(registry.DefaultRetryDelay),
+		"backoff": starlark.Float(registry.DefaultBackoff), "max_delay": starlark.Float(registry.DefaultMaxDelay),
+		"retry_on": starlark.None, "after": starlark.None,
 	}
+}
+
+// runParams are run()'s parameters, in order. For the retry policy, None
+// keeps the thread's own.
+var runParams = []string{"id", "run", "args", "kwargs", "token", "wait",
+	"retries", "retry_delay", "backoff", "max_delay", "retry_on", "after"}
+
+// retryParams are the numbers of the retry policy.
+var retryParams = []string{"retries", "retry_delay", "backoff", "max_delay"}
+
+// unpackParams unpacks args and kwargs into vals, whose entries are the
+// defaults, for the parameters params (all optional), and returns the
+// names the caller gave.
+func unpackParams(fn string, args starlark.Tuple, kwargs []starlark.Tuple, params []string, vals map[string]starlark.Value) ([]string, error) {
+	ptrs := make([]any, 0, 2*len(params))
+	holders := make([]starlark.Value, len(params))
+	for i, p := range params {
+		holders[i] = vals[p]
+		ptrs = append(ptrs, p+"?", &holders[i])
+	}
+	if err := unpack(fn, args, kwargs, ptrs...); err != nil {
+		return nil, err
+	}
+	given := make([]string, 0, len(args)+len(kwargs))
+	for i, p := range params {
+		vals[p] = holders[i]
+		if i < len(args) {
+			given = append(given, p)
+		}
+	}
+	for _, kv := range kwargs {
+		if k, ok := starlark.AsString(kv[0]); ok {
+			given = append(given, k)
+		}
+	}
+	return given, nil
 }
 
 // token() -> str
 func builtinToken(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+		if err := unpack(fn, args, kwargs); err != nil {
 			return nil, err
 		}
 		tok, err := registry.NewToken()
@@ -46,44 +86,80 @@ func builtinToken(e Engine) builtinFunc {
 // spawn(id=None, stage="BASE", ...) -> Thread or Handle
 func builtinSpawn(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
-			return nil, err
-		}
 		vals := spawnDefaults()
-		ptrs := make([]any, 0, 2*len(spawnParams))
-		holders := make([]starlark.Value, len(spawnParams))
-		for i, p := range spawnParams {
-			holders[i] = vals[p]
-			ptrs = append(ptrs, p+"?", &holders[i])
-		}
-		if err := starlark.UnpackArgs(fn, args, kwargs, ptrs...); err != nil {
+		given, err := unpackParams(fn, args, kwargs, spawnParams, vals)
+		if err != nil {
 			return nil, err
-		}
-		for i, p := range spawnParams {
-			vals[p] = holders[i]
 		}
 		req, err := spawnRequest(e, th, fn, "", vals)
 		if err != nil {
 			return nil, err
 		}
-		ctx := contextOf(e, th)
-		h, err := e.Spawn(ctx, req)
-		if err != nil {
-			return nil, wrapErr(fn, err)
-		}
-		if h == nil {
-			return nil, errorf(fn, "the engine returned no handle")
-		}
-		hv := &handleValue{h: h, e: e}
-		if !req.Wait {
-			return hv, nil
-		}
-		v, err := waitOne(e, th, fn, hv, noTimeout)
-		if err == nil {
-			err = stopped(ctx, fn)
-		}
-		return v, err
+		req.Given = given
+		return submit(e, th, fn, req)
 	}
+}
+
+// run(id, run=None, args=(), kwargs=None, token=None, wait=True,
+// retries=None, retry_delay=None, backoff=None, max_delay=None,
+// retry_on=None, after=None) -> Thread or Handle
+func builtinRun(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		vals := spawnDefaults()
+		vals["id"] = nil
+		for _, p := range retryParams {
+			vals[p] = starlark.None
+		}
+		given, err := unpackParams(fn, args, kwargs, runParams, vals)
+		if err != nil {
+			return nil, err
+		}
+		if vals["id"] == nil {
+			return nil, errorf(fn, "missing argument for id")
+		}
+		if isNone(vals["id"]) {
+			return nil, typeError(fn, "id", vals["id"], "a thread id (number)")
+		}
+		var keep []string // None leaves the thread's own value
+		for _, p := range given {
+			if !isNone(vals[p]) {
+				keep = append(keep, p)
+			}
+		}
+		for _, p := range retryParams {
+			if isNone(vals[p]) {
+				vals[p] = spawnDefaults()[p]
+			}
+		}
+		req, err := spawnRequest(e, th, fn, "", vals)
+		if err != nil {
+			return nil, err
+		}
+		req.Rerun, req.Given = true, keep
+		return submit(e, th, fn, req)
+	}
+}
+
+// submit hands req to the engine and returns the Thread once it has ended
+// or, with wait=False, its Handle at once.
+func submit(e Engine, th *starlark.Thread, fn string, req *SpawnRequest) (starlark.Value, error) {
+	ctx := contextOf(e, th)
+	h, err := e.Spawn(ctx, req)
+	if err != nil {
+		return nil, wrapErr(fn, err)
+	}
+	if h == nil {
+		return nil, errorf(fn, "the engine returned no handle")
+	}
+	hv := &handleValue{h: h, e: e}
+	if !req.Wait {
+		return hv, nil
+	}
+	v, err := waitOne(e, th, fn, hv, noTimeout)
+	if err == nil {
+		err = stopped(ctx, fn)
+	}
+	return v, err
 }
 
 // stopped reports that the caller's context ended while it waited (Ctrl-C,
@@ -101,58 +177,72 @@ func stopped(ctx context.Context, fn string) error {
 // request, resolving the token and freezing the body and its arguments.
 func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[string]starlark.Value) (*SpawnRequest, error) {
 	param := func(p string) string { return prefix + p }
-	req := &SpawnRequest{Caller: th}
-	var err error
-	if req.ID, err = toOptID(fn, param("id"), vals["id"]); err != nil {
-		return nil, err
+	conv := func(p string, dst starlark.Unpacker) error { return arg(fn, param(p), vals[p], dst) }
+	check := func(p string, err error) error {
+		if err != nil {
+			return argError(fn, param(p), gotInvalid(vals[p], err).Error())
+		}
+		return nil
 	}
-	stage, err := toString(fn, param("stage"), vals["stage"])
-	if err != nil {
-		return nil, err
-	}
-	req.Stage = strings.ToUpper(stage)
-	if err := oneOf(fn, param("stage"), vals["stage"], req.Stage, registry.Stages()); err != nil {
-		return nil, err
-	}
-	dev, err := toString(fn, param("device"), vals["device"])
-	if err != nil {
-		return nil, err
-	}
-	req.Device = strings.ToLower(dev)
-	if err := oneOf(fn, param("device"), vals["device"], req.Device, registry.Devices()); err != nil {
-		return nil, err
-	}
-	for _, b := range []struct {
+	var (
+		id                                 optID
+		stage, device                      stringArg
+		sandbox, caching, dryRun, wait     boolArg
+		priority, retries                  intArg
+		ttl, retryDelay, backoff, maxDelay numberArg
+		metadata                           optDict
+		name                               optString
+		tok                                tokenArg
+		after                              optIDList
+	)
+	for _, c := range []struct {
 		p   string
-		dst *bool
-	}{{"sandbox", &req.Sandbox}, {"caching", &req.Caching}, {"dry_run", &req.DryRun}, {"wait", &req.Wait}} {
-		if *b.dst, err = toBool(fn, param(b.p), vals[b.p]); err != nil {
+		dst starlark.Unpacker
+	}{{"id", &id}, {"stage", &stage}, {"device", &device}, {"sandbox", &sandbox}, {"caching", &caching},
+		{"dry_run", &dryRun}, {"wait", &wait}, {"priority", &priority}, {"ttl", &ttl},
+		{"metadata", &metadata}, {"name", &name}, {"token", &tok}, {"retries", &retries},
+		{"retry_delay", &retryDelay}, {"backoff", &backoff}, {"max_delay", &maxDelay}, {"after", &after}} {
+		if err := conv(c.p, c.dst); err != nil {
 			return nil, err
 		}
 	}
-	if req.Priority, err = toInt(fn, param("priority"), vals["priority"]); err != nil {
+	req := &SpawnRequest{
+		Caller: th, ID: idPtr(id), Stage: strings.ToUpper(string(stage)), Device: strings.ToLower(string(device)),
+		Sandbox: bool(sandbox), Caching: bool(caching), DryRun: bool(dryRun), Wait: bool(wait),
+		Priority: int64(priority), TTL: float64(ttl), Metadata: metadata.v, Name: string(name.v),
+		Retries: int(retries), RetryDelay: float64(retryDelay), Backoff: float64(backoff), MaxDelay: float64(maxDelay),
+		After: after.v,
+	}
+	for _, c := range []struct {
+		p   string
+		err error
+	}{{"stage", registry.ValidateStage(req.Stage)}, {"device", registry.ValidateDevice(req.Device)},
+		{"priority", registry.ValidatePriority(req.Priority)}, {"ttl", registry.ValidateTTL(req.TTL)}} {
+		if err := check(c.p, c.err); err != nil {
+			return nil, err
+		}
+	}
+	policy := registry.RetryPolicy{Retries: req.Retries, Delay: req.RetryDelay, Backoff: req.Backoff, MaxDelay: req.MaxDelay}
+	if retries < 0 || retries > registry.MaxRetries {
+		policy.Retries = -1 // out of the int range: Validate says what is allowed
+	}
+	if err := policy.Validate(); err != nil {
+		var fe *registry.FieldError
+		if errors.As(err, &fe) {
+			return nil, check(fe.Field, err)
+		}
 		return nil, err
 	}
-	if req.Priority < 0 {
-		return nil, valueError(fn, param("priority"), vals["priority"], "a non-negative integer")
+	if ro := vals["retry_on"]; !isNone(ro) {
+		c, ok := ro.(starlark.Callable)
+		if !ok {
+			return nil, typeError(fn, param("retry_on"), ro, "a function (error_text) -> bool")
+		}
+		req.RetryOn = c
 	}
-	ttl, err := toFloat(fn, param("ttl"), vals["ttl"])
-	if err != nil {
-		return nil, err
-	}
-	if math.IsNaN(ttl) || math.IsInf(ttl, 0) || ttl <= 0 {
-		return nil, valueError(fn, param("ttl"), vals["ttl"], "a positive number of seconds")
-	}
-	req.TTL = ttl
-	if req.Metadata, err = toOptDict(fn, param("metadata"), vals["metadata"]); err != nil {
-		return nil, err
-	}
-	if req.Name, err = toOptString(fn, param("name"), vals["name"]); err != nil {
-		return nil, err
-	}
-	if !isNone(vals["name"]) {
-		if err := registry.ValidateName(req.Name); err != nil {
-			return nil, valueError(fn, param("name"), vals["name"], "a non-empty name without control characters, at most 256 bytes")
+	if name.set {
+		if err := check("name", registry.ValidateName(req.Name)); err != nil {
+			return nil, err
 		}
 	}
 	if run := vals["run"]; !isNone(run) {
@@ -185,12 +275,16 @@ func spawnRequest(e Engine, th *starlark.Thread, fn, prefix string, vals map[str
 	if (len(req.Args) > 0 || len(req.Kwargs) > 0) && req.Run == nil {
 		return nil, errorf(fn, "%s: arguments were given but no run function to receive them", param("args"))
 	}
-	if req.Token, err = tokenOf(e, fn, param("token"), vals["token"]); err != nil {
+	var err error
+	if req.Token, err = tok.resolve(e, fn, param("token")); err != nil {
 		return nil, err
 	}
 	// The body and its arguments cross to another goroutine: freeze them.
 	if req.Run != nil {
 		req.Run.Freeze()
+	}
+	if req.RetryOn != nil {
+		req.RetryOn.Freeze()
 	}
 	req.Args.Freeze()
 	for _, kv := range req.Kwargs {
@@ -223,27 +317,21 @@ func spawnFailure(i int, id *registry.ID, err error) starlark.Value {
 // spawn_batch(specs, workers=None) -> list
 func builtinSpawnBatch(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
-			return nil, err
-		}
 		var specs, workersV starlark.Value = nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "specs", &specs, "workers?", &workersV); err != nil {
+		var w optInt
+		if err := unpack(fn, args, kwargs, "specs", &specs, "workers?", &workersV); err != nil {
 			return nil, err
 		}
 		if !isListLike(specs) {
 			return nil, typeError(fn, "specs", specs, "a list of dicts with spawn's fields")
 		}
-		workers := 0
-		if !isNone(workersV) {
-			w, err := toInt(fn, "workers", workersV)
-			if err != nil {
-				return nil, err
-			}
-			if w < 1 || w > 1<<20 {
-				return nil, valueError(fn, "workers", workersV, "a positive number of workers")
-			}
-			workers = int(w)
+		if err := arg(fn, "workers", workersV, &w); err != nil {
+			return nil, err
 		}
+		if w.set && (w.v < 1 || w.v > 1<<20) {
+			return nil, valueError(fn, "workers", workersV, "a positive number of workers")
+		}
+		workers := int(w.v)
 		items := listItems(specs)
 		out := make([]starlark.Value, len(items))
 		var reqs []*SpawnRequest
@@ -305,14 +393,22 @@ func batchSpec(e Engine, th *starlark.Thread, fn string, i int, spec starlark.Va
 		return nil, typeError(fn, name, spec, "a dict with spawn's fields")
 	}
 	vals := spawnDefaults()
+	given := make([]string, 0, d.Len())
 	for _, kv := range d.Items() {
 		k, ok := kv[0].(starlark.String)
 		if !ok || vals[string(k)] == nil {
-			return nil, errorf(fn, "%s: unexpected key %s; allowed are %s", name, repr(kv[0]), strings.Join(spawnParams, ", "))
+			msg := fmt.Sprintf("%s: unexpected key %s%s; allowed are %s", name, repr(kv[0]), SeedKeywordNote(string(k)), strings.Join(spawnParams, ", "))
+			return nil, errorf(fn, "%s", msg)
 		}
 		vals[string(k)] = kv[1]
+		given = append(given, string(k))
 	}
-	return spawnRequest(e, th, fn, name+".", vals)
+	req, err := spawnRequest(e, th, fn, name+".", vals)
+	if err != nil {
+		return nil, err
+	}
+	req.Given = given
+	return req, nil
 }
 
 // specID is the id a spec asks for, if it names a valid one.
@@ -325,27 +421,22 @@ func specID(spec starlark.Value) *registry.ID {
 	if !found {
 		return nil
 	}
-	id, err := toOptID("", "", v)
-	if err != nil {
+	var id optID
+	if id.Unpack(v) != nil {
 		return nil
 	}
-	return id
+	return idPtr(id)
 }
 
 // wait(handles, timeout=None) -> Thread or list
 func builtinWait(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
+		var handles starlark.Value
+		timeout := timeoutArg(noTimeout)
+		if err := unpack(fn, args, kwargs, "handles", &handles, "timeout?", &timeout); err != nil {
 			return nil, err
 		}
-		var handles, timeoutV starlark.Value = nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "handles", &handles, "timeout?", &timeoutV); err != nil {
-			return nil, err
-		}
-		d, err := toTimeout(fn, timeoutV)
-		if err != nil {
-			return nil, err
-		}
+		d := time.Duration(timeout)
 		deadline := time.Now().Add(d)
 		one := func(param string, v starlark.Value) (starlark.Value, error) {
 			switch x := v.(type) {
@@ -379,25 +470,16 @@ func builtinWait(e Engine) builtinFunc {
 // cancel(id, token=None)
 func builtinCancel(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
+		var id idArg
+		var tokA tokenArg
+		if err := unpack(fn, args, kwargs, "id", &id, "token?", &tokA); err != nil {
 			return nil, err
 		}
-		if err := refuseSandboxed(e, th, fn); err != nil {
-			return nil, err
-		}
-		var idV, tokV starlark.Value = nil, starlark.None
-		if err := starlark.UnpackArgs(fn, args, kwargs, "id", &idV, "token?", &tokV); err != nil {
-			return nil, err
-		}
-		id, err := toID(fn, "id", idV)
+		tok, err := tokA.resolve(e, fn, "token")
 		if err != nil {
 			return nil, err
 		}
-		tok, err := tokenOf(e, fn, "token", tokV)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.Cancel(id, tok); err != nil {
+		if err := e.Cancel(id.id(), tok); err != nil {
 			return nil, wrapErr(fn, err)
 		}
 		return starlark.None, nil
@@ -407,7 +489,7 @@ func builtinCancel(e Engine) builtinFunc {
 // current() -> Thread
 func builtinCurrent(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(fn, args, kwargs); err != nil {
+		if err := unpack(fn, args, kwargs); err != nil {
 			return nil, err
 		}
 		rec := e.Running(th)
@@ -421,11 +503,8 @@ func builtinCurrent(e Engine) builtinFunc {
 // log(msg)
 func builtinLog(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := refuseInUpdate(th, fn); err != nil {
-			return nil, err
-		}
 		var msg starlark.Value
-		if err := starlark.UnpackArgs(fn, args, kwargs, "msg", &msg); err != nil {
+		if err := unpack(fn, args, kwargs, "msg", &msg); err != nil {
 			return nil, err
 		}
 		text, ok := starlark.AsString(msg)

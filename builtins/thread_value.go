@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -16,9 +16,9 @@ import (
 
 // threadAttrs lists the attributes of a Thread value, in dir() order.
 var threadAttrs = []string{
-	"cached", "caching", "device", "device_used", "duration_ms", "error", "finished_at", "history", "id",
-	"lineage", "metadata", "name", "parent", "priority", "result", "sandbox", "stage", "started_at", "status", "ttl",
-	"version",
+	"after", "attempt", "attempts", "cached", "caching", "device", "device_used", "duration_ms", "error",
+	"finished_at", "history", "id", "lineage", "metadata", "name", "parent", "priority", "result", "sandbox",
+	"stage", "started_at", "status", "ttl", "version",
 }
 
 // Thread is the read-only Starlark value of a thread record: a snapshot
@@ -111,6 +111,23 @@ func newThread(t *registry.Thread) (*Thread, error) {
 	a["device_used"] = optStr(rec.DeviceUsed)
 	a["cached"] = starlark.Bool(rec.Cached)
 	a["version"] = starlark.MakeInt64(rec.Version)
+	a["after"] = conv("after", slices.Clone(rec.After))
+	a["attempt"] = starlark.MakeInt(0)
+	if at := rec.LatestAttempt(); at != nil {
+		a["attempt"] = starlark.MakeInt(at.N)
+	}
+	attempts := make([]any, len(rec.Attempts))
+	for i, at := range rec.Attempts {
+		m := map[string]any{"attempt": int64(at.N), "status": at.Status, "error": nil, "started_at": nil,
+			"finished_at": nil, "duration_ms": at.DurationMS, "device_used": nil}
+		for k, v := range map[string]string{"error": at.Error, "started_at": at.StartedAt, "finished_at": at.FinishedAt, "device_used": at.DeviceUsed} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+		attempts[i] = m
+	}
+	a["attempts"] = conv("attempts", attempts)
 	if firstErr == nil {
 		firstErr = perr
 	}
@@ -147,7 +164,7 @@ func (t *Thread) Attr(name string) (starlark.Value, error) {
 }
 
 // AttrNames lists the attributes.
-func (t *Thread) AttrNames() []string { return append([]string(nil), threadAttrs...) }
+func (t *Thread) AttrNames() []string { return slices.Clone(threadAttrs) }
 
 // CompareSameType implements == and != (same id and same content).
 func (t *Thread) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
@@ -204,37 +221,15 @@ func (h *handleValue) Attr(name string) (starlark.Value, error) {
 	case "done":
 		return starlark.Bool(h.h.Done()), nil
 	case "wait":
-		return newBuiltin("Handle.wait", func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var timeout starlark.Value = starlark.None
-			if err := starlark.UnpackArgs(fn, args, kwargs, "timeout?", &timeout); err != nil {
+		return newBuiltin(h.e, "Handle.wait", func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			timeout := timeoutArg(noTimeout)
+			if err := unpack(fn, args, kwargs, "timeout?", &timeout); err != nil {
 				return nil, err
 			}
-			d, err := toTimeout(fn, timeout)
-			if err != nil {
-				return nil, err
-			}
-			return waitOne(h.e, th, fn, h, d)
+			return waitOne(h.e, th, fn, h, time.Duration(timeout))
 		}), nil
 	}
 	return nil, nil
-}
-
-// noTimeout is toTimeout's result for None: wait as long as it takes.
-const noTimeout = time.Duration(-1)
-
-// toTimeout converts an optional timeout in seconds (None: noTimeout).
-func toTimeout(fn string, v starlark.Value) (time.Duration, error) {
-	if isNone(v) {
-		return noTimeout, nil
-	}
-	f, err := toFloat(fn, "timeout", v)
-	if err != nil {
-		return 0, err
-	}
-	if f != f || f < 0 || f > 1e9 {
-		return 0, valueError(fn, "timeout", v, "a non-negative number of seconds")
-	}
-	return time.Duration(f * float64(time.Second)), nil
 }
 
 // waitOne waits for one handle (d >= 0 bounds the wait) and returns the
@@ -257,16 +252,6 @@ func waitOne(e Engine, th *starlark.Thread, fn string, h *handleValue, d time.Du
 		return nil, wrapErr(fn, err)
 	}
 	return NewThread(rec), nil
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // threadList is a Starlark list of Thread values.

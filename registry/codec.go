@@ -48,6 +48,10 @@ const (
 	fCached      = "cached"
 	fCacheKey    = "cache_key"
 	fOwner       = "owner"
+	fAttempts    = "attempts"
+	fAfter       = "after"
+	fRetry       = "retry"
+	fCancel      = "cancel"
 	fMergedFrom  = "merged_from"
 	fTokenHash   = "token_hash"
 	fSessionHash = "session_hash"
@@ -58,7 +62,7 @@ var seedFields = []string{fID, fName, fStage, fDevice, fSandbox, fCaching, fPrio
 
 // runFields are the members of the run-state object this version knows.
 var runFields = []string{fVersion, fStatus, fResult, fError, fStartedAt, fFinishedAt, fDurationMS, fDeviceUsed,
-	fCached, fCacheKey, fOwner, fMergedFrom, fTokenHash, fSessionHash}
+	fCached, fCacheKey, fOwner, fAttempts, fAfter, fRetry, fCancel, fMergedFrom, fTokenHash, fSessionHash}
 
 // runFieldNames names each run-state member in messages ("autonode.status").
 var runFieldNames = func() map[string]string {
@@ -167,6 +171,18 @@ func (t *Thread) encode(withSecrets bool) ([]byte, error) {
 			}
 			str(fCacheKey, t.CacheKey)
 			str(fOwner, t.Owner)
+			if len(t.Attempts) > 0 {
+				field(fAttempts, encodeAttempts(t.Attempts))
+			}
+			if len(t.After) > 0 {
+				field(fAfter, idList(t.After))
+			}
+			if t.Retry != nil {
+				field(fRetry, encodeRetry(t.Retry))
+			}
+			if c := t.CancelRequest; c != nil {
+				field(fCancel, []byte(`{"at":`+string(quote(c.At))+`,"by":`+string(quote(c.By))+`}`))
+			}
 			if len(t.MergedFrom) > 0 {
 				field(fMergedFrom, idList(t.MergedFrom))
 			}
@@ -442,6 +458,18 @@ func (t *Thread) setRunField(k string, v gjson.Result, strict bool) error {
 		t.Owner, err = stringField(name, v)
 	case fMergedFrom:
 		t.MergedFrom, err = idsField(name, v)
+	case fAttempts:
+		t.Attempts, err = decodeAttempts(name, v)
+	case fAfter:
+		t.After, err = idsField(name, v)
+	case fRetry:
+		t.Retry, err = decodeRetry(name, v)
+	case fCancel:
+		if !v.IsObject() {
+			return fmt.Errorf("%w: field %s: got %s, want an object", ErrInvalid, name, jsonKind(v))
+		}
+		res := v.Get("at")
+		t.CancelRequest = &CancelRequest{At: res.String(), By: v.Get("by").String()}
 	case fTokenHash:
 		t.tokenHash, err = stringField(name, v)
 	case fSessionHash:

@@ -70,6 +70,15 @@ func WriteInfo(w io.Writer, t *Thread, deletedAt string) error {
 	}
 	opt("cache key", t.CacheKey)
 	opt("owner", t.Owner)
+	if len(t.After) > 0 {
+		field("after", ids(t.After, ""))
+	}
+	if p := t.Retry; p != nil {
+		field("retries", fmt.Sprintf("%d (delay %s s, backoff %s, at most %s s)", p.Retries, PyFloat(p.Delay), PyFloat(p.Backoff), PyFloat(p.MaxDelay)))
+	}
+	if c := t.CancelRequest; c != nil {
+		field("cancel", Printable(fmt.Sprintf("requested at %s by %s", c.At, c.By)))
+	}
 	if t.Version != 0 {
 		field("version", fmt.Sprint(t.Version))
 	}
@@ -93,6 +102,22 @@ func WriteInfo(w io.Writer, t *Thread, deletedAt string) error {
 	}
 	if deletedAt != "" {
 		field("deleted at", fmt.Sprintf("%s (in the archive; bring it back with `autonode restore %s` or restore(%s))", Printable(deletedAt), t.ID.Key(), t.ID.Key()))
+	}
+	if len(t.Attempts) > 0 {
+		fmt.Fprintf(&b, "attempts (%d):\n", len(t.Attempts))
+		for _, a := range t.Attempts {
+			line := fmt.Sprintf("  #%d %-9s %s .. %s", a.N, a.Status, a.StartedAt, a.FinishedAt)
+			if a.DurationMS != 0 {
+				line += fmt.Sprintf(" (%g ms)", a.DurationMS)
+			}
+			if a.DeviceUsed != "" {
+				line += " on " + a.DeviceUsed
+			}
+			if first := ErrorSummary(a.Error); first != "" {
+				line += ": " + first
+			}
+			b.WriteString(Printable(line) + "\n")
+		}
 	}
 	fmt.Fprintf(&b, "history (%d):\n", len(t.History))
 	for _, h := range t.History {

@@ -203,6 +203,7 @@ func (tx *Tx) Merge(left, right ID, o MergeOptions) (*Thread, error) {
 		}
 	}
 	m.Status = StatusPending
+	markMerged(m, l, r, inplace)
 	seedName := strategy
 	if inplace != "" {
 		seedName = strategy + "-inplace-" + inplace
@@ -330,4 +331,34 @@ func combine(pref, other any) any {
 		}
 	}
 	return pref
+}
+
+// markMerged marks the history lines the merge result m took from a
+// source as inherited from it; an in-place merge's own lines stay its own.
+func markMerged(m, l, r *Thread, inplace string) {
+	own := map[string]bool{}
+	switch inplace {
+	case "left":
+		own = lineSet(l.History)
+	case "right":
+		own = lineSet(r.History)
+	}
+	fromL, fromR := lineSet(l.History), lineSet(r.History)
+	for i, h := range m.History {
+		switch {
+		case own[h]:
+		case fromL[h]:
+			m.History[i] = markLine(h, l.ID)
+		case fromR[h]:
+			m.History[i] = markLine(h, r.ID)
+		}
+	}
+}
+
+func lineSet(lines []string) map[string]bool {
+	s := make(map[string]bool, len(lines))
+	for _, h := range lines {
+		s[h] = true
+	}
+	return s
 }

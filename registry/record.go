@@ -31,6 +31,7 @@ type recordMeta struct {
 	parents             []ID
 	version             int64
 	protected, runState bool
+	cancel              bool // the run state holds a cancel request
 }
 
 // NewRecord wraps raw, the JSON of a thread entry (or, with archive set,
@@ -134,6 +135,8 @@ func (r *Record) readMeta(m *recordMeta) {
 					m.version = rv.Int()
 				case fTokenHash, fSessionHash:
 					m.protected = m.protected || rv.String() != ""
+				case fCancel:
+					m.cancel = rv.IsObject()
 				}
 				return true
 			})

@@ -24,6 +24,8 @@ type Row struct {
 	Parents   []ID
 	Protected bool
 	Version   int64
+	// Owner identifies the process running or queueing the thread.
+	Owner string
 }
 
 // EachRow calls fn with the row of every thread that matches f, in id
@@ -65,6 +67,7 @@ func recordRow(r *Record, t *Thread) (Row, error) {
 		Parents:   t.Parents(),
 		Protected: t.Protected(),
 		Version:   t.Version,
+		Owner:     strings.Clone(t.Owner),
 	}, nil
 }
 

@@ -37,6 +37,7 @@ func Devices() []string { return slices.Clone(devices) }
 // seed have no status; StatusUnknown stands for that in summaries.
 const (
 	StatusPending   = "pending"
+	StatusWaiting   = "waiting"
 	StatusRunning   = "running"
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
@@ -45,13 +46,18 @@ const (
 	StatusCached    = "cached"
 	StatusDryRun    = "dry_run"
 	StatusCrashed   = "crashed"
+	StatusSkipped   = "skipped"
 	StatusUnknown   = "unknown"
 )
 
-var statuses = []string{StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled, StatusCached, StatusDryRun, StatusCrashed}
+var statuses = []string{StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled,
+	StatusCached, StatusDryRun, StatusCrashed, StatusWaiting, StatusSkipped}
 
 // Statuses lists every status a record may carry (StatusUnknown is not
-// one: it stands for no status).
+// one: it stands for no status). The lifecycle (DESIGN §4) is pending →
+// waiting → running → succeeded | failed | timed_out | cancelled | crashed
+// | skipped, plus cached and dry_run; the list keeps the order earlier
+// versions had, with waiting and skipped last.
 func Statuses() []string { return slices.Clone(statuses) }
 
 // Defaults from the seed (DESIGN §3).
@@ -108,6 +114,18 @@ type Thread struct {
 	CacheKey   string
 	// Owner identifies the process running the thread (see Tx.MarkCrashed).
 	Owner string
+	// Attempts lists every run of the thread, oldest first; Status,
+	// Result and Error are the latest attempt's (or say why the thread did
+	// not run). Runs are appended, never removed.
+	Attempts []Attempt
+	// After lists the threads whose success this one waits for: a run
+	// dependency, not lineage.
+	After []ID
+	// Retry is the retry policy of the thread's runs; nil for none.
+	Retry *RetryPolicy
+	// CancelRequest is a request to cancel the thread's current run, made
+	// by any process (see Tx.RequestCancel); a new run clears it.
+	CancelRequest *CancelRequest
 	// Version counts the committed changes of the record: every commit
 	// that writes it stores the version it read plus one (0: never
 	// written by AutoNode, such as a seed record). See Tx.Expect.
@@ -212,6 +230,16 @@ func (t *Thread) Clone() *Thread {
 	c.Lineage = append([]ID(nil), t.Lineage...)
 	c.MergedFrom = append([]ID(nil), t.MergedFrom...)
 	c.Result = append(json.RawMessage(nil), t.Result...)
+	c.Attempts = slices.Clone(t.Attempts)
+	c.After = slices.Clone(t.After)
+	if t.Retry != nil {
+		r := *t.Retry
+		c.Retry = &r
+	}
+	if t.CancelRequest != nil {
+		r := *t.CancelRequest
+		c.CancelRequest = &r
+	}
 	c.Extra = cloneRaw(t.Extra)
 	c.RunExtra = cloneRaw(t.RunExtra)
 	return &c
@@ -306,13 +334,62 @@ func (t *Thread) Validate() error {
 	if len(t.Result) > 0 && !json.Valid(t.Result) {
 		return fmt.Errorf("%w: result is not valid JSON", ErrInvalid)
 	}
+	for i, a := range t.Attempts {
+		if a.Status != "" && !slices.Contains(statuses, a.Status) {
+			return fmt.Errorf("%w: attempts[%d].status: got %q, want one of %s", ErrInvalid, i, a.Status, strings.Join(statuses, ", "))
+		}
+	}
+	for _, id := range t.After {
+		if err := ValidateID(float64(id)); err != nil {
+			return fmt.Errorf("after: %w", err)
+		}
+	}
+	if t.Retry != nil {
+		if err := t.Retry.Validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// FieldError is the ErrInvalid of one field: its text names the field,
+// the value given and what is allowed ("stage: got \"FAST\", want one of
+// CRITICAL, CORE, BASE"). Callers that print the value in their own
+// syntax (the Starlark builtins) use Field and Want.
+type FieldError struct {
+	Field string // the field: "stage", "ttl"
+	Want  string // what is allowed: "one of CRITICAL, CORE, BASE"
+	text  string
+}
+
+func fieldError(field, got, want, detail string) *FieldError {
+	text := field + ": got " + got + ", want " + want
+	if detail != "" {
+		text += " (" + detail + ")"
+	}
+	return &FieldError{Field: field, Want: want, text: text}
+}
+
+// Error returns "invalid value: " and Text.
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.text }
+
+// Text is the message without the "invalid value: " prefix.
+func (e *FieldError) Text() string { return e.text }
+
+// Unwrap returns ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// What each validator allows, as its FieldError says.
+const (
+	wantPriority = "a non-negative integer"
+	wantTTL      = "a positive number of seconds"
+	wantName     = "a non-empty name without control characters, at most 256 bytes"
+)
 
 // ValidateStage checks a stage: one of Stages(), in capitals.
 func ValidateStage(s string) error {
 	if !slices.Contains(stages, s) {
-		return fmt.Errorf("%w: stage: got %q, want one of %s", ErrInvalid, s, strings.Join(stages, ", "))
+		return fieldError("stage", strconv.Quote(s), "one of "+strings.Join(stages, ", "), "")
 	}
 	return nil
 }
@@ -320,7 +397,7 @@ func ValidateStage(s string) error {
 // ValidateDevice checks a device: one of Devices(), in lower case.
 func ValidateDevice(s string) error {
 	if !slices.Contains(devices, s) {
-		return fmt.Errorf("%w: device: got %q, want one of %s", ErrInvalid, s, strings.Join(devices, ", "))
+		return fieldError("device", strconv.Quote(s), "one of "+strings.Join(devices, ", "), "")
 	}
 	return nil
 }
@@ -328,7 +405,7 @@ func ValidateDevice(s string) error {
 // ValidatePriority checks a priority: a non-negative integer.
 func ValidatePriority(p int64) error {
 	if p < 0 {
-		return fmt.Errorf("%w: priority: got %d, want a non-negative integer", ErrInvalid, p)
+		return fieldError("priority", strconv.FormatInt(p, 10), wantPriority, "")
 	}
 	return nil
 }
@@ -336,7 +413,7 @@ func ValidatePriority(p int64) error {
 // ValidateTTL checks a TTL: a positive, finite number of seconds.
 func ValidateTTL(ttl float64) error {
 	if math.IsNaN(ttl) || math.IsInf(ttl, 0) || ttl <= 0 {
-		return fmt.Errorf("%w: ttl: got %s, want a positive number of seconds", ErrInvalid, PyFloat(ttl))
+		return fieldError("ttl", PyFloat(ttl), wantTTL, "")
 	}
 	return nil
 }
@@ -359,9 +436,24 @@ func ValidateFieldName(k string) error {
 // UTF-8 text without control characters.
 func ValidateName(name string) error {
 	if strings.TrimSpace(name) == "" {
-		return fmt.Errorf("%w: name is empty; want some text", ErrInvalid)
+		return fieldError("name", PyRepr(name), wantName, "name is empty")
 	}
-	return validateText("name", name, MaxNameLen, false)
+	if err := validateText("name", name, MaxNameLen, false); err != nil {
+		return fieldError("name", PyRepr(shorten(name)), wantName, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": name "))
+	}
+	return nil
+}
+
+// shorten cuts s to about 64 bytes for a message, keeping UTF-8 whole.
+func shorten(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func validateText(field, s string, max int, allowNewlines bool) error {

@@ -613,7 +613,7 @@ func derive(src *Thread, newID ID) *Thread {
 	n := NewThread(newID, src.Stage)
 	n.Device, n.Sandbox, n.Caching, n.Priority, n.TTL = src.Device, src.Sandbox, src.Caching, src.Priority, src.TTL
 	n.Metadata, _ = cloneValue(src.Metadata).(map[string]any)
-	n.History = append([]string(nil), src.History...)
+	n.History = markInherited(src.History, src.ID)
 	n.Extra = cloneRaw(src.Extra)
 	p := src.ID
 	n.Parent = &p
@@ -886,20 +886,23 @@ func (tx *Tx) Restore(id ID, tok string) (*Thread, error) {
 	return t, nil
 }
 
-// mayRun reports whether r may have the status running or pending, by a
-// look at its bytes: without those words, and without an escape that
-// could spell them, it has neither.
+// mayRun reports whether r may have the status running, pending or
+// waiting, by a look at its bytes: without those words, and without an
+// escape that could spell them, it has none of them.
 func mayRun(r *Record) bool {
 	if m := r.meta.Load(); m != nil {
-		return m.status == StatusRunning || m.status == StatusPending
+		return m.status == StatusRunning || m.status == StatusPending || m.status == StatusWaiting
 	}
-	return bytes.Contains(r.Raw, []byte(StatusRunning)) || bytes.Contains(r.Raw, []byte(StatusPending)) || bytes.IndexByte(r.Raw, '\\') >= 0
+	return bytes.Contains(r.Raw, []byte(StatusRunning)) || bytes.Contains(r.Raw, []byte(StatusPending)) ||
+		bytes.Contains(r.Raw, []byte(StatusWaiting)) || bytes.IndexByte(r.Raw, '\\') >= 0
 }
 
-// MarkCrashed marks every running thread, and every pending thread queued
-// by a process (one with an owner), whose owner process is gone as crashed
-// (alive reports whether an owner still runs), and returns them.
-// It needs no token: it records a fact, not a change of the thread.
+// MarkCrashed marks every running thread, and every pending or waiting
+// thread queued by a process (one with an owner), whose owner process is
+// gone as crashed (alive reports whether an owner still runs), and returns
+// them. A thread with a cancel request is recorded cancelled instead: the
+// request is honoured by whoever finds the owner gone. It needs no token:
+// it records a fact, not a change of the thread.
 func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 	if err := tx.check(true); err != nil {
 		return nil, err
@@ -910,7 +913,7 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 		if !mayRun(r) {
 			return true
 		}
-		if st := r.peek(&scratch).status; st == StatusRunning || st == StatusPending {
+		if st := r.peek(&scratch).status; st == StatusRunning || st == StatusPending || st == StatusWaiting {
 			stale = append(stale, r)
 		}
 		return true
@@ -921,13 +924,23 @@ func (tx *Tx) MarkCrashed(alive func(owner string) bool) ([]ID, error) {
 		if err != nil {
 			return nil, err
 		}
-		if alive(t.Owner) || t.Status == StatusPending && t.Owner == "" {
+		if t.Owner == "" && t.Status != StatusRunning || t.Owner != "" && alive(t.Owner) {
 			continue
 		}
 		was := t.Status
-		t.Status = StatusCrashed
-		t.FinishedAt = now().UTC().Format(time.RFC3339Nano)
-		t.AddHistory("Marked crashed: it was %s and the process that owned it (%s) is gone.", was, t.Owner)
+		at := now().UTC().Format(time.RFC3339Nano)
+		t.FinishedAt = at
+		if c := t.CancelRequest; c != nil {
+			t.Status, t.Error = StatusCancelled, "cancelled: requested by "+c.By
+			t.AddHistory("Cancelled: it was %s, cancel was requested by %s, and the process that owned it (%s) is gone.", was, c.By, t.Owner)
+		} else {
+			t.Status = StatusCrashed
+			t.Error = fmt.Sprintf("crashed: the process that owned it (%s) is gone", t.Owner)
+			t.AddHistory("Marked crashed: it was %s and the process that owned it (%s) is gone.", was, t.Owner)
+		}
+		if a := t.LatestAttempt(); a != nil && was == StatusRunning && !Final(a.Status) {
+			a.Status, a.Error, a.FinishedAt = t.Status, t.Error, at
+		}
 		if err := tx.write(t); err != nil {
 			return nil, err
 		}

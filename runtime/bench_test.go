@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"go.starlark.net/starlark"
-
-	"github.com/autonode/autonode/builtins"
 )
 
 // trivialBody returns a Starlark function that returns its argument.
@@ -19,7 +17,7 @@ func trivialBody(b testing.TB, rt *Runtime) starlark.Callable {
 	return g["trivial"].(starlark.Callable)
 }
 
-func trivialRequest(body starlark.Callable, i int, wait bool) *builtins.SpawnRequest {
+func trivialRequest(body starlark.Callable, i int, wait bool) *SpawnRequest {
 	req := DefaultSpawnRequest()
 	req.Run, req.Args, req.Caching, req.Wait = body, starlark.Tuple{starlark.MakeInt(i)}, false, wait
 	return req
@@ -67,7 +65,7 @@ func BenchmarkSpawnParallel(b *testing.B) {
 func BenchmarkSpawnBatch(b *testing.B) {
 	rt := newTestRuntime(b, Options{})
 	body := trivialBody(b, rt)
-	reqs := make([]*builtins.SpawnRequest, b.N)
+	reqs := make([]*SpawnRequest, b.N)
 	for i := range reqs {
 		reqs[i] = trivialRequest(body, i, false)
 	}

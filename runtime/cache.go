@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"slices"
 	"sort"
 	"sync"
 
 	"go.starlark.net/starlark"
 
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -97,7 +97,7 @@ func (c *cacheIndex) add(key string, id registry.ID) {
 // default work's outcome depends on the memory budget) and, for the
 // default work, the spawning script's source. It returns a reason instead
 // when the work has no stable key.
-func (r *Runtime) cacheKey(req *builtins.SpawnRequest, device string, metadata map[string]any) (key, why string) {
+func (r *Runtime) cacheKey(req *SpawnRequest, device string, metadata map[string]any) (key, why string) {
 	h := sha256.New()
 	w := &keyWriter{h: h, r: r, seen: map[*starlark.Function]bool{}}
 	w.str("autonode-cache-v1")
@@ -118,7 +118,7 @@ func (r *Runtime) cacheKey(req *builtins.SpawnRequest, device string, metadata m
 			return "", fmt.Sprintf("argument %d: %v", i, err)
 		}
 	}
-	kw := append([]starlark.Tuple(nil), req.Kwargs...)
+	kw := slices.Clone(req.Kwargs)
 	sort.Slice(kw, func(i, k int) bool { return kw[i][0].String() < kw[k][0].String() })
 	w.str("kwargs")
 	for _, kv := range kw {

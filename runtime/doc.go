@@ -22,25 +22,50 @@
 //		if errors.As(err, &ee) { fmt.Fprintln(os.Stderr, ee.Backtrace()) }
 //	}
 //
-// Scripts use the dialect in [Dialect] (while loops, top-level control
+// Scripts use the dialect of [Dialect] (while loops, top-level control
 // flow, global reassignment, sets, recursion) and see the builtins of
 // package builtins, argv, and the kernels module once a kernel is
 // registered.
 //
 // # Threads
 //
-// A [Runtime] implements builtins.Engine, the interface behind spawn(),
-// spawn_batch(), wait(), cancel(), current() and log(). A spawned thread
-// is validated with the seed's rules and defaults (DESIGN §3), refused
-// while the machine's memory or CPU use is above 95% (sampled by a
-// background goroutine, never on the spawn path), persisted as pending and
-// queued. It then goes pending → running → succeeded, failed, timed_out or
-// cancelled; cached and dry_run threads never run ([RunErr] tells an
-// embedder why one did not succeed). Every transition is
-// persisted, with the seed's history wording ("Thread 'x' initialized with
-// priority 2.", "Spawning 'x' | ID: 1.0 | Device: CPU | …", "CPU computation
-// complete."). The record of a running thread names its process (pid, host,
-// start time); New marks threads left running by a dead process as crashed.
+// A [Runtime] serves the builtins behind spawn(), spawn_batch(), wait(),
+// cancel(), current() and log(), and Go code spawns threads with
+// [Runtime.Spawn] and [Runtime.SpawnBatch] ([DefaultSpawnRequest]). A
+// spawned thread is validated with the seed's rules and defaults (DESIGN §3), persisted
+// as pending (or waiting, for its after= dependencies, without a worker
+// slot) and queued. A thread is a job that may run more than once: each
+// run is an attempt, kept in the record (registry.Thread.Attempts); its
+// status, result and error are the latest attempt's, its history is
+// appended and never reset. It goes pending → waiting → running →
+// succeeded, failed, timed_out, cancelled, crashed or skipped; cached and
+// dry_run threads never run ([RunErr] tells an embedder why one did not
+// succeed). A failed or timed-out attempt is retried by the request's
+// retry policy (SpawnRequest.Retries: the n-th retry after RetryDelay *
+// Backoff^(n-1) seconds, at most MaxDelay, ±10% jitter; RetryOn may veto;
+// a cancelled attempt never is), each attempt with its own TTL. A request
+// whose ID names an existing thread is a new attempt of it (run() and
+// spawn(id=X)): its token must open the thread, and only the fields the
+// request gives replace the record's. Every transition is persisted, with
+// the seed's history wording ("Thread 'x' initialized with priority 2.",
+// "Spawning 'x' | ID: 1.0 | Device: CPU | …", "CPU computation
+// complete."); started_at is when the attempt's body started, and
+// finished_at is never before it. The record of a running thread names its
+// process (pid, host, start time); New marks threads left running by a dead
+// process as crashed (cancelled, when a cancel was requested).
+//
+// A busy CPU never refuses a thread: threads queue. Memory is admission
+// controlled: while the machine's memory (or its cgroup's) is more than
+// 95% used, sampled by a background goroutine, or less is free than the
+// max_memory_mb a thread asks for, the thread waits without its worker
+// slot for up to Options.MemoryWait, then fails with ErrNoMemory.
+//
+// [Runtime.Cancel] stops a thread of this runtime at once, and records a
+// cancel request in the record of a thread another process runs
+// (registry.Tx.RequestCancel): each runtime watches the records of its
+// live threads (a registry read every 200 ms while it has some) and stops
+// a running one within a second of a request. [Runtime.Failed] lists the
+// threads that did not succeed, for autonode run's exit status.
 //
 // Queued threads start by stage (CRITICAL, CORE, BASE), then priority
 // (higher first), then submission order, on a bounded pool per device

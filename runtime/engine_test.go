@@ -15,7 +15,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/autonode/autonode/accel"
-	"github.com/autonode/autonode/builtins"
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -95,18 +95,18 @@ func TestSpawn_CriticalPrefersGPU(t *testing.T) {
 func TestSpawn_Validation(t *testing.T) {
 	rt := newTestRuntime(t, Options{ForbidUnsandboxed: true})
 	cases := []struct {
-		edit func(*builtins.SpawnRequest)
+		edit func(*SpawnRequest)
 		want string
 	}{
-		{func(r *builtins.SpawnRequest) { r.Stage = "FAST" }, `spawn: stage: got "FAST", want one of CRITICAL, CORE, BASE`},
-		{func(r *builtins.SpawnRequest) { r.Device = "tpu" }, `spawn: device: got "tpu", want one of cpu, gpu, cuda, metal, opencl`},
-		{func(r *builtins.SpawnRequest) { r.Priority = -1 }, `spawn: priority: got -1, want a non-negative integer`},
-		{func(r *builtins.SpawnRequest) { r.TTL = 0 }, `spawn: ttl: got 0.0, want a positive number of seconds`},
-		{func(r *builtins.SpawnRequest) { r.Metadata = map[string]any{"max_memory_mb": "lots"} }, `spawn: metadata: max_memory_mb: got 'lots', want a positive number of megabytes`},
-		{func(r *builtins.SpawnRequest) { r.Name = "a\x01b" }, `spawn: name:`},
-		{func(r *builtins.SpawnRequest) { r.Token = "short" }, `spawn: token: invalid value: token is 5 characters long`},
-		{func(r *builtins.SpawnRequest) { id := registry.ID(-1); r.ID = &id }, `spawn: id: invalid value: thread id -1.0 is negative`},
-		{func(r *builtins.SpawnRequest) { r.Sandbox = false }, `spawn: sandbox: unsandboxed threads are forbidden by the embedding application`},
+		{func(r *SpawnRequest) { r.Stage = "FAST" }, `spawn: stage: got "FAST", want one of CRITICAL, CORE, BASE`},
+		{func(r *SpawnRequest) { r.Device = "tpu" }, `spawn: device: got "tpu", want one of cpu, gpu, cuda, metal, opencl`},
+		{func(r *SpawnRequest) { r.Priority = -1 }, `spawn: priority: got -1, want a non-negative integer`},
+		{func(r *SpawnRequest) { r.TTL = 0 }, `spawn: ttl: got 0.0, want a positive number of seconds`},
+		{func(r *SpawnRequest) { r.Metadata = map[string]any{"max_memory_mb": "lots"} }, `spawn: metadata: max_memory_mb: got 'lots', want a positive number of megabytes`},
+		{func(r *SpawnRequest) { r.Name = "a\x01b" }, `spawn: name:`},
+		{func(r *SpawnRequest) { r.Token = "short" }, `spawn: token: invalid value: token is 5 characters long`},
+		{func(r *SpawnRequest) { id := registry.ID(-1); r.ID = &id }, `spawn: id: invalid value: thread id -1.0 is negative`},
+		{func(r *SpawnRequest) { r.Sandbox = false }, `spawn: sandbox: unsandboxed threads are forbidden by the embedding application`},
 	}
 	for _, c := range cases {
 		req := request(1)
@@ -151,7 +151,7 @@ func TestToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	_, err = rt.Token("")
+	_, err = rt.token("")
 	want := "no token: pass token=..., set AUTONODE_TOKEN, or use --token (create one with autonode token)"
 	if err == nil || err.Error() != want || !errors.Is(err, registry.ErrTokenRequired) {
 		t.Errorf("Token(\"\") = %v, want %q", err, want)
@@ -194,7 +194,7 @@ func (b *blockers) install(rt *Runtime) {
 		b.started <- struct{}{}
 		select {
 		case <-b.release:
-		case <-rt.Context(th).Done():
+		case <-rt.contextOf(th).Done():
 		}
 		return starlark.None, nil
 	})
@@ -492,38 +492,72 @@ spawn(id=5, run=allowed, sandbox=False)
 	execScript(t, rt2, `host.env("HOME")`)
 }
 
+// Issue 12, item 6: admission instead of refusal. A busy CPU never holds
+// a thread back; while memory is short a thread waits (without its worker
+// slot) up to Options.MemoryWait, starts when memory frees up, and
+// otherwise fails with the overload message, wrapping ErrNoMemory.
 func TestLoadGuard(t *testing.T) {
 	var mu sync.Mutex
-	memPct := 97.5
-	rt := newTestRuntime(t, Options{LoadSampler: func() (float64, float64, error) {
+	memPct, cpuPct := 10.0, 100.0
+	sampler := func() (float64, float64, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return memPct, 12, nil
-	}})
-	_, err := rt.ExecFile(context.Background(), "t.star", `spawn(id=1)`)
-	want := "spawn: refused: the machine is overloaded (memory 97.5% used, CPU 12.0% busy; the limit is 95%)"
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("got %v, want %q", err, want)
+		return memPct, cpuPct, nil
 	}
-	res := rt.SpawnBatch(context.Background(), []*builtins.SpawnRequest{request(2)}, 0)
-	if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "spawn_batch: refused: the machine is overloaded") {
-		t.Errorf("batch: %v", res[0].Err)
+	set := func(m float64) {
+		mu.Lock()
+		memPct = m
+		mu.Unlock()
 	}
-	// The sampler runs off the spawn path: a lower reading shows up
-	// within about a second.
-	mu.Lock()
-	memPct = 50
-	mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := rt.Spawn(context.Background(), request(3))
-		if err == nil {
-			break
+	rt := newTestRuntime(t, Options{LoadSampler: sampler, MemoryWait: 400 * time.Millisecond})
+	uncached := func(id float64) *SpawnRequest {
+		req := request(id)
+		req.Caching = false
+		return req
+	}
+	// CPU 100% busy: both run.
+	res := rt.SpawnBatch(context.Background(), []*SpawnRequest{uncached(1), uncached(2)}, 0)
+	for i, b := range res {
+		if b.Err != nil {
+			t.Fatalf("spawn %d with the CPU busy: %v", i+1, b.Err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused: %v", err)
+		if rec, _ := b.Handle.Wait(context.Background()); rec.Status != registry.StatusSucceeded {
+			t.Errorf("thread %d with the CPU busy: %s %q", i+1, rec.Status, rec.Error)
 		}
-		time.Sleep(100 * time.Millisecond)
+	}
+	// Memory short for longer than MemoryWait: the spawn is accepted, the
+	// thread fails with today's message and never runs.
+	set(97.5)
+	time.Sleep(1200 * time.Millisecond) // the sampler runs once a second
+	begin := time.Now()
+	h, err := rt.Spawn(context.Background(), uncached(3))
+	if err != nil {
+		t.Fatalf("spawn with memory short: %v", err)
+	}
+	rec, _ := h.Wait(context.Background())
+	want := "the machine is overloaded (memory 97.5% used; the limit is 95%) and it did not get better within 400ms"
+	if rec.Status != registry.StatusFailed || !strings.Contains(rec.Error, want) || !errors.Is(RunErr(h), ErrNoMemory) {
+		t.Errorf("memory short: %s %q %v, want failed with %q", rec.Status, rec.Error, RunErr(h), want)
+	}
+	if !hasLine(rec, "Waiting for memory: memory 97.5% used") || len(rec.Attempts) != 0 || time.Since(begin) < 400*time.Millisecond {
+		t.Errorf("memory short: %q, %d attempts, after %v", history(rec), len(rec.Attempts), time.Since(begin))
+	}
+	// Memory frees up while it waits: it starts.
+	rt2 := newTestRuntime(t, Options{LoadSampler: sampler, MemoryWait: time.Minute})
+	req := uncached(4)
+	req.Wait = false
+	h, err = rt2.Spawn(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if h.Done() {
+		t.Fatal("a thread started while memory was short")
+	}
+	set(50)
+	rec, _ = h.Wait(context.Background())
+	if rec.Status != registry.StatusSucceeded || !hasLine(rec, "Memory is free again; starting.") {
+		t.Errorf("after memory freed up: %s %q %q", rec.Status, rec.Error, history(rec))
 	}
 }
 
@@ -534,14 +568,14 @@ func TestCrashMarking(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Skip("cannot run true:", err)
 	}
-	dead := owner{host: self().host, pid: cmd.Process.Pid, start: 1}
-	reused := owner{host: self().host, pid: self().pid, start: self().start + 1}
+	dead := owner.ID{Host: owner.Self().Host, PID: cmd.Process.Pid, Start: 1}
+	reused := owner.ID{Host: owner.Self().Host, PID: owner.Self().PID, Start: owner.Self().Start + 1}
 	store, err := registry.OpenFile(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = store.Update(func(tx *registry.Tx) error {
-		for i, o := range []owner{dead, reused, self()} {
+		for i, o := range []owner.ID{dead, reused, owner.Self()} {
 			th := registry.NewThread(registry.ID(i+1), "BASE")
 			th.Status, th.Owner = registry.StatusRunning, o.String()
 			if err := tx.Create(th, testToken); err != nil {
@@ -639,7 +673,7 @@ func run0(t testing.TB, rt *Runtime, src string) starlark.StringDict {
 
 func TestSpawnBatch_FailuresDoNotStopOthers(t *testing.T) {
 	rt := newTestRuntime(t, Options{})
-	reqs := []*builtins.SpawnRequest{request(1), request(1), request(2), request(3)}
+	reqs := []*SpawnRequest{request(1), request(1), request(2), request(3)}
 	reqs[2].Stage = "FAST"
 	res := rt.SpawnBatch(context.Background(), reqs, 2)
 	if res[0].Err != nil || res[3].Err != nil {

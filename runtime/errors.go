@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/autonode/autonode/accel"
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -53,6 +52,13 @@ var (
 	ErrUnsandboxedForbidden = errors.New("unsandboxed threads are forbidden by the embedding application")
 	// ErrClosed refuses work once Close has begun.
 	ErrClosed = errors.New("the runtime is closed")
+	// ErrNoMemory fails a thread that could not start because the
+	// machine's memory stayed too full for Options.MemoryWait (status
+	// failed; it never ran).
+	ErrNoMemory = errors.New("not enough free memory to start")
+	// ErrSkipped ends a thread that waited for others (after=) of which
+	// one failed for good (status skipped; it never ran).
+	ErrSkipped = errors.New("skipped")
 )
 
 // memoryError is ErrMemoryLimit with its details; it also matches
@@ -95,10 +101,11 @@ func (e *stoppedError) Unwrap() []error { return []error{e.err, e.why} }
 // Spawn or SpawnBatch, did not succeed: nil while it runs, when it
 // succeeded or was cached, or when h does not come from this package.
 // Otherwise the error wraps ErrTTLExceeded, ErrCancelled (and, for a
-// signal, ErrInterrupted), ErrMemoryLimit, ErrStepLimit,
-// ErrUnsandboxedForbidden, or is the body's own error (a
-// *starlark.EvalError). The thread's record holds the same text.
-func RunErr(h builtins.Handle) error {
+// signal, ErrInterrupted), ErrMemoryLimit, ErrNoMemory, ErrStepLimit,
+// ErrUnsandboxedForbidden, ErrSkipped, or is the body's own error (a
+// *starlark.EvalError). With retries it is the last attempt's. The
+// thread's record holds the same text.
+func RunErr(h Handle) error {
 	j, ok := h.(*run)
 	if !ok || !j.Done() {
 		return nil

@@ -10,7 +10,6 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/autonode/autonode/accel"
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/runtime"
 )
@@ -269,8 +268,6 @@ func ExampleRuntime_Spawn() {
 	// failed
 	// CPU computation failed Thread 5.0 exceeds memory budget. Needs 6.00MB, allowed 1MB.
 }
-
-var _ builtins.Engine = (*runtime.Runtime)(nil)
 
 func ExampleRuntime_SpawnBatch() {
 	rt, cleanup := newRuntime(runtime.Options{})

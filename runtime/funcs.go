@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"go.starlark.net/starlark"
@@ -79,12 +80,7 @@ func (ix *funcIndex) add(f *syntax.File, src []byte) *fileInfo {
 				return true
 			})
 		}
-		names := make([]string, 0, len(seen))
-		for k := range seen {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		fi.names[posKey(pos)] = names
+		fi.names[posKey(pos)] = slices.Sorted(maps.Keys(seen))
 		return true
 	})
 	ix.mu.Lock()

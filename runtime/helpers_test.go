@@ -10,7 +10,6 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -110,8 +109,9 @@ func hasLine(t *registry.Thread, sub string) bool {
 }
 
 // request returns a spawn request with spawn()'s defaults.
-func request(id float64) *builtins.SpawnRequest {
+func request(id float64) *SpawnRequest {
 	i := registry.ID(id)
-	return &builtins.SpawnRequest{ID: &i, Stage: "BASE", Device: "cpu", Sandbox: true, Caching: true,
-		Priority: 1, TTL: 10, Wait: true}
+	req := DefaultSpawnRequest()
+	req.ID = &i
+	return req
 }

@@ -2,7 +2,8 @@ package runtime
 
 import (
 	"context"
-	"sort"
+	"maps"
+	"slices"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -28,20 +29,16 @@ func (r *Runtime) RegisterKernel(name string, k Kernel) {
 
 // kernelModule builds the kernels module; r.mu is held.
 func (r *Runtime) kernelModule() *starlarkstruct.Module {
-	names := make([]string, 0, len(r.kernels))
-	for n := range r.kernels {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(r.kernels))
 	members := make(starlark.StringDict, len(names))
 	for _, n := range names {
 		k := r.kernels[n]
 		members[n] = starlark.NewBuiltin("kernels."+n, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			ctx := r.Context(th)
+			ctx := r.contextOf(th)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			return k(ctx, r.Accel(th), args, kwargs)
+			return k(ctx, r.accelExec(th), args, kwargs)
 		})
 	}
 	m := &starlarkstruct.Module{Name: "kernels", Members: members}

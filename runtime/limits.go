@@ -80,14 +80,14 @@ func (p *plan) inherit() error {
 	}
 	left := time.Until(deadline).Seconds()
 	if left <= 0 {
-		return limitf(ErrTTLExceeded, "refused: thread %s has reached its TTL of %ss", parent.id, pyFloat(parent.ttl))
+		return limitf(ErrTTLExceeded, "refused: thread %s has reached its TTL of %ss", parent.id, registry.PyFloat(parent.ttl))
 	}
 	if p.ttl > left+ttlSlack {
 		left = math.Round(left*1000) / 1000
 		if left <= 0 {
 			left = 0.001
 		}
-		p.notes = append(p.notes, fmt.Sprintf("TTL capped at %ss, what its parent thread %s has left (asked for %ss).", pyFloat(left), parent.id, pyFloat(p.ttl)))
+		p.notes = append(p.notes, fmt.Sprintf("TTL capped at %ss, what its parent thread %s has left (asked for %ss).", registry.PyFloat(left), parent.id, registry.PyFloat(p.ttl)))
 		p.ttl = left
 	}
 	return nil
@@ -115,7 +115,7 @@ func memoryBudget(metadata map[string]any) (float64, string, error) {
 	const oneByte = 1.0 / (1 << 20)
 	if f < oneByte {
 		return 0, "", fmt.Errorf("metadata: max_memory_mb: got %s, less than one byte (%s MB); want at least one byte, or leave it out for the default %v",
-			pyRepr(v), pyFloat(oneByte), registry.DefaultMaxMemoryMB)
+			pyRepr(v), registry.PyFloat(oneByte), registry.DefaultMaxMemoryMB)
 	}
 	return f, pyRepr(v), nil
 }
@@ -127,5 +127,5 @@ func machineNote(budgetMB float64) string {
 	if lim.Bytes <= 0 || budgetMB*(1<<20) <= float64(lim.Bytes) {
 		return ""
 	}
-	return fmt.Sprintf("Memory budget of %sMB is more than this process may use (%s); that limit applies.", pyFloat(budgetMB), lim)
+	return fmt.Sprintf("Memory budget of %sMB is more than this process may use (%s); that limit applies.", registry.PyFloat(budgetMB), lim)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -311,7 +312,7 @@ func (l *loader) load(th *starlark.Thread, module string) (starlark.StringDict, 
 	if s, ok := th.Local(localScript).(string); ok {
 		from = s
 	}
-	ctx := l.r.Context(th)
+	ctx := l.r.contextOf(th)
 	name, data, err := l.res.resolve(ctx, from, module)
 	if err != nil {
 		return nil, err
@@ -340,7 +341,7 @@ func (l *loader) load(th *starlark.Thread, module string) (starlark.StringDict, 
 
 // exec runs a module's source on a new thread.
 func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name string, data []byte, chain []string) (starlark.StringDict, error) {
-	f, err := Dialect.Parse(name, data, 0)
+	f, err := dialect.Parse(name, data, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +355,7 @@ func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name str
 	lt := &starlark.Thread{Name: "load " + module}
 	lt.SetLocal(localTop, &topLevel{ctx: ctx})
 	lt.SetLocal(localScript, name)
-	lt.SetLocal(localLoading, append(append([]string(nil), chain...), name))
+	lt.SetLocal(localLoading, append(slices.Clone(chain), name))
 	if j := runOf(th); j != nil {
 		lt.SetLocal(localRun, j)
 	}

@@ -5,43 +5,47 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/mem"
 
 	"github.com/autonode/autonode/internal/memlimit"
 )
 
-// loadLimit is the memory or CPU use, in percent, above which spawn
-// refuses new threads (DESIGN §3).
+// loadLimit is the memory use, in percent, above which a thread waits
+// before it starts (memory admission; DESIGN §3).
 const loadLimit = 95.0
 
 // loadInterval is how often the background sampler runs.
 const loadInterval = time.Second
 
-// loadGuard keeps the latest machine load sample, taken by a background
-// goroutine, so that spawn only reads two numbers.
+// loadGuard keeps the latest memory sample, taken by a background
+// goroutine, so that admission only reads numbers.
 type loadGuard struct {
 	sample func() (memPct, cpuPct float64, err error)
-	once   sync.Once
-	stop   chan struct{}
-	done   chan struct{}
+	// free returns the memory available to the process in bytes, or -1
+	// when unknown (a custom sampler).
+	free func() int64
+	once sync.Once
+	stop chan struct{}
+	done chan struct{}
 
-	mu      sync.Mutex
-	have    bool
-	memPct  float64
-	cpuPct  float64
-	started bool
+	mu        sync.Mutex
+	have      bool
+	memPct    float64
+	freeBytes int64
+	started   bool
 }
 
 func newLoadGuard(sample func() (float64, float64, error)) *loadGuard {
+	g := &loadGuard{sample: sample, free: func() int64 { return -1 }, stop: make(chan struct{}), done: make(chan struct{})}
 	if sample == nil {
-		sample = machineSampler()
+		g.sample, g.free = machineSampler(), freeMemory
 	}
-	return &loadGuard{sample: sample, stop: make(chan struct{}), done: make(chan struct{})}
+	return g
 }
 
 // start launches the sampler on first use; the first sample is taken
-// before start returns, so that the first spawn is already guarded.
+// before start returns, so that the first thread is already admitted by
+// it.
 func (g *loadGuard) start() {
 	g.once.Do(func() {
 		g.take()
@@ -67,27 +71,40 @@ func (g *loadGuard) loop() {
 }
 
 func (g *loadGuard) take() {
-	m, c, err := g.sample()
+	m, _, err := g.sample()
+	free := g.free()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err != nil {
-		g.have = false // unknown load: do not refuse
+		g.have = false // unknown load: admit
 		return
 	}
-	g.have, g.memPct, g.cpuPct = true, m, c
+	g.have, g.memPct, g.freeBytes = true, m, free
 }
 
-// check returns an error when the latest sample is above the limit.
-func (g *loadGuard) check(fn string) error {
+// admit reports whether a thread with a memory budget of budgetMB may
+// start now, and if not why: memory use above 95%, or, when the thread
+// asked for its budget (metadata.max_memory_mb) and the budget is within
+// what the process may use at all, less free memory than that.
+func (g *loadGuard) admit(budgetMB float64, asked bool) (bool, string) {
 	g.start()
 	g.mu.Lock()
-	have, m, c := g.have, g.memPct, g.cpuPct
+	have, m, free := g.have, g.memPct, g.freeBytes
 	g.mu.Unlock()
-	if !have || (m <= loadLimit && c <= loadLimit) {
-		return nil
+	if !have {
+		return true, ""
 	}
-	return fmt.Errorf("%s: refused: the machine is overloaded (memory %.1f%% used, CPU %.1f%% busy; the limit is %.0f%%); retry when the load drops", fn, m, c, loadLimit)
+	if m > loadLimit {
+		return false, fmt.Sprintf("memory %.1f%% used; the limit is %.0f%%", m, loadLimit)
+	}
+	need := int64(budgetMB * (1 << 20))
+	if lim := memlimit.Get(); asked && free >= 0 && need > free && (lim.Bytes <= 0 || need <= lim.Bytes) {
+		return false, fmt.Sprintf("%s free, less than its max_memory_mb of %s", memlimit.FormatBytes(free), fmtMB(budgetMB))
+	}
+	return true, ""
 }
+
+func fmtMB(mb float64) string { return fmt.Sprintf("%g MB", mb) }
 
 // close stops the sampler.
 func (g *loadGuard) close() {
@@ -106,13 +123,11 @@ func (g *loadGuard) close() {
 	<-g.done
 }
 
-// machineSampler samples memory and CPU use with gopsutil. Memory use is
-// the machine's, or the share of the cgroup's limit in use when the
-// process's cgroup sets a lower one (memlimit; RLIMIT_AS counts address
-// space, not memory, and is left out); CPU use is the busy share of CPU
-// time since the previous sample.
+// machineSampler samples memory use with gopsutil: the machine's, or the
+// share of the cgroup's limit in use when the process's cgroup sets a
+// lower one (memlimit; RLIMIT_AS counts address space, not memory, and is
+// left out). CPU use is not sampled: it never holds a thread back.
 func machineSampler() func() (float64, float64, error) {
-	var prevBusy, prevTotal float64
 	return func() (float64, float64, error) {
 		vm, err := mem.VirtualMemory()
 		if err != nil {
@@ -124,17 +139,22 @@ func machineSampler() func() (float64, float64, error) {
 				memPct = max(memPct, 100*float64(lim.Bytes-left)/float64(lim.Bytes))
 			}
 		}
-		ts, err := cpu.Times(false)
-		if err != nil || len(ts) == 0 {
-			return memPct, 0, nil
-		}
-		total := ts[0].Total()
-		busy := total - ts[0].Idle - ts[0].Iowait
-		pct := 0.0
-		if prevTotal > 0 && total > prevTotal {
-			pct = 100 * (busy - prevBusy) / (total - prevTotal)
-		}
-		prevBusy, prevTotal = busy, total
-		return memPct, pct, nil
+		return memPct, 0, nil
 	}
+}
+
+// freeMemory is the memory available to the process: the machine's
+// available memory, or what its cgroup's limit leaves when that is less.
+func freeMemory() int64 {
+	vm, err := mem.VirtualMemory()
+	if err != nil {
+		return -1
+	}
+	free := int64(vm.Available)
+	if lim := memlimit.Get(); lim.Source != "RAM" && !lim.AddressSpace {
+		if left, ok := lim.Left(); ok {
+			free = min(free, left)
+		}
+	}
+	return free
 }

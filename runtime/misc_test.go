@@ -12,7 +12,6 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -34,26 +33,6 @@ func TestPyRepr(t *testing.T) {
 		if got := pyRepr(c.v); got != c.want {
 			t.Errorf("pyRepr(%#v) = %s, want %s", c.v, got, c.want)
 		}
-	}
-}
-
-func TestOwner(t *testing.T) {
-	me := self()
-	o, ok := parseOwner(me.String())
-	if !ok || o != me {
-		t.Fatalf("parseOwner(%q) = %+v, %v", me.String(), o, ok)
-	}
-	if !ownerAlive(me.String()) {
-		t.Error("this process is not alive")
-	}
-	for _, s := range []string{"", "pid=x", "pid=1 host=h"} {
-		if ownerAlive(s) {
-			t.Errorf("ownerAlive(%q) = true", s)
-		}
-	}
-	other := owner{host: me.host + "-elsewhere", pid: 1, start: 1}
-	if !ownerAlive(other.String()) {
-		t.Error("an owner on another host is assumed alive")
 	}
 }
 
@@ -133,7 +112,7 @@ spawn(id=1, run=parent, ttl=0.3)
 func TestCancel_Racing(t *testing.T) {
 	rt := newTestRuntime(t, Options{CPUWorkers: 2})
 	g := execScript(t, rt, "def spin():\n    while True:\n        pass\n")
-	var reqs []*builtins.SpawnRequest
+	var reqs []*SpawnRequest
 	for i := 0; i < 60; i++ {
 		req := request(float64(i + 1))
 		req.Run, req.TTL, req.Wait = g["spin"].(starlark.Callable), 30, false

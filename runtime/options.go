@@ -3,6 +3,7 @@ package runtime
 import (
 	"io"
 	"io/fs"
+	"time"
 
 	"github.com/autonode/autonode/registry"
 )
@@ -95,10 +96,18 @@ type Options struct {
 
 	// LoadSampler reports memory and CPU use in percent. The runtime
 	// calls it from a background goroutine about once a second (never on
-	// the spawn path, except once when the first spawn starts the
-	// sampler) and refuses spawns while either is above 95%. nil samples
-	// the machine with gopsutil.
+	// the spawn path). A thread does not start while memory use is above
+	// 95% (memory admission; CPU use never holds a thread back: the
+	// worker pools queue threads): it waits up to MemoryWait, then fails
+	// with an error wrapping ErrNoMemory. nil samples the machine with
+	// gopsutil, counting the cgroup's memory limit; with it, a thread
+	// whose metadata sets max_memory_mb also waits until that much memory
+	// is free.
 	LoadSampler func() (memPercent, cpuPercent float64, err error)
+	// MemoryWait bounds how long a thread waits for memory before it
+	// fails; 0 means DefaultMemoryWait (30 s), a negative value fails at
+	// once.
+	MemoryWait time.Duration
 
 	// Argv is visible to scripts as the predeclared list argv.
 	Argv []string

@@ -1,14 +1,10 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,12 +12,8 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/autonode/autonode/accel"
-	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
 )
-
-// defaultN is the size of the default work's matrices (the seed's).
-const defaultN = 512
 
 // abandonGrace is how long a run that reached its TTL (or was cancelled)
 // gets to stop before its thread is recorded as ended anyway. A Go kernel
@@ -31,7 +23,8 @@ var abandonGrace = 2 * time.Second
 type runState int
 
 const (
-	statePending runState = iota
+	statePending runState = iota // queued, held by a batch, or between attempts
+	stateWaiting                 // for the threads in after=
 	stateRunning
 	stateDone
 )
@@ -53,6 +46,14 @@ func (closedError) Error() string { return "the runtime was closed" }
 
 func (closedError) Is(target error) bool { return target == ErrCancelled || target == ErrClosed }
 
+// requestedError is the cause of a run stopped by a cancel request in its
+// record, made by another process (autonode cancel, cancel() elsewhere).
+type requestedError struct{ req registry.CancelRequest }
+
+func (e *requestedError) Error() string { return "cancelled: requested by " + e.req.By }
+
+func (e *requestedError) Is(target error) bool { return target == ErrCancelled }
+
 // ttlError is the cause of a run context that reached the thread's TTL.
 type ttlError struct {
 	id  registry.ID
@@ -60,7 +61,7 @@ type ttlError struct {
 }
 
 func (e *ttlError) Error() string {
-	return fmt.Sprintf("thread %s exceeded its TTL of %ss", e.id, pyFloat(e.ttl))
+	return fmt.Sprintf("thread %s exceeded its TTL of %ss", e.id, registry.PyFloat(e.ttl))
 }
 
 func (e *ttlError) Is(target error) bool { return target == ErrTTLExceeded }
@@ -105,23 +106,28 @@ func spawnerCause(ctx context.Context) error {
 	return &spawnerEndedError{why: why}
 }
 
-// run is one thread submitted to this runtime, from creation to its end.
-// It is the Handle that Spawn returns.
+// run is one job of this runtime: a thread from its creation (or the
+// request for a new attempt) to its end, through every attempt its retry
+// policy allows. It is the Handle that Spawn returns.
 type run struct {
-	r        *Runtime
-	id       registry.ID
-	tok      string // a token that opens the record
-	fn       starlark.Callable
-	args     starlark.Tuple
-	kwargs   []starlark.Tuple
-	sandbox  bool
-	ttl      float64
-	budgetMB float64
-	budgetTx string // max_memory_mb as the seed prints it
-	device   deviceChoice
-	cacheKey string
-	pool     *pool
-	// base is the run's own context: the spawner's values, cancelled
+	r           *Runtime
+	id          registry.ID
+	tok         string // a token that opens the record
+	fn          starlark.Callable
+	args        starlark.Tuple
+	kwargs      []starlark.Tuple
+	sandbox     bool
+	ttl         float64
+	budgetMB    float64
+	budgetTx    string // max_memory_mb as the seed prints it
+	memoryAsked bool   // metadata sets max_memory_mb (memory admission)
+	device      deviceChoice
+	cacheKey    string
+	pool        *pool
+	retry       registry.RetryPolicy
+	retryOn     starlark.Callable
+	after       []registry.ID
+	// base is the job's own context: the spawner's values, cancelled
 	// (with a cause) when the spawner's context ends or stop is called.
 	spawner    context.Context
 	base       context.Context
@@ -142,19 +148,24 @@ type run struct {
 	heapIdx  int
 
 	submitted atomic.Bool
-	onEnd     func() // called once the run has ended (batch feeder)
+	onEnd     func()  // called once the run has ended (batch feeder)
+	feeder    *feeder // the batch feeder that submits it, if any
 
 	mu          sync.Mutex
 	rec         *registry.Thread // the record as this run last wrote it
 	state       runState
 	stopCause   error // why stop was called, nil if it was not
 	cancel      context.CancelCauseFunc
-	ctx         context.Context
+	ctx         context.Context // the current attempt's
 	ex          *accel.Exec
 	elevated    map[string]bool
 	logged      int      // lines added by appendLine
 	pending     []string // appended lines not yet in the registry
 	flushQueued bool
+	retried     int         // retries done in this job
+	stopRetry   func() bool // cancels the timer of a retry that waits
+	deps        *depWait    // what a waiting run still waits for
+	dependents  []*run      // waiting runs of this process that wait for this one
 
 	done   chan struct{}
 	final  *registry.Thread
@@ -162,12 +173,12 @@ type run struct {
 	runErr error // why the run did not succeed (RunErr)
 }
 
-var _ builtins.Handle = (*run)(nil)
+var _ Handle = (*run)(nil)
 
-// ID implements builtins.Handle.
+// ID implements Handle.
 func (j *run) ID() registry.ID { return j.id }
 
-// Done implements builtins.Handle.
+// Done implements Handle.
 func (j *run) Done() bool {
 	select {
 	case <-j.done:
@@ -177,8 +188,8 @@ func (j *run) Done() bool {
 	}
 }
 
-// Wait implements builtins.Handle. A thread body that waits gives its
-// worker slot back while it blocks.
+// Wait implements Handle. A thread body that waits gives its worker slot
+// back while it blocks.
 func (j *run) Wait(ctx context.Context) (*registry.Thread, error) {
 	if !j.Done() {
 		if w, ok := ctx.Value(runKey{}).(*run); ok && w != j {
@@ -206,26 +217,9 @@ func stamp(format string, args ...any) string {
 	return "[" + time.Now().Format("2006-01-02 15:04:05") + "] " + cleanHistory(fmt.Sprintf(format, args...))
 }
 
-func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+func nowRFC3339() string { return formatTime(time.Now()) }
 
-// update applies change to the run's record and queues the same change
-// to the stored one, for the committer's next transaction; it does not
-// wait. The committer applies one run's changes in order, so a later
-// transition (the end of the run) never lands before an earlier one.
-func (j *run) update(change func(t *registry.Thread)) {
-	j.mu.Lock()
-	change(j.rec)
-	j.mu.Unlock()
-	j.r.commits.post(func(tx *registry.Tx) error {
-		t, err := tx.Get(j.id)
-		if err != nil {
-			return err
-		}
-		change(t)
-		t.History = append(t.History, j.takeLines()...)
-		return tx.Put(t, j.tok)
-	})
-}
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // maxLogLines bounds the history lines one run may add with log() and
 // elevated host calls, so that a chatty body cannot outgrow its record.
@@ -280,9 +274,22 @@ func (j *run) flush(tx *registry.Tx) error {
 	return tx.Put(t, j.tok)
 }
 
-// execute runs the thread on the goroutine the pool started for it.
+// execute runs one attempt of the thread on the goroutine the pool
+// started for it.
 func (j *run) execute() {
 	r := j.r
+	j.mu.Lock()
+	if j.state != statePending {
+		j.mu.Unlock()
+		j.pool.done()
+		return
+	}
+	j.mu.Unlock()
+	if err := j.admit(); err != nil {
+		j.finish(ending{status: registry.StatusFailed, errText: err.Error(), lines: []string{stamp("Not started: %s.", err)}, runErr: err})
+		j.pool.done()
+		return
+	}
 	j.mu.Lock()
 	if j.state != statePending {
 		j.mu.Unlock()
@@ -297,34 +304,34 @@ func (j *run) execute() {
 	if j.stopCause != nil {
 		cancel(j.stopCause)
 	}
-	unwatch := j.unwatch
 	budget, _ := accel.NewBudgetMB(j.budgetMB)
 	j.ex = accel.New(accel.Options{Device: j.device.dev, Budget: budget})
+	n := len(j.rec.Attempts) + 1
 	j.mu.Unlock()
-	defer func() {
+	endAttempt := func() {
 		cancel(errRunEnded) // first: the children it left running end with it
 		cancelTTL()
 		stopClose()
-		unwatch()
-		j.cancelBase(nil)
-	}()
+	}
 
 	if ctx.Err() != nil { // stopped, timed out or closed while it was queued
 		j.ex.Close()
 		cause := context.Cause(ctx)
 		status := classify(cause, nil)
-		line := cancelledLine(ctx, false)
+		line := cancelledLine(cause, false)
 		if status == registry.StatusTimedOut {
 			line = stamp("Timed out before it started: %s.", cause)
 		}
-		j.finish(status, nil, cause.Error(), []string{line}, 0, runError(status, cause, nil))
+		endAttempt()
+		j.finish(ending{status: status, errText: cause.Error(), lines: []string{line}, runErr: runError(status, cause, nil)})
 		j.pool.done()
 		return
 	}
 	if !j.sandbox && r.opts.ForbidUnsandboxed {
 		j.ex.Close()
 		err := fmt.Errorf("thread %s is unsandboxed: %w", j.id, ErrUnsandboxedForbidden)
-		j.finish(registry.StatusFailed, nil, err.Error(), []string{stamp("Refused to run: %s.", err)}, 0, err)
+		endAttempt()
+		j.finish(ending{status: registry.StatusFailed, errText: err.Error(), lines: []string{stamp("Refused to run: %s.", err)}, runErr: err})
 		j.pool.done()
 		return
 	}
@@ -337,18 +344,13 @@ func (j *run) execute() {
 	if !j.sandbox {
 		mode = "unsandboxed: host access allowed"
 	}
-	start := time.Now()
+	if n > 1 {
+		mode += fmt.Sprintf(", attempt %d", n)
+	}
 	startLine := stamp("Running %s on %s (%s).", what, runLabel(j.device), mode)
 	devName := j.device.dev.Name()
-	// The start is queued, not waited for: the worker's slot is not idle
-	// during an fsync, and starts and ends of many runs share commits.
-	j.update(func(t *registry.Thread) {
-		t.Status = registry.StatusRunning
-		t.StartedAt = nowRFC3339()
-		t.Owner = r.owner
-		t.DeviceUsed = devName
-		t.History = append(t.History, startLine)
-	})
+	start := time.Now()
+	j.begin(registry.Attempt{N: n, Status: registry.StatusRunning, StartedAt: formatTime(start), Owner: r.owner, DeviceUsed: devName}, startLine)
 
 	results := make(chan outcome, 1)
 	go func() { results <- j.body(ctx, cancel) }()
@@ -387,30 +389,81 @@ func (j *run) execute() {
 	}
 	j.stopChildren(why)
 	status := classify(cause, out.err)
-	rerr := runError(status, cause, out.err)
+	e := ending{status: status, started: start, dur: dur, attempt: n, runErr: runError(status, cause, out.err)}
 	switch status {
 	case registry.StatusSucceeded:
-		lines := append(out.notes, stamp("%s computation complete.", label))
-		j.finish(status, out.result, "", lines, dur, nil)
+		e.result = out.result
+		e.lines = append(out.notes, stamp("%s computation complete.", label))
 	case registry.StatusTimedOut:
-		msg := cause.Error() + "; stopped"
-		j.finish(status, nil, msg, []string{stamp("Timed out: %s.", msg)}, dur, rerr)
+		e.errText = cause.Error() + "; stopped"
+		e.lines = []string{stamp("Timed out: %s.", e.errText)}
+		e.message = e.errText
 	case registry.StatusCancelled:
-		j.finish(status, nil, cause.Error(), []string{cancelledLine(ctx, true)}, dur, rerr)
+		e.errText = cause.Error()
+		e.lines = []string{cancelledLine(cause, true)}
 	default:
 		msg, detail := errorText(out.err)
-		j.finish(status, nil, detail, []string{stamp("%s computation failed %s", label, sentence(msg))}, dur, rerr)
+		e.errText, e.message = detail, msg
+		e.lines = []string{stamp("%s computation failed %s", label, sentence(msg))}
+	}
+	retry, delay := j.shouldRetry(&e, cause)
+	endAttempt()
+	finished := func() {
+		j.ex.Close()
+		j.pool.done()
 	}
 	if abandoned {
-		go func() {
-			<-results
-			j.ex.Close()
-			j.pool.done()
-		}()
-		return
+		finished = func() {
+			go func() {
+				<-results
+				j.ex.Close()
+				j.pool.done()
+			}()
+		}
 	}
-	j.ex.Close()
-	j.pool.done()
+	if retry {
+		j.scheduleRetry(e, delay)
+	} else {
+		j.finish(e)
+	}
+	finished()
+}
+
+// begin records the start of an attempt: in the run's record at once, in
+// the registry with the next commit (not waited for: the worker's slot is
+// not idle during an fsync, and starts and ends of many runs share
+// commits). A cancel request found in the stored record, made while the
+// thread was queued, stops the attempt at once.
+func (j *run) begin(a registry.Attempt, line string) {
+	start := func(t *registry.Thread) {
+		t.Status = registry.StatusRunning
+		t.StartedAt, t.FinishedAt, t.DurationMS, t.Error, t.Result = a.StartedAt, "", 0, "", nil
+		t.Owner = a.Owner
+		t.DeviceUsed = a.DeviceUsed
+		t.Attempts = append(t.Attempts, a)
+		t.History = append(t.History, line)
+	}
+	j.mu.Lock()
+	start(j.rec)
+	j.mu.Unlock()
+	j.r.setHot(j, true) // the monitor looks for cancel requests every tick
+	j.r.commits.post(func(tx *registry.Tx) error {
+		t, err := tx.Get(j.id)
+		if err != nil {
+			return err
+		}
+		if c := t.CancelRequest; c != nil || registry.Final(t.Status) {
+			req := registry.CancelRequest{By: "the registry (the thread had ended)"}
+			if c != nil {
+				req = *c
+			}
+			go j.stop(&requestedError{req}) // not on the committer's goroutine
+			return nil
+		}
+		start(t)
+		t.History = append(t.History, j.takeLines()...)
+		return tx.Put(t, j.tok)
+	})
 }
 
 // stopChildren stops the threads this run's body spawned that have not
@@ -458,182 +511,113 @@ func ttlDuration(ttl float64) time.Duration {
 	return time.Duration(ttl * float64(time.Second))
 }
 
-func cancelledLine(ctx context.Context, running bool) string {
-	why := "cancel() was called"
-	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errCancelled):
-	case errors.Is(cause, errClosed):
-		why = "the runtime was closed"
-	default:
-		why = cause.Error()
-	}
+// cancelledLine is the history line of a run cancelled for cause, before
+// it started or while running.
+func cancelledLine(cause error, running bool) string {
 	if running {
-		return stamp("Cancelled while running: %s.", why)
+		return stamp("Cancelled while running: %s.", cancelReason(cause))
 	}
-	return stamp("Cancelled before it started: %s.", why)
+	return stamp("Cancelled before it started: %s.", cancelReason(cause))
 }
 
-// sentence ends msg with a period, as the seed's history lines do.
-func sentence(msg string) string {
-	msg = strings.TrimSpace(msg)
-	if !strings.HasSuffix(msg, ".") {
-		msg += "."
+// cancelReason says why a run was cancelled, for its history.
+func cancelReason(cause error) string {
+	var req *requestedError
+	switch {
+	case errors.Is(cause, errCancelled):
+		return "cancel() was called"
+	case errors.As(cause, &req):
+		return fmt.Sprintf("requested by %s at %s", req.req.By, req.req.At)
+	case errors.Is(cause, errClosed):
+		return "the runtime was closed"
 	}
-	return msg
+	return cause.Error()
 }
 
-// errorText returns an error's message and the text to store in the
-// record's error field (the backtrace for Starlark errors).
-func errorText(err error) (msg, detail string) {
-	var ee *starlark.EvalError
-	if errors.As(err, &ee) {
-		return ee.Msg, ee.Backtrace()
-	}
-	return err.Error(), err.Error()
+// ending is how an attempt, or a job that never ran, ended.
+type ending struct {
+	status  string
+	result  json.RawMessage
+	errText string // the error field: a backtrace for Starlark errors
+	message string // the error's message, for retry_on and the exit summary
+	lines   []string
+	started time.Time // zero when no attempt ran
+	dur     time.Duration
+	attempt int // the attempt's number; 0 when no attempt ran
+	runErr  error
 }
 
-// outcome is what a body produced.
-type outcome struct {
-	result json.RawMessage
-	notes  []string // history lines to add before the completion line
-	err    error
-}
-
-// body runs the thread's work: its Starlark function, or the default
-// work. cancel cancels ctx, the run's context (the guard stops the body
-// with it when a limit is reached).
-func (j *run) body(ctx context.Context, cancel context.CancelCauseFunc) (out outcome) {
-	defer func() {
-		if p := recover(); p != nil {
-			out = outcome{err: builtins.Panicked("", p)} // counted: autonode run fails
-		}
-	}()
-	if j.fn == nil {
-		return j.defaultWork(ctx)
-	}
-	th, done := j.r.newBodyThread(j, ctx, cancel)
-	v, err := starlark.Call(th, j.fn, j.args, j.kwargs)
-	done()
-	if err != nil {
-		return outcome{err: err}
-	}
-	res, err := encodeResult(v)
-	if err != nil {
-		return outcome{err: fmt.Errorf("result of %s: %w", j.fn.Name(), err)}
-	}
-	return outcome{result: res}
-}
-
-// encodeResult converts a body's return value to the JSON stored as the
-// thread's result; None stores nothing.
-func encodeResult(v starlark.Value) (json.RawMessage, error) {
-	if v == nil || v == starlark.None {
-		return nil, nil
-	}
-	g, err := builtins.FromStarlark(v)
-	if err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	if err := writeJSON(&b, g, 0); err != nil {
-		return nil, err
-	}
-	raw := json.RawMessage(b.Bytes())
-	if len(raw) > registry.MaxRecordBytes/2 {
-		return nil, fmt.Errorf("the result is %d bytes as JSON; at most %d are allowed", len(raw), registry.MaxRecordBytes/2)
-	}
-	return raw, nil
-}
-
-// defaultWork is the seed's CPU work, done for real: a 512×512 float64
-// matrix product, checked first against the memory budget (3·n²·8 bytes).
-func (j *run) defaultWork(ctx context.Context) outcome {
-	n := defaultN
-	need := int64(3 * n * n * 8)
-	if err := j.ex.Budget().Check(need); err != nil {
-		return outcome{err: &seedError{fmt.Sprintf("Thread %s exceeds memory budget. Needs %.2fMB, allowed %sMB", j.id, float64(need)/(1<<20), j.budgetTx), err}}
-	}
-	start := time.Now()
-	a, err := j.ex.Rand(accel.Float64, 1, n, n)
-	if err != nil {
-		return outcome{err: err}
-	}
-	b, err := j.ex.Rand(accel.Float64, 2, n, n)
-	if err != nil {
-		return outcome{err: err}
-	}
-	c, err := j.ex.Matmul(ctx, a, b)
-	if err != nil {
-		return outcome{err: err}
-	}
-	sum, err := j.ex.Sum(ctx, c)
-	if err != nil {
-		return outcome{err: err}
-	}
-	secs := time.Since(start).Seconds()
-	gflops := 0.0
-	if secs > 0 {
-		gflops = 2 * float64(n) * float64(n) * float64(n) / secs / 1e9
-	}
-	res := map[string]any{
-		"kernel": "matmul", "n": n, "dtype": "float64", "device": j.ex.Device().Name(),
-		"checksum": sum, "seconds": round(secs, 6), "gflops": round(gflops, 3),
-	}
-	var raw bytes.Buffer
-	if err := writeJSON(&raw, res, 0); err != nil {
-		return outcome{err: err}
-	}
-	note := stamp("Matmul %dx%d float64: checksum %s, %.3f GFLOP/s (%.1f ms).", n, n, pyFloat(sum), gflops, secs*1000)
-	return outcome{result: raw.Bytes(), notes: []string{note}}
-}
-
-// seedError is an error with the seed's wording and a cause errors.Is
-// can find.
-type seedError struct {
-	msg   string
-	cause error
-}
-
-func (e *seedError) Error() string { return e.msg }
-func (e *seedError) Unwrap() error { return e.cause }
-
-func round(f float64, digits int) float64 {
-	p := 1.0
-	for i := 0; i < digits; i++ {
-		p *= 10
-	}
-	return float64(int64(f*p+0.5)) / p
-}
-
-// finish records the run's end: the final status, result and error, the
-// history lines, the finish time and duration; runErr is what RunErr
-// will report. It completes the handle and forgets the run.
-func (j *run) finish(status string, result json.RawMessage, errText string, lines []string, dur time.Duration, runErr error) {
+// finish records the job's end: the final status, result and error, the
+// history lines, the finish time and duration; it completes the handle
+// and forgets the run.
+func (j *run) finish(e ending) {
 	j.mu.Lock()
 	if j.state == stateDone {
 		j.mu.Unlock()
 		return
 	}
-	j.state = stateDone
+	release := j.endLocked()
 	j.mu.Unlock()
-	j.record(status, result, errText, lines, dur, runErr)
+	release()
+	j.record(e)
 }
 
-// record persists the end of a run already marked done.
-func (j *run) record(status string, result json.RawMessage, errText string, hist []string, dur time.Duration, runErr error) {
-	j.runErr = runErr
-	finished := nowRFC3339()
-	ms := float64(dur.Microseconds()) / 1000
-	change := func(t *registry.Thread) {
-		t.Status = status
-		t.Result = result
-		t.Error = errText
-		t.FinishedAt = finished
-		t.DurationMS = ms
+// endLocked marks the job done (j.mu is held) and returns what lets go
+// of its spawner and its context; call it once j.mu is released.
+func (j *run) endLocked() func() {
+	j.state = stateDone
+	unwatch := j.unwatch
+	return func() {
+		unwatch()
+		j.cancelBase(nil)
+	}
+}
+
+// endChange returns the change that records e on a thread's record.
+func (j *run) endChange(e ending) func(t *registry.Thread) {
+	finished := time.Now()
+	if !e.started.IsZero() {
+		finished = e.started.Add(e.dur) // never before the start
+	}
+	at := formatTime(finished)
+	ms := float64(e.dur.Microseconds()) / 1000
+	return func(t *registry.Thread) {
+		t.Status = e.status
+		t.Result = e.result
+		t.Error = e.errText
+		t.FinishedAt = at
 		t.Cached = false
 		t.CacheKey = j.cacheKey
-		t.History = append(t.History, hist...)
+		if e.attempt > 0 {
+			t.DurationMS = ms
+			endAttempt(t, e, at, ms)
+		}
+		t.History = append(t.History, e.lines...)
 	}
+}
+
+// endAttempt sets the end of attempt e.attempt in t's attempts (adding it
+// when its start never reached the registry).
+func endAttempt(t *registry.Thread, e ending, at string, ms float64) {
+	for i := len(t.Attempts) - 1; i >= 0; i-- {
+		if a := &t.Attempts[i]; a.N == e.attempt {
+			a.Status, a.FinishedAt, a.DurationMS = e.status, at, ms
+			a.Error = e.errText
+			if len(a.Error) > registry.MaxAttemptError {
+				a.Error = a.Error[:registry.MaxAttemptError] + "… (truncated)"
+			}
+			return
+		}
+	}
+}
+
+// record persists the end of a job already marked done. The handle
+// completes once the record is durable; the worker does not wait for
+// that, so the next run's start groups with this end. A thread that
+// another process cancelled while it was queued stays cancelled.
+func (j *run) record(e ending) {
+	j.runErr = e.runErr
+	change := j.endChange(e)
 	var final *registry.Thread
 	fn := func(tx *registry.Tx) error {
 		t, err := tx.Get(j.id)
@@ -641,45 +625,65 @@ func (j *run) record(status string, result json.RawMessage, errText string, hist
 			return err
 		}
 		t.History = append(t.History, j.takeLines()...)
-		change(t)
+		switch {
+		case t.Status != registry.StatusCancelled || t.CancelRequest == nil:
+			change(t)
+		case e.status != registry.StatusCancelled:
+			// Cancelled by a request while it was queued: that stands.
+			t.History = append(t.History, stamp("The attempt that had started meanwhile ended %s; the thread stays cancelled.", e.status))
+		}
 		if err := tx.Put(t, j.tok); err != nil {
 			return err
 		}
 		final = t
 		return nil
 	}
-	// The handle completes once the record is durable; the worker does
-	// not wait for that, so the next run's start groups with this end.
 	j.r.commits.async(fn, func(err error) {
 		j.mu.Lock()
 		change(j.rec)
 		if final == nil || err != nil {
 			final = j.rec.Clone()
 		}
-		j.final = final
-		onEnd := j.onEnd
 		j.mu.Unlock()
-		if err != nil {
-			j.err = fmt.Errorf("thread %s ended (%s) but the registry could not record it: %w", j.id, status, err)
-			j.r.warn("%v", j.err)
-		}
-		if status == registry.StatusSucceeded && err == nil {
-			j.r.cache.add(j.cacheKey, j.id)
-		}
-		j.r.forget(j)
-		close(j.done)
-		if onEnd != nil {
-			onEnd()
-		}
+		j.completed(final, e.status, err)
 	})
 }
 
-// cancelRun stops a pending or running thread (cancel()).
+// completed ends a job whose end is recorded (err: it could not be):
+// final becomes the handle's record, the cache learns a success, waiting
+// dependents are told, and the handle completes.
+func (j *run) completed(final *registry.Thread, status string, err error) {
+	j.mu.Lock()
+	j.final = final
+	onEnd := j.onEnd
+	dependents := j.dependents
+	j.dependents = nil
+	j.mu.Unlock()
+	if err != nil {
+		j.err = fmt.Errorf("thread %s ended (%s) but the registry could not record it: %w", j.id, status, err)
+		j.r.warn("%v", j.err)
+	}
+	if final.Status == registry.StatusSucceeded && err == nil {
+		j.r.cache.add(j.cacheKey, j.id)
+	}
+	j.r.setHot(j, false)
+	j.r.noteEnd(final)
+	j.r.forget(j)
+	close(j.done)
+	for _, d := range dependents {
+		d.upstreamEnded(j.id, final)
+	}
+	if onEnd != nil {
+		onEnd()
+	}
+}
+
+// cancelRun stops a pending, waiting or running thread (cancel()).
 func (j *run) cancelRun() error { return j.stop(errCancelled) }
 
-// stop ends a pending or running thread with cause: a running one has
-// its context cancelled (its body stops at its next instruction); a
-// queued one is taken out of the queue and recorded cancelled at once.
+// stop ends a job with cause: a running attempt has its context cancelled
+// (its body stops at its next instruction); a queued, held, waiting or
+// retrying job is taken out and recorded cancelled at once.
 func (j *run) stop(cause error) error {
 	j.mu.Lock()
 	switch j.state {
@@ -698,79 +702,28 @@ func (j *run) stop(cause error) error {
 	if j.stopCause == nil {
 		j.stopCause = cause
 	}
-	queued := j.pool.remove(j)
-	held := !j.submitted.Load()
-	if queued || held {
-		j.state = stateDone
+	waiting := j.state == stateWaiting
+	queued := !waiting && j.pool.remove(j)
+	held := waiting || !j.submitted.Load()
+	if j.stopRetry != nil {
+		j.stopRetry()
+		j.stopRetry = nil
 	}
-	unwatch := j.unwatch
+	retrying := len(j.rec.Attempts) > 0 && j.retried > 0
+	if !queued && !held {
+		j.mu.Unlock()
+		return nil // the pool has just dispatched it: execute sees stopCause
+	}
+	release := j.endLocked()
 	j.mu.Unlock()
-	if queued || held {
-		unwatch()
-		j.cancelBase(nil)
-		line := stamp("Cancelled before it started: cancel() was called.")
-		if cause != errCancelled {
-			line = stamp("Cancelled before it started: %s.", cause)
-		}
-		j.record(registry.StatusCancelled, nil, cause.Error(), []string{line}, 0, cause)
+	release()
+	line := cancelledLine(cause, false)
+	switch {
+	case waiting:
+		line = stamp("Cancelled while it waited for %s: %s.", idList(j.after), cancelReason(cause))
+	case retrying:
+		line = stamp("Cancelled before its next attempt: %s.", cancelReason(cause))
 	}
-	// Otherwise the pool has just dispatched it: execute sees stopCause.
-	return nil
-}
-
-// writeJSON encodes a JSON-compatible Go value with sorted keys, writing
-// floats as Python does (1000.0, 1e-05) so that a float result reads back
-// as a float.
-func writeJSON(b *bytes.Buffer, v any, depth int) error {
-	if depth > registry.MaxDepth {
-		return fmt.Errorf("nested deeper than %d levels", registry.MaxDepth)
-	}
-	switch x := v.(type) {
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("%v has no JSON form", x)
-		}
-		b.WriteString(pyFloat(x))
-	case float32:
-		return writeJSON(b, float64(x), depth)
-	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			if err := writeJSON(b, e, depth+1); err != nil {
-				return err
-			}
-		}
-		b.WriteByte(']')
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		b.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			if err := writeJSON(b, k, depth+1); err != nil {
-				return err
-			}
-			b.WriteByte(':')
-			if err := writeJSON(b, x[k], depth+1); err != nil {
-				return err
-			}
-		}
-		b.WriteByte('}')
-	default:
-		enc := json.NewEncoder(b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(x); err != nil {
-			return err
-		}
-		b.Truncate(b.Len() - 1) // Encode's newline
-	}
+	j.record(ending{status: registry.StatusCancelled, errText: cause.Error(), lines: []string{line}, runErr: cause})
 	return nil
 }

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	goruntime "runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,19 +20,28 @@ import (
 
 	"github.com/autonode/autonode/accel"
 	"github.com/autonode/autonode/builtins"
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/registry/natsstore"
 )
 
-// Dialect is the Starlark dialect of every file and snippet the
+// dialect is the Starlark dialect of every file and snippet the runtime
+// runs (see Dialect).
+var dialect = syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true}
+
+// Dialect returns the Starlark dialect of every file and snippet the
 // runtime runs: while loops, top-level control flow, global reassignment,
-// sets and recursion are allowed.
-var Dialect = &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true}
+// sets and recursion are allowed. Tools that parse scripts the way the
+// runtime does (a checker, a REPL) use it; each call returns a new copy.
+func Dialect() *syntax.FileOptions {
+	d := dialect
+	return &d
+}
 
 // Runtime is AutoNode's thread engine and Starlark interpreter: it runs
-// scripts, whose builtins (spawn, branch, …) it serves as their
-// builtins.Engine, and runs the threads they spawn on bounded worker
-// pools. A Runtime is safe for concurrent use; Eval calls are serialized.
+// scripts, whose builtins (spawn, branch, …) it serves, and runs the
+// threads they spawn on bounded worker pools. A Runtime is safe for
+// concurrent use; Eval calls are serialized.
 type Runtime struct {
 	opts     Options
 	store    registry.Store
@@ -57,9 +67,18 @@ type Runtime struct {
 	execOnce sync.Once
 	topExec  *accel.Exec
 
+	monitor *monitor
+	clock   clock
+	jitter  func() float64 // uniform in [-1, 1): retry delays' ±10%
+	closing atomic.Bool    // Close has begun: waiting runs stuck on nothing give up
+
+	failMu sync.Mutex
+	failed map[registry.ID]*registry.Thread // see Failed
+
 	mu      sync.Mutex
 	closed  bool
 	runs    map[registry.ID]*run
+	hot     map[*run]struct{}   // running and waiting runs: the monitor checks them each tick
 	extra   starlark.StringDict // AddBuiltin, AddModule
 	kernels map[string]Kernel
 
@@ -69,18 +88,18 @@ type Runtime struct {
 	env    starlark.StringDict // globals of ExecFile and Eval
 }
 
-var _ builtins.Engine = (*Runtime)(nil)
-
 // New opens the registry (or uses opts.Store), marks threads left running
 // by a dead process as crashed, and returns a Runtime ready to run
 // scripts. Close it when done.
 func New(opts Options) (*Runtime, error) {
 	r := &Runtime{
-		opts: opts, session: opts.SessionToken, owner: self().String(),
+		opts: opts, session: opts.SessionToken, owner: owner.Self().String(),
 		stdout: &lockedWriter{w: opts.Stdout}, stderr: &lockedWriter{w: opts.Stderr},
 		runs: map[registry.ID]*run{}, extra: starlark.StringDict{}, kernels: map[string]Kernel{},
-		env: starlark.StringDict{}, funcs: newFuncIndex(),
+		env: starlark.StringDict{}, funcs: newFuncIndex(), hot: map[*run]struct{}{},
+		failed: map[registry.ID]*registry.Thread{}, clock: realClock{}, jitter: jitterUniform,
 	}
+	r.monitor = newMonitor(r)
 	if r.session != "" {
 		if err := registry.ValidateToken(r.session); err != nil {
 			return nil, fmt.Errorf("session token: %w", err)
@@ -106,7 +125,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	var crashed []registry.ID
 	err = r.store.Update(func(tx *registry.Tx) error {
-		ids, err := tx.MarkCrashed(ownerAlive)
+		ids, err := tx.MarkCrashed(owner.Alive)
 		crashed = ids
 		return err
 	})
@@ -141,19 +160,16 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r.argv = starlark.NewList(argv)
 	r.argv.Freeze()
-	r.surface = builtins.Predeclared(r)
+	r.surface = builtins.Predeclared(engine{r})
 	return r, nil
 }
 
 func idList(ids []registry.ID) string {
-	s := ""
+	s := make([]string, len(ids))
 	for i, id := range ids {
-		if i > 0 {
-			s += ", "
-		}
-		s += id.String()
+		s[i] = id.String()
 	}
-	return s
+	return strings.Join(s, ", ")
 }
 
 // lockedWriter serializes writes from concurrent thread bodies.
@@ -188,7 +204,10 @@ func (r *Runtime) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	r.closing.Store(true)
+	r.monitor.wake()
 	r.active.Wait()
+	r.monitor.close()
 	r.cancel()
 	r.commits.close()
 	r.load.close()
@@ -204,7 +223,7 @@ func (r *Runtime) Close() error {
 	return nil
 }
 
-// Store implements builtins.Engine.
+// Store returns the registry the runtime reads and writes.
 func (r *Runtime) Store() registry.Store { return r.store }
 
 // noTokenError says how to get a token; it matches registry.ErrTokenRequired.
@@ -215,9 +234,9 @@ func (noTokenError) Error() string {
 }
 func (noTokenError) Is(target error) bool { return target == registry.ErrTokenRequired }
 
-// Token implements builtins.Engine: tok, or the session token when tok is
+// token returns tok, or the session token when tok is
 // empty; a malformed token is an error.
-func (r *Runtime) Token(tok string) (string, error) {
+func (r *Runtime) token(tok string) (string, error) {
 	if tok == "" {
 		tok = r.session
 	}
@@ -329,18 +348,14 @@ func (r *Runtime) print(_ *starlark.Thread, msg string) {
 // running code.
 func (r *Runtime) predeclared() starlark.StringDict {
 	d := make(starlark.StringDict, len(r.surface)+8)
-	for k, v := range r.surface {
-		d[k] = v
-	}
+	maps.Copy(d, r.surface)
 	d["argv"] = r.argv
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.kernels) > 0 {
 		d["kernels"] = r.kernelModule()
 	}
-	for k, v := range r.extra {
-		d[k] = v
-	}
+	maps.Copy(d, r.extra)
 	if _, ok := d["json"]; !ok {
 		d["json"] = json.Module
 	}
@@ -377,7 +392,7 @@ func (r *Runtime) ExecFile(ctx context.Context, filename string, src any) (starl
 	if err != nil {
 		return nil, err
 	}
-	f, err := Dialect.Parse(filename, data, 0)
+	f, err := dialect.Parse(filename, data, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -396,9 +411,7 @@ func (r *Runtime) ExecFile(ctx context.Context, filename string, src any) (starl
 		return g, guard.wrap(err)
 	}
 	r.envMu.Lock()
-	for k, v := range g {
-		r.env[k] = v
-	}
+	maps.Copy(r.env, g)
 	r.envMu.Unlock()
 	return g, nil
 }
@@ -419,26 +432,22 @@ func (r *Runtime) Eval(ctx context.Context, src string) (starlark.Value, error) 
 	if r.evals > 1 {
 		name = fmt.Sprintf("<eval#%d>", r.evals)
 	}
-	f, err := Dialect.Parse(name, src, 0)
+	f, err := dialect.Parse(name, src, 0)
 	if err != nil {
 		return nil, err
 	}
 	r.funcs.add(f, []byte(src))
 	pre := r.predeclared()
 	env := make(starlark.StringDict, len(pre)+len(r.env))
-	for k, v := range pre {
-		env[k] = v
-	}
+	maps.Copy(env, pre)
 	r.envMu.Lock()
-	for k, v := range r.env {
-		env[k] = v
-	}
+	maps.Copy(env, r.env)
 	r.envMu.Unlock()
 	th, guard, done := r.newTopThread(ctx, "eval", name)
 	defer done()
 	if len(f.Stmts) == 1 {
 		if es, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
-			v, err := starlark.EvalExprOptions(Dialect, th, es.X, env)
+			v, err := starlark.EvalExprOptions(&dialect, th, es.X, env)
 			return v, guard.wrap(err)
 		}
 	}
@@ -485,11 +494,7 @@ func (r *Runtime) Call(ctx context.Context, name string, args ...starlark.Value)
 func (r *Runtime) Globals() starlark.StringDict {
 	r.envMu.Lock()
 	defer r.envMu.Unlock()
-	g := make(starlark.StringDict, len(r.env))
-	for k, v := range r.env {
-		g[k] = v
-	}
-	return g
+	return maps.Clone(r.env)
 }
 
 // AddBuiltin makes a Go function callable from Starlark as name. Starlark
@@ -505,20 +510,21 @@ func (r *Runtime) AddBuiltin(name string, fn func(thread *starlark.Thread, b *st
 // (name.member in Starlark). The members are frozen, since every thread
 // shares them.
 func (r *Runtime) AddModule(name string, members starlark.StringDict) {
-	m := make(starlark.StringDict, len(members))
-	for k, v := range members {
-		m[k] = v
-	}
+	m := maps.Clone(members)
 	m.Freeze()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.extra[name] = &starlarkstruct.Module{Name: name, Members: m}
 }
 
-// Cancel implements builtins.Engine: it stops a pending or running thread
-// of this runtime; tok (or the session token) must open it.
+// Cancel stops a pending, waiting or running thread; tok (or the session
+// token) must open it. A thread of this runtime stops at once (a running
+// one at its next instruction). For a thread of another process the
+// request is recorded in its record (registry.Tx.RequestCancel): a
+// pending or waiting one is cancelled at once, a running one is stopped by
+// its process within a second. A thread that has ended is an error.
 func (r *Runtime) Cancel(id registry.ID, tok string) error {
-	tok, err := r.Token(tok)
+	tok, err := r.token(tok)
 	if err != nil {
 		return fmt.Errorf("cancel: token: %w", err)
 	}
@@ -528,20 +534,17 @@ func (r *Runtime) Cancel(id registry.ID, tok string) error {
 	r.mu.Lock()
 	j := r.runs[id]
 	r.mu.Unlock()
-	if j == nil {
-		status := registry.StatusUnknown
-		_ = r.store.View(func(tx *registry.Tx) error {
-			if t, err := tx.Get(id); err == nil {
-				status = t.EffectiveStatus()
-			}
-			return nil
-		})
-		return fmt.Errorf("cancel: thread %s is not pending or running in this process (status %s)", id, status)
+	if j != nil {
+		if err := j.cancelRun(); err != nil {
+			return fmt.Errorf("cancel: %w", err)
+		}
+		return nil
 	}
-	if err := j.cancelRun(); err != nil {
-		return fmt.Errorf("cancel: %w", err)
-	}
-	return nil
+	by := "cancel() in " + r.owner
+	return r.store.Update(func(tx *registry.Tx) error {
+		_, _, err := tx.RequestCancel(id, tok, by, r.alive)
+		return err
+	})
 }
 
 // errCheckOnly aborts a transaction used only to check a token.
@@ -565,17 +568,17 @@ func (r *Runtime) authorize(id registry.ID, tok string) error {
 	return err
 }
 
-// Running implements builtins.Engine.
-func (r *Runtime) Running(th *starlark.Thread) *registry.Thread {
+// running returns the record of the thread whose body runs on th.
+func (r *Runtime) running(th *starlark.Thread) *registry.Thread {
 	if j := runOf(th); j != nil {
 		return j.snapshot()
 	}
 	return nil
 }
 
-// Log implements builtins.Engine: msg is appended to the running thread's
+// logLine: msg is appended to the running thread's
 // history at once and persisted with the next registry commit.
-func (r *Runtime) Log(th *starlark.Thread, msg string) error {
+func (r *Runtime) logLine(th *starlark.Thread, msg string) error {
 	j := runOf(th)
 	if j == nil {
 		return fmt.Errorf("log: not inside a thread body")
@@ -590,10 +593,10 @@ func (r *Runtime) Log(th *starlark.Thread, msg string) error {
 	return nil
 }
 
-// HostAccess implements builtins.Engine (DESIGN §6). fn is the host
+// hostAccess decides host access (DESIGN §6; builtins.Engine.HostAccess). fn is the host
 // function's name ("read_file"); the error does not repeat it, since the
 // builtin prefixes its own name ("host.read_file: refused: ...").
-func (r *Runtime) HostAccess(th *starlark.Thread, fn string) error {
+func (r *Runtime) hostAccess(th *starlark.Thread, fn string) error {
 	full := fn
 	if !strings.Contains(full, ".") { // "read_file"; "accel.save" stays itself
 		full = "host." + fn
@@ -625,19 +628,19 @@ func (r *Runtime) HostAccess(th *starlark.Thread, fn string) error {
 	return fmt.Errorf("refused: the caller is neither a script's top level nor a thread body")
 }
 
-// CheckRecord implements builtins.Engine: under Options.ForbidUnsandboxed
+// checkRecord: under Options.ForbidUnsandboxed
 // a lineage operation may not write an unsandboxed record.
-func (r *Runtime) CheckRecord(t *registry.Thread) error {
+func (r *Runtime) checkRecord(t *registry.Thread) error {
 	if r.opts.ForbidUnsandboxed && !t.Sandbox {
 		return fmt.Errorf("thread %s would be unsandboxed (sandbox=False): %w", t.ID, ErrUnsandboxedForbidden)
 	}
 	return nil
 }
 
-// Accel implements builtins.Engine: a thread body gets its run's Exec (its
+// accelExec: a thread body gets its run's Exec (its
 // device and memory budget, closed when the run ends); a top level gets
 // the session's CPU Exec, which lives until Close.
-func (r *Runtime) Accel(th *starlark.Thread) *accel.Exec {
+func (r *Runtime) accelExec(th *starlark.Thread) *accel.Exec {
 	if j := runOf(th); j != nil {
 		j.mu.Lock()
 		ex := j.ex
@@ -650,8 +653,8 @@ func (r *Runtime) Accel(th *starlark.Thread) *accel.Exec {
 	return r.topExec
 }
 
-// Context implements builtins.Engine.
-func (r *Runtime) Context(th *starlark.Thread) context.Context {
+// context returns the context that ends th's work.
+func (r *Runtime) contextOf(th *starlark.Thread) context.Context {
 	if j := runOf(th); j != nil {
 		j.mu.Lock()
 		ctx := j.ctx
@@ -670,11 +673,6 @@ func (r *Runtime) Context(th *starlark.Thread) context.Context {
 // runtime, in id order.
 func (r *Runtime) Threads() []registry.ID {
 	r.mu.Lock()
-	ids := make([]registry.ID, 0, len(r.runs))
-	for id := range r.runs {
-		ids = append(ids, id)
-	}
-	r.mu.Unlock()
-	sort.Slice(ids, func(i, k int) bool { return ids[i] < ids[k] })
-	return ids
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.runs))
 }

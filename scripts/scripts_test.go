@@ -18,6 +18,10 @@ import (
 	"github.com/autonode/autonode/runtime"
 )
 
+// sessionToken is what a user sets in AUTONODE_TOKEN (scripts that run
+// explicit ids again need one).
+const sessionToken = "0123456789abcdef0123456789abcdef"
+
 func TestScripts(t *testing.T) {
 	all, err := filepath.Glob("*.star")
 	var files []string
@@ -34,7 +38,7 @@ func TestScripts(t *testing.T) {
 			reg := filepath.Join(t.TempDir(), registry.DefaultRegistryFile)
 			for run := 1; run <= 2; run++ {
 				var out bytes.Buffer
-				rt, err := runtime.New(runtime.Options{RegistryPath: reg, Stdout: &out, Stderr: &out, TopLevelHost: true})
+				rt, err := runtime.New(runtime.Options{RegistryPath: reg, SessionToken: sessionToken, Stdout: &out, Stderr: &out, TopLevelHost: true})
 				if err != nil {
 					t.Fatal(err)
 				}

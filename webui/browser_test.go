@@ -174,7 +174,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("address after filtering: %s", loc)
 	}
 
-	// Click the node of 103.0 in the lineage graph: its page opens.
+	// Click the node of 1.3 in the lineage graph: its page opens.
 	run(t, ctx, "open the lineage",
 		chromedp.Navigate(ts.URL+"/lineage"),
 		waitJS(`document.getElementById('graph') && document.getElementById('graph').dataset.ready === 'true'`))
@@ -182,16 +182,16 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the graph draws %d nodes, want %d", n, len(ids))
 	}
 	xy := js[[]float64](t, ctx, `(() => {
-		const p = window.autonodeGraph.getElementById('103.0').renderedPosition();
+		const p = window.autonodeGraph.getElementById('1.3').renderedPosition();
 		const r = document.getElementById('graph').getBoundingClientRect();
 		return [r.left + p.x, r.top + p.y];
 	})()`)
 	shot(t, ctx, dir, "lineage-script.png")
-	run(t, ctx, "click node 103.0",
+	run(t, ctx, "click node 1.3",
 		chromedp.MouseClickXY(xy[0], xy[1]),
-		waitJS(`document.querySelector('#thread[data-id="103.0"] h1') !== null`))
+		waitJS(`document.querySelector('#thread[data-id="1.3"] h1') !== null`))
 	title := get(t, ctx, "title", chromedp.Text(chromedp.CSS(`#thread h1`)))
-	if loc := get(t, ctx, "location", chromedp.Location()); !strings.Contains(title, "renamed-child") || !strings.HasSuffix(loc, "/threads/103.0") {
+	if loc := get(t, ctx, "location", chromedp.Location()); !strings.Contains(title, "renamed-child") || !strings.HasSuffix(loc, "/threads/1.3") {
 		t.Fatalf("after the click: %q at %s", title, loc)
 	}
 	sections := js[[]string](t, ctx, `[...document.querySelectorAll('#thread section.card h2')].map(h => h.textContent)`)
@@ -200,7 +200,7 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("thread page sections %v lack %s", sections, want)
 		}
 	}
-	run(t, ctx, "open the merge's page", chromedp.Navigate(ts.URL+"/threads/105.0"), waitJS(`document.querySelector('#thread h1') !== null`))
+	run(t, ctx, "open the merge's page", chromedp.Navigate(ts.URL+"/threads/5.0"), waitJS(`document.querySelector('#thread h1') !== null`))
 	shot(t, ctx, dir, "thread.png")
 
 	// A thread that another runtime runs shows up in the table, running,

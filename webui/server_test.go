@@ -217,15 +217,15 @@ func TestThreadPageHasEveryFieldAndLineage(t *testing.T) {
 		}
 		Descendants int
 	}
-	getJSON(t, ts, "/api/threads/105.0", 200, &p)
+	getJSON(t, ts, "/api/threads/5.0", 200, &p)
 	th := p.Thread
 	if th.Name != "manual-merge" || th.Stage != "CORE" || !th.Protected || len(th.History) == 0 {
-		t.Fatalf("thread 105.0: %+v", th)
+		t.Fatalf("thread 5.0: %+v", th)
 	}
 	if th.History[0].Time == "" || !strings.Contains(th.History[0].Message, "initialized with priority") {
 		t.Errorf("history line not split: %+v", th.History[0])
 	}
-	if len(p.Parents) != 2 || p.Parents[0].ID != "1.0" || p.Parents[1].ID != "103.0" || p.Parents[0].Name != "lineage-root" {
+	if len(p.Parents) != 2 || p.Parents[0].ID != "1.0" || p.Parents[1].ID != "1.3" || p.Parents[0].Name != "lineage-root" {
 		t.Errorf("parents of the merge: %+v", p.Parents)
 	}
 	var root struct {

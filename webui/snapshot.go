@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -26,6 +27,11 @@ type snapshot struct {
 
 	famOnce sync.Once
 	fam     *families // see families
+
+	// owners are the processes that the records still pending, waiting
+	// or running name: when one of them is gone the snapshot is stale
+	// (those threads read as crashed; see internal/owner).
+	owners []string
 }
 
 // ghost is a lineage parent that is not in the registry.
@@ -54,6 +60,15 @@ func loadSnapshot(store registry.Store) (*snapshot, error) {
 		threads, err := tx.List(registry.Filter{})
 		if err != nil {
 			return err
+		}
+		alive := &owner.Checker{}
+		seen := map[string]bool{}
+		for _, t := range threads {
+			alive.Apply(t) // a thread whose process is gone reads as crashed
+			if owner.MayBeStale(t.Status) && t.Status != registry.StatusCrashed && t.Owner != "" && !seen[t.Owner] {
+				seen[t.Owner] = true
+				s.owners = append(s.owners, t.Owner)
+			}
 		}
 		s.threads = threads
 		s.index()
@@ -209,7 +224,7 @@ func (w *watcher) run(ctx context.Context) {
 		wait := w.poll
 		if w.stamp != nil {
 			st := w.stamp()
-			if st == lastStamp {
+			if st == lastStamp && !w.ownerGone() {
 				timer.Reset(wait)
 				continue
 			}
@@ -223,6 +238,19 @@ func (w *watcher) run(ctx context.Context) {
 		}
 		timer.Reset(wait)
 	}
+}
+
+// ownerGone reports whether a process that the current snapshot's
+// unfinished threads name has died: nothing is written then, but those
+// threads now read as crashed.
+func (w *watcher) ownerGone() bool {
+	cur, _ := w.current()
+	for _, o := range cur.owners {
+		if !owner.Alive(o) {
+			return true
+		}
+	}
+	return false
 }
 
 // reload reads the store and publishes the new snapshot when it differs.

@@ -74,18 +74,9 @@ func scriptNames() map[string]bool {
 	return names
 }
 
-// seedKeywords maps keyword arguments the Python seed used to AutoNode's.
-var seedKeywords = map[string]string{
-	"thread_id":      "id",
-	"thread_name":    "name",
-	"new_thread_id":  "new_id",
-	"overrides_list": "overrides",
-	"session_token":  "token",
-}
-
 // checkScript finds the problems of one script.
 func checkScript(file string, data []byte) []finding {
-	f, err := runtime.Dialect.Parse(file, data, syntax.RetainComments)
+	f, err := runtime.Dialect().Parse(file, data, syntax.RetainComments)
 	if err != nil {
 		if se, ok := err.(syntax.Error); ok {
 			return []finding{{se.Pos, se.Msg}}
@@ -173,8 +164,8 @@ func checkCall(name string, s *builtins.Signature, call *syntax.CallExpr) []find
 				continue
 			}
 			msg := fmt.Sprintf("%s: unexpected keyword argument %q", name, kw.Name)
-			if alt, ok := seedKeywords[kw.Name]; ok {
-				msg += fmt.Sprintf(" (the Python seed's name; AutoNode calls it %s)", alt)
+			if note := builtins.SeedKeywordNote(kw.Name); note != "" {
+				msg += note
 			} else {
 				msg += "; the parameters are " + paramList(s)
 			}

@@ -267,7 +267,7 @@ p = spawn(id=1, run=parent, ttl=1)
 print(p.status)
 `), 0o600)
 	begin := time.Now()
-	r := bin(t, dir, []string{envToken + "=" + tokA}, "run", "s.star").want(t, 0)
+	r := bin(t, dir, []string{envToken + "=" + tokA}, "run", "--allow-failed", "s.star").want(t, 0) // the parent times out
 	took := time.Since(begin)
 	t.Logf("exited after %v", took.Round(time.Millisecond))
 	if took > 8*time.Second {

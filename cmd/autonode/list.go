@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -36,7 +37,10 @@ func addListCommands(root *cobra.Command, e *env) {
 		Long: `List the registry's threads in id order as an aligned table: id, name,
 stage, device, priority, status, parent(s) and whether a token protects the
 thread. Filters combine (all must match). Threads written by the Python seed
-have status "unknown" and are unprotected until claimed.
+have status "unknown" and are unprotected until claimed. A thread whose
+record says pending, waiting or running for a process that is gone (by pid
+and start time) is shown as "crashed (owner pid N gone)" and matches
+--status crashed.
 
 With --json, print a JSON array of the records (without token hashes).`,
 		Example: `  autonode list
@@ -75,6 +79,14 @@ With --json, print a JSON array of the records (without token hashes).`,
 				fmt.Fprintf(e.stderr, "No threads yet: there is no registry at %s (AutoNode creates it when it first writes a thread; --registry or %s names another).\n", b.path, registry.EnvRegistry)
 				return nil
 			}
+			// A thread whose owner process is gone reads as crashed
+			// (internal/owner), so statuses that may be stale are
+			// filtered after that reading.
+			want := f.Status
+			if owner.MayBeStale(want) {
+				f.Status = ""
+			}
+			alive := &owner.Checker{}
 			var damaged []error
 			w := bufio.NewWriter(e.stdout)
 			var out interface {
@@ -91,6 +103,10 @@ With --json, print a JSON array of the records (without token hashes).`,
 								damaged = append(damaged, err)
 								return nil
 							}
+							alive.Apply(t)
+							if want != "" && t.EffectiveStatus() != want {
+								return nil
+							}
 							return l.add(t)
 						})
 					}
@@ -101,6 +117,16 @@ With --json, print a JSON array of the records (without token hashes).`,
 						if err != nil {
 							damaged = append(damaged, err)
 							return nil
+						}
+						note := alive.GoneStatus(r.Status, r.Owner)
+						if note != "" {
+							r.Status = registry.StatusCrashed
+						}
+						if want != "" && r.Status != want {
+							return nil
+						}
+						if note != "" {
+							r.Status += " (" + note + ")"
 						}
 						tab.add(r)
 						return nil
@@ -180,6 +206,8 @@ the archive entry {"deleted_at": ..., "data": record}.`,
 			w := bufio.NewWriter(e.stdout)
 			if arch != nil {
 				t = arch.Thread
+			} else if note := (&owner.Checker{}).Apply(t); note != "" && !showJSON {
+				t.Status += " (" + note + ")"
 			}
 			if showJSON {
 				err = writeShowJSON(w, t, arch)
@@ -341,13 +369,14 @@ const statusColumn = 5
 // invisible bytes, the default colour where there is no outcome to show,
 // so that tabwriter, which counts them, keeps the columns aligned.
 func colourStatus(st string) string {
-	code := "39" // the terminal's default colour
-	switch st {
+	code := "39"                       // the terminal's default colour
+	base, _, _ := strings.Cut(st, " ") // "crashed (owner pid 7 gone)"
+	switch base {
 	case registry.StatusSucceeded, registry.StatusCached:
 		code = "32"
-	case registry.StatusFailed, registry.StatusCrashed, registry.StatusTimedOut:
+	case registry.StatusFailed, registry.StatusCrashed, registry.StatusTimedOut, registry.StatusSkipped:
 		code = "31"
-	case registry.StatusRunning, registry.StatusPending:
+	case registry.StatusRunning, registry.StatusPending, registry.StatusWaiting:
 		code = "33"
 	case registry.StatusCancelled:
 		code = "35"

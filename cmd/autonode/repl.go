@@ -255,7 +255,7 @@ func (r *repl) readStatement() (string, error) {
 		}
 		return feed(blank)
 	}
-	f, err := runtime.Dialect.ParseCompoundStmt("<stdin>", readline)
+	f, err := runtime.Dialect().ParseCompoundStmt("<stdin>", readline)
 	switch {
 	case aborted:
 		return "", nil // Ctrl-C: drop the statement

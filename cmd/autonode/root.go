@@ -118,7 +118,9 @@ NATS JetStream server that holds it (see autonode serve). Commands that
 change a thread need its token: --token, or AUTONODE_TOKEN. Threads from a seed registry have no token
 until claimed (autonode claim).
 
-Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
+Exit status: 0 on success, 1 on failure, 2 on a usage error. autonode run
+also exits 3 when its script finished but a thread it started ended failed,
+timed_out, crashed or skipped (see autonode run --help).`,
 		Example: `  autonode list --stage CORE
   autonode show 1.0
   export AUTONODE_TOKEN=$(autonode token)
@@ -162,6 +164,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 
 	addListCommands(root, e)
 	addDeleteCommands(root, e)
+	addCancelCommands(root, e)
 	addSummarizeCommands(root, e)
 	addQueryCommands(root, e)
 	addLineageCommands(root, e)

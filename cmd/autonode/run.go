@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.starlark.net/starlark"
@@ -20,8 +21,9 @@ import (
 func addRunCommands(root *cobra.Command, e *env) {
 	var workers int
 	var maxSteps uint64
-	var quiet bool
+	var quiet, allowFailed bool
 	var allowLoad []string
+	var memoryWait time.Duration
 	cmd := &cobra.Command{
 		Use:     "run FILE.star [ARGS...]",
 		GroupID: groupScripts,
@@ -37,17 +39,38 @@ directory; --allow-load PATH allows another directory (repeat it for more).
 Paths that leave them (.., absolute paths, symbolic links) are refused, and
 only regular files up to 1 MiB are read.
 
+A busy CPU never refuses a thread: threads queue for the worker pool. While
+memory is short (more than 95% used, or less free than a thread's
+metadata.max_memory_mb) a thread waits up to --memory-wait before it starts,
+then fails.
+
 SIGINT (Ctrl-C) or SIGTERM cancels every running thread, records it
 cancelled and exits with status 130 or 143; a second signal exits at once.
-Exit status: 0 on success, 1 on a script error (printed with its
-backtrace) or when an internal error (a bug) failed any call or thread
-during the run, 2 on a usage error.`,
+
+Exit status:
+  0  the script finished and every thread it started succeeded (or was
+     cached or cancelled)
+  1  a script error (printed with its backtrace), or an internal error (a
+     bug) failed a call or a thread during the run
+  2  a usage error
+  3  the script finished, but a thread it started (or ran again) ended
+     failed, timed_out, crashed or skipped: one line per such thread on
+     standard error (id, name, status, the first line of its error);
+     --allow-failed exits 0 instead`,
 		Example: `  autonode run scripts/quickstart.star
-  AUTONODE_TOKEN=$(autonode token) autonode run sweep.star --lr 0.1`,
+  AUTONODE_TOKEN=$(autonode token) autonode run sweep.star --lr 0.1
+  autonode run --allow-failed --memory-wait 2m scripts/sandbox.star`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := workersFlag(workers); err != nil {
 				return err
+			}
+			if memoryWait < 0 {
+				return usageErrorf("--memory-wait %s: want a duration of 0 or more (0: fail at once)", memoryWait)
+			}
+			wait := memoryWait
+			if wait == 0 {
+				wait = -1 // Options: a negative wait fails at once
 			}
 			file := args[0]
 			if fi, err := os.Stat(file); err != nil || fi.IsDir() {
@@ -61,7 +84,7 @@ during the run, 2 on a usage error.`,
 			opts.SessionToken, opts.Stdout, opts.Stderr = e.token(), stdout, e.stderr
 			opts.CPUWorkers, opts.MaxSteps, opts.TopLevelHost = workers, maxSteps, true
 			opts.Argv, opts.Progress = args, bars.report()
-			opts.LoadDir, opts.AllowLoad = filepath.Dir(file), allowLoad
+			opts.LoadDir, opts.AllowLoad, opts.MemoryWait = filepath.Dir(file), allowLoad, wait
 			rt, err := runtime.New(opts)
 			if err != nil {
 				return err
@@ -76,17 +99,27 @@ during the run, 2 on a usage error.`,
 				fmt.Fprintf(e.stderr, "autonode: interrupted by %s; the threads it stopped are recorded cancelled\n", signalName(sig))
 				return &exitError{code: signalExit(sig), err: closeErr}
 			}
+			unsuccessful := rt.Failed()
 			if runErr != nil {
 				printScriptError(e, runErr)
+				printFailedThreads(e, unsuccessful)
 				return failed()
 			}
 			if n := builtins.InternalErrors() - internal; n > 0 {
 				// A bug failed a thread (or a call the script caught):
 				// never report the run as a success.
+				printFailedThreads(e, unsuccessful)
 				fmt.Fprintf(e.stderr, "autonode: %d internal error(s) during the run (a bug in AutoNode; please report it): see the failed threads' errors\n", n)
 				return failed()
 			}
-			return closeErr
+			if closeErr != nil {
+				return closeErr
+			}
+			if len(unsuccessful) > 0 && !allowFailed {
+				printFailedThreads(e, unsuccessful)
+				return &exitError{code: exitThreadFailed}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -94,7 +127,25 @@ during the run, 2 on a usage error.`,
 	cmd.Flags().Uint64Var(&maxSteps, "max-steps", 0, "Starlark step budget per thread body and for the top level (default: the runtime's)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar (one is drawn for spawn_batch on a terminal)")
 	cmd.Flags().StringArrayVar(&allowLoad, "allow-load", nil, "let load() read modules below `PATH` too (repeatable)")
+	cmd.Flags().BoolVar(&allowFailed, "allow-failed", false, "exit 0 even when a thread the script started failed, timed out, crashed or was skipped")
+	cmd.Flags().DurationVar(&memoryWait, "memory-wait", runtime.DefaultMemoryWait, "how long a thread waits for memory before it fails (`DURATION`; 0 fails at once)")
 	root.AddCommand(cmd)
+}
+
+// exitThreadFailed is autonode run's exit status when the script finished
+// but a thread it started ended failed, timed_out, crashed or skipped.
+const exitThreadFailed = 3
+
+// printFailedThreads prints one line per thread that did not succeed: id,
+// name, status and the first line of its error.
+func printFailedThreads(e *env, ts []*registry.Thread) {
+	for _, t := range ts {
+		first, _, _ := strings.Cut(strings.TrimSpace(t.Error), "\n")
+		if first == "" {
+			first = "(no error text)"
+		}
+		fmt.Fprintf(e.stderr, "autonode: thread %s %s %s: %s\n", t.ID.Key(), registry.PyRepr(registry.Printable(t.Name)), t.Status, registry.Printable(first))
+	}
 }
 
 // runHook, when set (by tests), is called with the runtime autonode run

@@ -106,7 +106,7 @@ func findTestFiles(paths []string) ([]string, error) {
 
 // testNames lists the file's top-level test_* functions in source order.
 func testNames(file string, data []byte) ([]string, error) {
-	f, err := runtime.Dialect.Parse(file, data, 0)
+	f, err := runtime.Dialect().Parse(file, data, 0)
 	if err != nil {
 		return nil, err
 	}
