@@ -12,7 +12,7 @@ import (
 // match.
 func rowOf(t *Thread) Row {
 	return Row{ID: t.ID, Name: t.Name, Stage: t.Stage, Device: t.Device, Priority: t.Priority,
-		Status: t.EffectiveStatus(), Parents: t.Parents(), Protected: t.Protected(), Version: t.Version}
+		Status: t.EffectiveStatus(), Parents: t.Parents(), Protected: t.Protected(), Version: t.Version, Owner: t.Owner}
 }
 
 // checkRowParity decodes raw both ways and fails unless the row and the

@@ -208,7 +208,7 @@ spawn(id = 1, run = spin, ttl = 120, caching = False)
 	if l := bin(t, dir, nil, "list", "--status", "crashed"); !strings.Contains(l.stdout, gone) {
 		t.Errorf("list --status crashed: %s", l)
 	}
-	if l := bin(t, dir, nil, "list", "--status", "running"); !strings.Contains(l.stdout, "No threads match.") {
+	if l := bin(t, dir, nil, "list", "--status", "running"); !strings.Contains(l.stderr, "No threads match.") || l.stdout != "" {
 		t.Errorf("list --status running: %s", l)
 	}
 	if s := bin(t, dir, nil, "show", "1"); !strings.Contains(s.stdout, "status:       "+gone+"\n") {
@@ -373,7 +373,7 @@ func TestToursAndScriptsTwice(t *testing.T) {
 		}
 	}
 	scripts, _ := filepath.Glob(filepath.Join("..", "..", "scripts", "*.star"))
-	onPurpose := map[string]int{"kernels.star": 1, "sandbox.star": 1} // failed threads each run
+	onPurpose := map[string]int{} // scripts that end with failed threads (none do)
 	ran := 0
 	for _, s := range scripts {
 		name := filepath.Base(s)

@@ -216,7 +216,10 @@ spawn_batch([{"run": spin, "ttl": 1e6, "caching": False} for i in range(20000)])
 	if out := r.output(); !strings.Contains(out, "SIGTERM again: exiting at once") {
 		t.Errorf("output:\n%s", out)
 	}
-	if took > time.Second {
+	// "At once": no cancellation or flush waits for it; the bound is the
+	// issue's 2 s, as a 2-core machine busy with 20,000 spinning bodies
+	// can delay even os.Exit's goroutine by most of a second.
+	if took > 2*time.Second {
 		t.Errorf("the second signal took %v to end the process", took)
 	}
 	records(t, dir) // still opens: a commit is atomic
