@@ -135,7 +135,7 @@
 //     the thread to have passed its budget, as a watchdog samples every 2
 //     ms and a thread close to its limit reads itself) by walking what the
 //     thread's frames hold. A thread's values may also
-//     take at most a third of the memory the process has left (RAM, the
+//     take at most a sixth of the memory the process has left (RAM, the
 //     cgroup's memory limit, RLIMIT_AS); that is the only bound of a
 //     script's top level. When the process comes within 10% of its limit
 //     anyway, every Starlark thread measures itself at once against that.

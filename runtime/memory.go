@@ -30,14 +30,14 @@ import (
 //     limit, the thread measures the values its frames hold (valueSizer.thread).
 //     A thread body reserves them in its accel budget, next to its arrays,
 //     and is stopped with ErrMemoryLimit when they do not fit. Whatever the
-//     budget, a thread's values may take at most a third of the memory
+//     budget, a thread's values may take at most a sixth of the memory
 //     the process has left (valueCap): one instruction can allocate twice what
 //     a thread holds (x = x + x), and that must still fit when the check
-//     after it comes. A script's top level has that cap as its limit.
+//     after it comes, late on a busy machine. A script's top level has that cap as its limit.
 //   - When the process comes within 1-emergencyShare of its limit anyway
 //     (many threads, values the frames do not show, other memory), every
 //     Starlark thread measures itself at its next check, so that those
-//     holding more than a third of what is left stop, and garbage is
+//     holding more than a sixth of what is left stop, and garbage is
 //     collected.
 
 // Watchdog parameters.
@@ -275,8 +275,16 @@ func (w *heapWatch) setSoftLimit() {
 	w.prevLimit = debug.SetMemoryLimit(soft)
 }
 
+// valueCapShare: one thread's Starlark values may take 1/valueCapShare of
+// the memory the process has left. A doubling (x = x + x) of a value at
+// the cap makes three times it live, and the check after it may come late
+// (the sampling lags on a busy machine, so a value can pass the cap by a
+// factor of two before it is seen): a sixth keeps that, and the garbage
+// of the step before, inside what is left.
+const valueCapShare = 6
+
 // valueCap returns the most one thread's Starlark values may take: a
-// third of the memory the process has left (memlimit.Limit.Left), so that
+// sixth of the memory the process has left (memlimit.Limit.Left), so that
 // one more doubling, and the garbage it leaves, still fit; and its
 // description. It is 0 when the limit or the use is unknown.
 // The reading is reused for capFresh: it costs a few file reads, and a
@@ -290,8 +298,8 @@ func (w *heapWatch) valueCap() (int64, string) {
 	w.capAt, w.capBytes, w.capWhy = time.Now(), 0, ""
 	lim := w.limitOf()
 	if left, ok := w.leftOf(lim); ok {
-		w.capBytes = max(left/3, 1)
-		w.capWhy = fmt.Sprintf("a third of the %s this process has left of its %s", memlimit.FormatBytes(left), lim)
+		w.capBytes = max(left/valueCapShare, 1)
+		w.capWhy = fmt.Sprintf("a sixth of the %s this process has left of its %s", memlimit.FormatBytes(left), lim)
 	}
 	return w.capBytes, w.capWhy
 }
@@ -381,7 +389,7 @@ func (w *heapWatch) goUsed() int64 { return w.goMem.Load() }
 
 // checkEmergency acts when the process has less than 1-emergencyShare of
 // its limit left: every Starlark thread measures itself at its next check
-// (valueCap then stops those holding more than a third of what is left),
+// (valueCap then stops those holding more than a sixth of what is left),
 // and garbage is collected and returned to the system on another
 // goroutine, so that sampling goes on meanwhile.
 func (w *heapWatch) checkEmergency() {

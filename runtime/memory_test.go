@@ -143,7 +143,7 @@ func TestMemoryChild(t *testing.T) {
 		}
 	}
 
-	// The top level is bounded too: by a third of what the process has
+	// The top level is bounded too: by a sixth of what the process has
 	// left. (Under -race every allocation also takes shadow memory that
 	// the cap does not foresee: a doubling needs several times what it
 	// holds, and the cgroup may kill the process first.)
@@ -153,7 +153,7 @@ func TestMemoryChild(t *testing.T) {
 	} else {
 		_, err = rt.ExecFile(ctx, "top.star", "x = [0]\nfor i in range(64):\n    x = x + x\n")
 		t.Logf("top level: %v: %v", time.Since(start).Round(time.Millisecond), err)
-		if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), "a third of the") {
+		if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), "a sixth of the") {
 			t.Errorf("top-level doubling: %v", err)
 		}
 	}
@@ -273,7 +273,7 @@ func (w lineWriter) Write(p []byte) (int, error) {
 }
 
 // When the process comes close to its limit, every Starlark thread
-// measures itself at once, and one holding more than a third of what is
+// measures itself at once, and one holding more than a sixth of what is
 // left stops, even if it has allocated nothing since.
 func TestMemory_Emergency(t *testing.T) {
 	var left atomic.Int64
@@ -300,7 +300,7 @@ func TestMemory_Emergency(t *testing.T) {
 	select {
 	case err := <-errc:
 		want := "the top level of hog.star holds at least"
-		if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "more than a third of the 30.00MiB this process has left of its 1.00GiB (a test limit)") {
+		if !errors.Is(err, ErrMemoryLimit) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "more than a sixth of the 30.00MiB this process has left of its 1.00GiB (a test limit)") {
 			t.Errorf("%v", err)
 		}
 	case <-time.After(20 * time.Second):
