@@ -79,8 +79,8 @@ func TestFileOutputsLayoutAndModes(t *testing.T) {
 	for p, mode := range map[string]os.FileMode{
 		s.ResultsDir(): 0o700, s.LogsDir(): 0o700, s.MetricsDir(): 0o700,
 		filepath.Join(s.ResultsDir(), ref.SHA256+".npy"): 0o600,
-		filepath.Join(s.LogsDir(), "1.0.log"):             0o600,
-		filepath.Join(s.MetricsDir(), "1.0.jsonl"):        0o600,
+		filepath.Join(s.LogsDir(), "1.0.log"):            0o600,
+		filepath.Join(s.MetricsDir(), "1.0.jsonl"):       0o600,
 	} {
 		fi, err := os.Stat(p)
 		if err != nil {
