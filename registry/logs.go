@@ -249,6 +249,9 @@ func FollowLog(ctx context.Context, ls LogStore, id ID, from LogCursor, interval
 			return err
 		}
 		if err := drain(); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return err
 		}
 		if finished {

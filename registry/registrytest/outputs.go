@@ -610,6 +610,8 @@ func testLogReadWhileWriting(t *testing.T, f Factory) {
 			t.Error(err)
 		}
 	}()
+	defer func() { <-done }() // also when the reader fails
+	deadline := time.Now().Add(time.Minute)
 	var cur registry.LogCursor
 	seen, dropped := int64(0), int64(0)
 	finished := false
@@ -618,6 +620,9 @@ func testLogReadWhileWriting(t *testing.T, f Factory) {
 		case <-done:
 			finished = true
 		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still reading after a minute: at line %d, %d read, %d dropped", cur.Line, seen, dropped)
 		}
 		for {
 			p := readLog(t, ls, 9, cur, 100)
