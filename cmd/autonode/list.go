@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,8 @@ const maxNameWidth = 32
 func addListCommands(root *cobra.Command, e *env) {
 	var (
 		stage, device, status, parent, prefix string
-		asJSON                                bool
+		asJSON, watch                         bool
+		interval                              time.Duration
 	)
 	list := &cobra.Command{
 		Use:     "list",
@@ -38,12 +40,18 @@ stage, device, priority, status, parent(s) and whether a token protects the
 thread. Filters combine (all must match). Threads written by the Python seed
 have status "unknown" and are unprotected until claimed.
 
-With --json, print a JSON array of the records (without token hashes).`,
+With --json, print a JSON array of the records (without token hashes).
+
+With --watch, draw the table again whenever a thread changes (every
+--interval, 1s by default, it looks), until Ctrl-C (exit status 0). On a
+terminal the screen is redrawn; otherwise each new table is printed after a
+line "--- HH:MM:SS ---".`,
 		Example: `  autonode list
   autonode list --stage CORE --device cpu
   autonode list --parent 1.0
   autonode list --status unknown --name-prefix Thread-
-  autonode list --json`,
+  autonode list --json
+  autonode list --status running --watch`,
 		Args: noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
 			f := registry.Filter{Device: device, Status: status, NamePrefix: prefix}
@@ -66,6 +74,15 @@ With --json, print a JSON array of the records (without token hashes).`,
 					return usageErrorf("--parent: %v", err)
 				}
 				f.Parent = &id
+			}
+			if watch {
+				if asJSON {
+					return usageErrorf("--watch draws the table; it cannot be combined with --json")
+				}
+				if interval < 100*time.Millisecond {
+					return usageErrorf("--interval %v: want 100ms or more", interval)
+				}
+				return e.watchList(cmd, f, interval)
 			}
 			var damaged []error
 			w := bufio.NewWriter(e.stdout)
@@ -130,6 +147,8 @@ With --json, print a JSON array of the records (without token hashes).`,
 	fl.StringVar(&parent, "parent", "", "only direct children (branches and merges) of this thread `ID`")
 	fl.StringVar(&prefix, "name-prefix", "", "only threads whose name starts with this `PREFIX`")
 	fl.BoolVar(&asJSON, "json", false, "print a JSON array of records")
+	fl.BoolVar(&watch, "watch", false, "draw the table again as threads change, until Ctrl-C")
+	fl.DurationVar(&interval, "interval", time.Second, "how often --watch looks for changes (`DURATION`)")
 	root.AddCommand(list)
 
 	var showJSON bool

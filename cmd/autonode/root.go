@@ -180,6 +180,10 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	addCheckCommands(root, e)
 	addTestCommands(root, e)
 	addServeCommands(root, e)
+	addResultCommands(root, e)
+	addLogsCommands(root, e)
+	addMetricsCommands(root, e)
+	addDiffCommands(root, e)
 	return root
 }
 
