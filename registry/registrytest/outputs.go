@@ -753,3 +753,124 @@ func testMetrics(t *testing.T, f Factory) {
 
 // SHA256 is the hex SHA-256 of b: the name of a stored array.
 func SHA256(b []byte) string { return sha(b) }
+
+// Sample is what WriteSample stored: the .npy bytes of the results of
+// threads 3.0 and 4.0.
+type Sample struct{ NPY3, NPY4 []byte }
+
+// WriteSample writes, into s, threads with outputs, protected by tok, as
+// the engine would write them (through the registry and its outputs):
+//
+//	3.0 train-a   a float64 (3, 4) array result, a log, metrics loss and acc
+//	4.0 train-b   branched from 3.0; a dict result with an array at /weights; metrics loss
+//	5.0           a JSON result
+//	6.0           no result, no log
+//	7.0           deleted (archived) with an array result
+//	10.0, 11.0    branched from 3.0 (siblings), 12.0 a root
+func WriteSample(t testing.TB, s registry.Store, tok string) Sample {
+	t.Helper()
+	ctx := context.Background()
+	o, err := registry.OutputsOf(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := o.Results()
+	npy3 := NPY(t, []float64{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5}, false, 3, 4)
+	npy4 := NPY(t, []float64{1, 2}, true, 2)
+	put := func(b []byte) registry.ArrayRef {
+		ref, err := rs.PutArray(ctx, bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	r3, r4 := put(npy3), put(npy4)
+	r7 := put(NPY(t, []float64{7}, false, 1))
+	err = s.Update(func(tx *registry.Tx) error {
+		mk := func(id float64, name string, result string, arrays []registry.ResultArray, md map[string]any) error {
+			th := registry.NewThread(registry.ID(id), "CORE")
+			th.Name, th.Status, th.Metadata = name, registry.StatusSucceeded, md
+			th.Result = json.RawMessage(result)
+			if result == "" {
+				th.Result = nil
+			}
+			if err := th.SetResultArrays(arrays); err != nil {
+				return err
+			}
+			return tx.Create(th, tok)
+		}
+		if err := mk(3, "train-a", `{"shape":[3,4],"dtype":"float64","size":12,"sum":33,"mean":2.75}`, []registry.ResultArray{{ArrayRef: r3}}, map[string]any{"lr": 0.01, "seed": int64(1)}); err != nil {
+			return err
+		}
+		b, err := tx.Branch(3, 4, map[string]any{"name": "train-b", "metadata": map[string]any{"lr": 0.02}}, tok)
+		if err != nil {
+			return err
+		}
+		b.Status, b.Result = registry.StatusSucceeded, json.RawMessage(`{"weights":{"shape":[2],"dtype":"float32"},"loss":0.25}`)
+		if err := b.SetResultArrays([]registry.ResultArray{{Pointer: "/weights", ArrayRef: r4}}); err != nil {
+			return err
+		}
+		if err := tx.Put(b, tok); err != nil {
+			return err
+		}
+		if err := mk(5, "json-result", `{"loss": 0.125}`, nil, nil); err != nil {
+			return err
+		}
+		if err := mk(6, "no-result", "", nil, nil); err != nil {
+			return err
+		}
+		if err := mk(7, "deleted", `{"shape":[1]}`, []registry.ResultArray{{ArrayRef: r7}}, nil); err != nil {
+			return err
+		}
+		if _, err := tx.Delete(7, tok); err != nil {
+			return err
+		}
+		for _, id := range []registry.ID{10, 11} {
+			if _, err := tx.Branch(3, id, nil, tok); err != nil {
+				return err
+			}
+		}
+		return mk(12, "root", "", nil, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw, err := o.Logs().OpenLog(ctx, 3, registry.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range []string{"epoch 1 start", "loss 0.9", "epoch 2 start\tdone", "loss 0.4\x1b[31m"} {
+		stream := registry.StreamPrint
+		if i%2 == 1 {
+			stream = registry.StreamLog
+		}
+		if err := lw.Write(registry.LogEntry{Stream: stream, Text: line, Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lw.Write(registry.LogEntry{Stream: registry.StreamAutoNode, Text: "retrying", Attempt: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	metric := func(id registry.ID, name string, values ...float64) {
+		mw, err := o.Metrics().OpenMetrics(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range values {
+			if _, err := mw.Log(name, v, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := mw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metric(3, "loss", 0.9, 0.4, 0.2)
+	metric(3, "acc", 0.5, 0.75)
+	metric(4, "loss", 1.1, 0.3)
+	return Sample{npy3, npy4}
+}
+
