@@ -502,3 +502,43 @@ func TestOutputCommandsOverNATS(t *testing.T) {
 		t.Errorf("compact --gc-results over NATS:\n%s", r.stdout)
 	}
 }
+
+// TestREADMEOutputs runs the code block of README.md's section "Results,
+// logs and metrics" with bash, in a directory whose registry holds
+// registrytest's sample (threads 3.0 and 4.0 with stored results, logs
+// and metrics), with the binary on PATH.
+func TestREADMEOutputs(t *testing.T) {
+	block := readmeBlock(t, "Results, logs and metrics")
+	dir := t.TempDir()
+	s, err := registry.OpenFile(filepath.Join(dir, registry.DefaultRegistryFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputsData(t, s)
+	s.Close()
+	if exec.Command("python3", "-c", "import numpy").Run() != nil {
+		t.Log("no python3 with NumPy: the README's numpy.load line is left out")
+		var kept []string
+		for _, l := range strings.Split(block, "\n") {
+			if !strings.HasPrefix(l, "python3 ") {
+				kept = append(kept, l)
+			}
+		}
+		block = strings.Join(kept, "\n")
+	}
+	cmd := exec.Command("bash", "-c", "set -e\n"+block)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's block: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Wrote the result of thread 3.0", "to run.npz", "retrying", "loss    3       0.2", "4.0 descends from 3.0", "would be removed"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(block, "python3 ") && !strings.Contains(string(out), "(3, 4)\n") {
+		t.Errorf("numpy.load did not print the shape:\n%s", out)
+	}
+}
