@@ -180,8 +180,8 @@ func DecodeLogEntry(line []byte) (LogEntry, error) {
 
 // PageOf assembles a page from the entries a backend holds after the
 // cursor, in line order and without repeats (it drops repeats and lines
-// not after the cursor); last is the log's last entry (zero when it is
-// empty). Backends call it.
+// not after the cursor), up to the first gap after its first entry;
+// last is the log's last entry (zero when it is empty). Backends call it.
 func PageOf(after LogCursor, entries []LogEntry, last LogEntry, limit int) LogPage {
 	if limit <= 0 {
 		limit = DefaultLogPage
@@ -194,7 +194,9 @@ func PageOf(after LogCursor, entries []LogEntry, last LogEntry, limit int) LogPa
 		if e.Line <= p.Next.Line {
 			continue
 		}
-		if len(p.Entries) == limit {
+		if len(p.Entries) == limit || len(p.Entries) > 0 && e.Line != p.Next.Line+1 {
+			// A page ends before a gap (lines dropped while the backend
+			// read): the next page starts with it, and counts it.
 			break
 		}
 		if len(p.Entries) == 0 && e.Line > after.Line+1 {

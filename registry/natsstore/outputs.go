@@ -33,6 +33,10 @@ import (
 // second writer of a thread's log or metrics: the engine writes them
 // from the process that holds the thread's attempt.
 //
+// Reads of results go to the object store stream's leader: the store
+// turns off the stream's direct gets, which any replica answers, maybe
+// before it has applied the latest put or removal.
+//
 // Stamps and removal of results. An object's time is its meta message's.
 // PutArray of an array already stored sends its meta message again,
 // expecting the subject's last sequence it read (a stamp); RemoveArray
@@ -47,6 +51,7 @@ var _ registry.Outputs = (*Store)(nil)
 type outputs struct {
 	mu      sync.Mutex
 	obs     jetstream.ObjectStore
+	obsSt   jetstream.Stream // the object store's stream
 	logs    jetstream.Stream
 	metrics jetstream.Stream
 }
@@ -114,7 +119,26 @@ func (s *Store) objectStore(ctx context.Context, create bool) (jetstream.ObjectS
 	if err != nil {
 		return nil, fmt.Errorf("results of %s: %w", s.location, unavailableIf(err))
 	}
-	s.outs.obs = obs
+	// An object store's stream answers direct gets from any replica,
+	// which may not have applied the latest put or removal yet: turn
+	// them off, so that every read of an object's meta goes to the
+	// leader (and a result read right after its put is found).
+	st, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+		return s.js.Stream(ctx, "OBJ_"+name)
+	})
+	if err == nil && st.CachedInfo().Config.AllowDirect && !s.opts.ReadOnly {
+		cfg := st.CachedInfo().Config
+		cfg.AllowDirect = false
+		if _, err = s.js.UpdateStream(ctx, cfg); err == nil {
+			if st, err = s.js.Stream(ctx, "OBJ_"+name); err == nil {
+				obs, err = s.js.ObjectStore(ctx, name) // with the stream's new config
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("results of %s: %w", s.location, unavailableIf(err))
+	}
+	s.outs.obs, s.outs.obsSt = obs, st
 	return obs, nil
 }
 
@@ -220,11 +244,10 @@ func (sp *spool) close() {
 }
 
 // lastMeta returns the object's meta message, nil when there is none.
-func (r natsResults) lastMeta(ctx context.Context, obs jetstream.ObjectStore, digest string) (*jetstream.RawStreamMsg, *jetstream.ObjectInfo, error) {
-	st, err := r.s.js.Stream(ctx, "OBJ_"+r.s.resultsBucket())
-	if err != nil {
-		return nil, nil, err
-	}
+func (r natsResults) lastMeta(ctx context.Context, digest string) (*jetstream.RawStreamMsg, *jetstream.ObjectInfo, error) {
+	r.s.outs.mu.Lock()
+	st := r.s.outs.obsSt
+	r.s.outs.mu.Unlock()
 	m, err := st.GetLastMsgForSubject(ctx, r.metaSubject(digest))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil, nil
@@ -275,7 +298,7 @@ func (r natsResults) PutArray(ctx context.Context, npy io.Reader) (registry.Arra
 	}
 	for try := 0; ; try++ {
 		got, err := retryTransient(ctx, r.s.opts.Timeout, func(ctx context.Context) (meta, error) {
-			m, info, err := r.lastMeta(ctx, obs, ref.SHA256)
+			m, info, err := r.lastMeta(ctx, ref.SHA256)
 			return meta{m, info}, err
 		})
 		if err != nil {
@@ -376,7 +399,7 @@ func (r natsResults) RemoveArray(ctx context.Context, digest string, notAfter ti
 	if err != nil || obs == nil {
 		return false, err
 	}
-	m, info, err := r.lastMeta(ctx, obs, digest)
+	m, info, err := r.lastMeta(ctx, digest)
 	if err != nil || info == nil || info.Deleted || m.Time.After(notAfter) {
 		return false, unavailableIf(err)
 	}
@@ -392,11 +415,10 @@ func (r natsResults) RemoveArray(ctx context.Context, digest string, notAfter ti
 	if err != nil || !ok {
 		return false, err
 	}
-	st, err := r.s.js.Stream(ctx, "OBJ_"+r.s.resultsBucket())
-	if err == nil {
-		err = st.Purge(ctx, jetstream.WithPurgeSubject("$O."+r.s.resultsBucket()+".C."+nuid))
-	}
-	if err != nil {
+	r.s.outs.mu.Lock()
+	st := r.s.outs.obsSt
+	r.s.outs.mu.Unlock()
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject("$O."+r.s.resultsBucket()+".C."+nuid)); err != nil {
 		return true, fmt.Errorf("result %s was removed but its chunks were not purged: %w", digest, err)
 	}
 	return true, nil
