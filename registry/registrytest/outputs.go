@@ -873,4 +873,3 @@ func WriteSample(t testing.TB, s registry.Store, tok string) Sample {
 	metric(4, "loss", 1.1, 0.3)
 	return Sample{npy3, npy4}
 }
-
