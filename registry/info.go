@@ -58,6 +58,15 @@ func WriteInfo(w io.Writer, t *Thread, deletedAt string) error {
 			opt("result", string(t.Result))
 		}
 	}
+	if arrays, err := t.ResultArrays(); err == nil {
+		for _, a := range arrays {
+			where := a.Pointer
+			if where == "" {
+				where = "the result"
+			}
+			field("stored array", fmt.Sprintf("%s: %s, %d bytes, sha256 %s (autonode result %s)", Printable(where), a, a.Bytes, a.SHA256, t.ID.Key()))
+		}
+	}
 	opt("error", t.Error)
 	opt("started at", t.StartedAt)
 	opt("finished at", t.FinishedAt)

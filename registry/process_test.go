@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 		os.Exit(crashChild(os.Getenv("AUTONODE_TEST_PATH"), os.Getenv("AUTONODE_TEST_BASE")))
 	case "counter":
 		os.Exit(counterChild(os.Getenv("AUTONODE_TEST_PATH"), os.Getenv("AUTONODE_TEST_BASE")))
+	case "outputs":
+		os.Exit(outputsChild(os.Getenv("AUTONODE_TEST_PATH")))
 	}
 	os.Exit(m.Run())
 }

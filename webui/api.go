@@ -115,8 +115,9 @@ type refJSON struct {
 }
 
 // threadPageJSON is GET /api/threads/{id}. Sections that the engine does
-// not record yet (attempts, logs, metrics, stored results) are absent, and
-// the page shows them only when their fields are present.
+// not record yet (attempts) are absent, and the page shows them only when
+// their fields are present; Outputs (logs, metrics, stored results) is
+// present when the thread has some.
 type threadPageJSON struct {
 	Version uint64     `json:"version"`
 	Thread  threadJSON `json:"thread"`
@@ -127,6 +128,8 @@ type threadPageJSON struct {
 	// Ancestors, nearest first, at most maxRefs of them.
 	Ancestors   []refJSON `json:"ancestors"`
 	Descendants int       `json:"descendants"`
+	// Outputs: the thread's stored result, log and metrics (outputs.go).
+	Outputs *outputsJSON `json:"outputs,omitempty"`
 }
 
 // maxInlineResult is the largest result a thread page carries inline.
@@ -478,6 +481,7 @@ func (s *Server) handleThread(w http.ResponseWriter, r *http.Request) {
 	}, maxRefs)
 	out.Ancestors = snap.refs(anc)
 	out.Descendants = len(walk(t.ID, func(id registry.ID) []registry.ID { return snap.children[id] }, -1))
+	out.Outputs = s.outputsOf(r, t)
 	writeJSON(w, out)
 }
 

@@ -14,6 +14,11 @@
 //	                                 start time and duration of the matching threads that ran
 //	GET /api/threads/{id}            every field of a thread, its history and lineage
 //	GET /api/threads/{id}/record     the stored record without token hashes
+//	GET /api/threads/{id}/log?line=&offset=&pos=&limit=
+//	                                 the thread's log after a cursor (the previous answer's next)
+//	GET /api/threads/{id}/metrics    every metric of the thread: summary and points
+//	GET /api/threads/{id}/result?array=&format=
+//	                                 download the stored result (.npy, .npz or JSON)
 //	GET /api/lineage?focus=&max=     nodes and edges of the lineage graph
 //	GET /api/events                  server-sent events: one "change" event per new
 //	                                 state of the registry, naming the threads that changed

@@ -16,7 +16,7 @@ func TestCLIConventions(t *testing.T) {
 		t.Errorf("--version printed %q, version printed something else", v)
 	}
 	r := cli(t, "", nil, "help", "nosuch").want(t, 2)
-	if !strings.Contains(r.stderr, `unknown topic "nosuch"`) || !strings.Contains(r.stderr, "list, query") {
+	if !strings.Contains(r.stderr, `unknown topic "nosuch"`) || !strings.Contains(r.stderr, "result, run, serve, show") {
 		t.Errorf("help nosuch:\n%s", r)
 	}
 	if r := cli(t, "", nil, "help", "bench", "nosuch").want(t, 2); !strings.Contains(r.stderr, "the topics are: accel") {

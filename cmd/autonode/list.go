@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -28,7 +29,8 @@ const maxNameWidth = 32
 func addListCommands(root *cobra.Command, e *env) {
 	var (
 		stage, device, status, parent, prefix string
-		asJSON                                bool
+		asJSON, watch                         bool
+		interval                              time.Duration
 	)
 	list := &cobra.Command{
 		Use:     "list",
@@ -42,12 +44,18 @@ record says pending, waiting or running for a process that is gone (by pid
 and start time) is shown as "crashed (owner pid N gone)" and matches
 --status crashed.
 
-With --json, print a JSON array of the records (without token hashes).`,
+With --json, print a JSON array of the records (without token hashes).
+
+With --watch, draw the table again whenever a thread changes (every
+--interval, 1s by default, it looks), until Ctrl-C (exit status 0). On a
+terminal the screen is redrawn; otherwise each new table is printed after a
+line "--- HH:MM:SS ---".`,
 		Example: `  autonode list
   autonode list --stage CORE --device cpu
   autonode list --parent 1.0
   autonode list --status unknown --name-prefix Thread-
-  autonode list --json`,
+  autonode list --json
+  autonode list --status running --watch`,
 		Args: noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
 			f := registry.Filter{Device: device, Status: status, NamePrefix: prefix}
@@ -79,14 +87,17 @@ With --json, print a JSON array of the records (without token hashes).`,
 				fmt.Fprintf(e.stderr, "No threads yet: there is no registry at %s (AutoNode creates it when it first writes a thread; --registry or %s names another).\n", b.path, registry.EnvRegistry)
 				return nil
 			}
-			// A thread whose owner process is gone reads as crashed
-			// (internal/owner), so statuses that may be stale are
-			// filtered after that reading.
-			want := f.Status
-			if owner.MayBeStale(want) {
-				f.Status = ""
+			if watch {
+				if asJSON {
+					return usageErrorf("--watch draws the table; it cannot be combined with --json")
+				}
+				if interval < 100*time.Millisecond {
+					return usageErrorf("--interval %v: want 100ms or more", interval)
+				}
+				return e.watchList(cmd, f, interval)
 			}
-			alive := &owner.Checker{}
+			rows := newRowReader(f)
+			f = rows.filter
 			var damaged []error
 			w := bufio.NewWriter(e.stdout)
 			var out interface {
@@ -103,8 +114,7 @@ With --json, print a JSON array of the records (without token hashes).`,
 								damaged = append(damaged, err)
 								return nil
 							}
-							alive.Apply(t)
-							if want != "" && t.EffectiveStatus() != want {
+							if !rows.thread(t) {
 								return nil
 							}
 							return l.add(t)
@@ -118,17 +128,9 @@ With --json, print a JSON array of the records (without token hashes).`,
 							damaged = append(damaged, err)
 							return nil
 						}
-						note := alive.GoneStatus(r.Status, r.Owner)
-						if note != "" {
-							r.Status = registry.StatusCrashed
+						if rows.row(&r) {
+							tab.add(r)
 						}
-						if want != "" && r.Status != want {
-							return nil
-						}
-						if note != "" {
-							r.Status += " (" + note + ")"
-						}
-						tab.add(r)
 						return nil
 					})
 				})
@@ -164,6 +166,8 @@ With --json, print a JSON array of the records (without token hashes).`,
 	fl.StringVar(&parent, "parent", "", "only direct children (branches and merges) of this thread `ID`")
 	fl.StringVar(&prefix, "name-prefix", "", "only threads whose name starts with this `PREFIX`")
 	fl.BoolVar(&asJSON, "json", false, "print a JSON array of records")
+	fl.BoolVar(&watch, "watch", false, "draw the table again as threads change, until Ctrl-C")
+	fl.DurationVar(&interval, "interval", time.Second, "how often --watch looks for changes (`DURATION`)")
 	root.AddCommand(list)
 
 	var showJSON bool
@@ -257,6 +261,47 @@ func (l *jsonList) close() error {
 	}
 	_, err := io.WriteString(l.w, end)
 	return err
+}
+
+// rowReader applies to listed threads what a reader knows and the record
+// may not say yet: a thread whose owner process is gone (by pid and start
+// time, internal/owner) reads as crashed. Statuses that may be stale are
+// therefore filtered after that reading, not by the registry's filter.
+type rowReader struct {
+	filter registry.Filter // the filter to give the registry
+	want   string          // the status to keep, "" for any
+	alive  owner.Checker
+}
+
+func newRowReader(f registry.Filter) *rowReader {
+	r := &rowReader{filter: f}
+	if owner.MayBeStale(f.Status) {
+		r.want, r.filter.Status = f.Status, ""
+	}
+	return r
+}
+
+// row reads the row as a reader should show it, "crashed (owner pid N
+// gone)" for a dead owner's thread, and reports whether it is listed.
+func (r *rowReader) row(row *registry.Row) bool {
+	note := r.alive.GoneStatus(row.Status, row.Owner)
+	if note != "" {
+		row.Status = registry.StatusCrashed
+	}
+	if r.want != "" && row.Status != r.want {
+		return false
+	}
+	if note != "" {
+		row.Status += " (" + note + ")"
+	}
+	return true
+}
+
+// thread is row for a fully decoded thread (list --json): status crashed
+// and an error that says why.
+func (r *rowReader) thread(t *registry.Thread) bool {
+	r.alive.Apply(t)
+	return r.want == "" || t.EffectiveStatus() == r.want
 }
 
 // threadTable draws the table of `autonode list` (and the REPL's

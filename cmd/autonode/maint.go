@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -125,40 +126,120 @@ what is wrong; afterwards fsck is clean.`,
 	recov.Flags().BoolVar(&recoverJSON, "json", false, "print the report as JSON")
 	root.AddCommand(recov)
 
-	root.AddCommand(&cobra.Command{
+	var (
+		gcResults, dryRun bool
+		gcGrace           time.Duration
+	)
+	compact := &cobra.Command{
 		Use:     "compact",
 		GroupID: groupMaint,
-		Short:   "Fold the journal into the registry files",
+		Short:   "Fold the journal into the registry files; --gc-results removes unreferenced results",
 		Long: `Write every journaled operation into thread_registry.json and
 deleted_threads.json (atomically: temporary file, fsync, rename) and start an
 empty journal, so that a program reading the files directly, such as the
 Python seed, sees every operation. AutoNode also compacts past a size
-threshold and whenever a command closes the registry.`,
-		Example: `  autonode compact`,
-		Args:    noArgs,
+threshold and whenever a command closes the registry.
+
+--gc-results then removes the stored results (thread_registry.results/, or
+the JetStream object store with --nats) that no thread and no archived thread
+references (nor, for the file, the journal, the quarantine or a dated copy of
+the registry): results of deleted threads stay as long as the archive keeps
+them. A result stored within --gc-grace (1h by default) is kept even when
+nothing references it yet, because an engine stores a result just before
+the commit that references it; --gc-grace 0 removes those too, which is safe
+only while no AutoNode process writes to this registry. --dry-run lists what
+would be removed and changes nothing (no compaction either).`,
+		Example: `  autonode compact
+  autonode compact --gc-results --dry-run
+  autonode compact --gc-results`,
+		Args: noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
-			var n, archived int
-			return e.withStore(func(s registry.Store) error {
-				c, ok := s.(registry.Compacter)
-				if !ok {
-					fmt.Fprintln(e.stdout, "This registry backend keeps no journal to compact.")
+			if !gcResults && (dryRun || cmd.Flags().Changed("gc-grace")) {
+				return usageErrorf("--dry-run and --gc-grace go with --gc-results")
+			}
+			if gcGrace < 0 {
+				return usageErrorf("--gc-grace %v: want a duration of 0 or more", gcGrace)
+			}
+			with := e.withStore
+			if dryRun {
+				with = e.withReader
+			}
+			return with(func(s registry.Store) error {
+				if !dryRun {
+					if err := compactStore(e, s); err != nil {
+						return err
+					}
+				}
+				if !gcResults {
 					return nil
 				}
-				if err := c.Compact(); err != nil {
+				rep, err := registry.GCResults(cmd.Context(), s, registry.GCOptions{Grace: gcGrace, AnyAge: gcGrace == 0, DryRun: dryRun})
+				if err != nil {
 					return err
 				}
-				if err := s.View(func(tx *registry.Tx) error {
-					n, archived = tx.Len(), tx.Summarize().Archived
-					return nil
-				}); err != nil {
-					return err
-				}
-				reg, arch := location(s)
-				fmt.Fprintf(e.stdout, "Compacted %s (%d thread(s)) and %s (%d archived).\n", reg, n, arch, archived)
+				writeGCReport(e, s, rep, gcGrace)
 				return nil
 			})
 		}),
-	})
+	}
+	cf := compact.Flags()
+	cf.BoolVar(&gcResults, "gc-results", false, "also remove stored results that no thread or archived thread references")
+	cf.DurationVar(&gcGrace, "gc-grace", registry.DefaultGCGrace, "with --gc-results, keep results stored within this `DURATION` (0: remove them too)")
+	cf.BoolVar(&dryRun, "dry-run", false, "with --gc-results, list what would be removed and change nothing")
+	root.AddCommand(compact)
+}
+
+// compactStore compacts the registry's journal, when it keeps one.
+func compactStore(e *env, s registry.Store) error {
+	c, ok := s.(registry.Compacter)
+	if !ok {
+		fmt.Fprintln(e.stdout, "This registry backend keeps no journal to compact.")
+		return nil
+	}
+	if err := c.Compact(); err != nil {
+		return err
+	}
+	var n, archived int
+	if err := s.View(func(tx *registry.Tx) error {
+		n, archived = tx.Len(), tx.Summarize().Archived
+		return nil
+	}); err != nil {
+		return err
+	}
+	reg, arch := location(s)
+	fmt.Fprintf(e.stdout, "Compacted %s (%d thread(s)) and %s (%d archived).\n", reg, n, arch, archived)
+	return nil
+}
+
+// writeGCReport says what compact --gc-results found and did.
+func writeGCReport(e *env, s registry.Store, rep *registry.GCReport, grace time.Duration) {
+	where := "the stored results"
+	if fs, ok := s.(*registry.FileStore); ok {
+		where = fs.ResultsDir()
+	} else if reg, _ := location(s); reg != "" {
+		where = "the results of " + reg
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "Results in %s: %d stored (%s); %d referenced by a thread or an archived thread", where, rep.Stored, registry.FormatBytes(rep.StoredBytes), rep.Referenced)
+	if rep.Recent > 0 {
+		fmt.Fprintf(w, "; %d unreferenced but stored within the last %v, kept (%s)", rep.Recent, grace, registry.FormatBytes(rep.RecentBytes))
+	}
+	if rep.Restamped > 0 {
+		fmt.Fprintf(w, "; %d stored again while collecting, kept", rep.Restamped)
+	}
+	verb := "removed"
+	if rep.DryRun {
+		verb = "would be removed"
+	}
+	fmt.Fprintf(w, "; %d unreferenced %s (%s).\n", len(rep.Removed), verb, registry.FormatBytes(rep.RemovedBytes))
+	if rep.DryRun || len(rep.Removed) <= 20 {
+		for _, a := range rep.Removed {
+			fmt.Fprintf(w, "  %s %s %s (stored %s)\n", verb, a.Digest, registry.FormatBytes(a.Bytes), a.Stamped.UTC().Format(time.RFC3339))
+		}
+	}
+	if rep.StaleTemps > 0 {
+		fmt.Fprintf(w, "Removed %d temporary file(s) of stores that did not finish.\n", rep.StaleTemps)
+	}
 }
 
 // archivePathOf is the archive beside the registry at path.

@@ -183,6 +183,10 @@ timed_out, crashed or skipped (see autonode run --help).`,
 	addCheckCommands(root, e)
 	addTestCommands(root, e)
 	addServeCommands(root, e)
+	addResultCommands(root, e)
+	addLogsCommands(root, e)
+	addMetricsCommands(root, e)
+	addDiffCommands(root, e)
 	return root
 }
 

@@ -30,8 +30,10 @@ func addUICommands(root *cobra.Command, e *env) {
 		GroupID: groupTools,
 		Short:   "Serve a read-only web view of the registry",
 		Long: `Serve a read-only web view of the registry: the thread table with filters,
-a page per thread (fields, history, result, lineage), and the lineage as an
-interactive graph, updated live while threads run. Everything is embedded in
+a page per thread (fields, history, result, lineage, and its outputs: the
+stored result's arrays to download, the metrics as plots and the log,
+followed while the thread runs), and the lineage as an interactive graph,
+updated live while threads run. Everything is embedded in
 the binary; it works offline. Nothing on the page can change the registry:
 the server answers GET and HEAD only.
 

@@ -25,6 +25,10 @@
 // rather than applied twice; when that cannot settle it, Update returns
 // ErrUnknownOutcome.
 //
+// The store also keeps threads' outputs (registry.Outputs) beside the
+// bucket: stored results in a JetStream object store, logs and metrics in
+// two streams with a subject per thread (see outputs.go).
+//
 // Run the servers with SyncAlways (natsnode does): JetStream's default
 // fsync interval lost acknowledged writes in Jepsen's analysis of NATS
 // 2.12.1.

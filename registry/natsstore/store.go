@@ -114,6 +114,7 @@ type Store struct {
 	retryMu    sync.Mutex
 	replicated bool
 	barriers   barriers
+	outs       outputs // see outputs.go
 
 	commits, conflicts, resent, deduplicated, unknown atomic.Int64
 }

@@ -1,5 +1,5 @@
 // plot.js: charts with uPlot. One component for every plot of the UI:
-// the durations of the thread table now, a thread's metrics later.
+// the durations of the thread table and a thread's metrics.
 import uPlot from 'uplot';
 
 // plot draws series that share one x axis in el and returns {destroy()}.
@@ -7,9 +7,13 @@ import uPlot from 'uplot';
 //   series:  [{label, color, values}] with one value (or null) per x
 //   time:    the x axis is time
 //   lines:   join the points (default: points only)
+//   integerX: the x values are integers (steps): ticks at whole numbers
 //   xLabel, yLabel, yFormat(v): axis labels and the y tick format
 //   onPick(i): called with the index of the point clicked
-export function plot(el, { x, series, time = false, lines = false, xLabel = '', yLabel = '', yFormat, onPick }) {
+// wholeSteps are the tick spacings of an axis of integers.
+const wholeSteps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7, 1e8, 1e9];
+
+export function plot(el, { x, series, time = false, lines = false, integerX = false, xLabel = '', yLabel = '', yFormat, onPick }) {
   const opts = {
     width: Math.max(300, el.clientWidth),
     height: 260,
@@ -17,7 +21,7 @@ export function plot(el, { x, series, time = false, lines = false, xLabel = '', 
     legend: { live: true },
     cursor: { points: { size: 8 } },
     axes: [
-      { label: xLabel },
+      integerX ? { label: xLabel, incrs: wholeSteps } : { label: xLabel },
       { label: yLabel, size: 70, values: yFormat ? (u, ticks) => ticks.map(yFormat) : undefined },
     ],
     series: [

@@ -1,12 +1,15 @@
 // thread.js: a thread's page: every field, the error and result, the
-// metadata, its lineage, its history and the stored record. Each section
-// is a function of the /api/threads/{id} answer that returns nothing when
-// its data is absent, so that a section for data the registry does not
-// record yet (attempts, logs, metrics, a stored result to download) is
+// stored result's arrays (with downloads), the metadata, its lineage, its
+// metrics, its log, its history and the stored record. Each section is a
+// function of the /api/threads/{id} answer (and of the page's components,
+// for the parts that keep state between answers: the log it follows and
+// the metrics it plots) that returns nothing when its data is absent, so
+// that a section for data the registry does not record yet (attempts) is
 // added by writing its function and listing it in `sections`.
 import { h, clear, link, threadHref } from './dom.js';
 import { get } from './api.js';
 import { statusPill, time, duration, json } from './format.js';
+import { storedResult, logView, metricsView } from './outputs.js';
 
 function section(title, id, ...body) {
   return h('section', { class: 'card', id }, h('h2', {}, title), ...body);
@@ -132,13 +135,25 @@ function record(p) {
   return section('Record', 'record', d, h('p', {}, h('a', { href, target: '_blank' }, 'open it on its own')));
 }
 
+// component shows a stateful part of the page (a logView or a
+// metricsView) when the page has a reason to.
+function component(name) {
+  return (p, parts) => {
+    const c = parts[name];
+    if (!c.wanted(p)) return null;
+    c.update(p);
+    return c.el;
+  };
+}
+
 // The page's sections, in order. Add new ones here.
-const sections = [overview, error, result, metadata, lineage, historySection, extra, record];
+const sections = [overview, error, result, storedResult, metadata, lineage, component('metrics'), component('log'), historySection, extra, record];
 
 // threadPage mounts the page of thread id in el.
 export function threadPage(el, id) {
   const root = h('section', { class: 'page thread', id: 'thread', dataset: { id } });
   el.append(root);
+  const parts = { log: logView(id), metrics: metricsView(id) };
   let alive = true;
   async function load() {
     let p;
@@ -156,7 +171,7 @@ export function threadPage(el, id) {
     clear(root).append(h('div', {},
       h('h1', {}, t.name, ' ', h('span', { class: 'muted' }, t.id), ' ', statusPill(t.status)),
       p.deleted_at ? h('p', { class: 'banner' }, `Deleted at ${p.deleted_at}: this thread is in the archive (autonode restore ${t.id} brings it back).`) : null,
-      h('div', { class: 'cards' }, sections.map((f) => f(p)))));
+      h('div', { class: 'cards' }, sections.map((f) => f(p, parts)))));
   }
   load();
   let timer = null;
@@ -167,6 +182,12 @@ export function threadPage(el, id) {
         timer = setTimeout(load, 50);
       }
     },
-    unmount() { alive = false; clearTimeout(timer); document.title = 'AutoNode'; },
+    unmount() {
+      alive = false;
+      clearTimeout(timer);
+      parts.log.unmount();
+      parts.metrics.unmount();
+      document.title = 'AutoNode';
+    },
   };
 }
