@@ -167,6 +167,8 @@ type run struct {
 	deps        *depWait    // what a waiting run still waits for
 	dependents  []*run      // waiting runs of this process that wait for this one
 
+	outs runOutputs // its log, metrics (beside the registry)
+
 	done   chan struct{}
 	final  *registry.Thread
 	err    error // the registry could not record the end
@@ -351,6 +353,7 @@ func (j *run) execute() {
 	devName := j.device.dev.Name()
 	start := time.Now()
 	j.begin(registry.Attempt{N: n, Status: registry.StatusRunning, StartedAt: formatTime(start), Owner: r.owner, DeviceUsed: devName}, startLine)
+	j.logNote(n, "attempt %d started on %s", n, devName)
 
 	results := make(chan outcome, 1)
 	go func() { results <- j.body(ctx, cancel) }()
@@ -392,7 +395,7 @@ func (j *run) execute() {
 	e := ending{status: status, started: start, dur: dur, attempt: n, runErr: runError(status, cause, out.err)}
 	switch status {
 	case registry.StatusSucceeded:
-		e.result = out.result
+		e.result, e.arrays = out.result, out.arrays
 		e.lines = append(out.notes, stamp("%s computation complete.", label))
 	case registry.StatusTimedOut:
 		e.errText = cause.Error() + "; stopped"
@@ -438,6 +441,7 @@ func (j *run) begin(a registry.Attempt, line string) {
 	start := func(t *registry.Thread) {
 		t.Status = registry.StatusRunning
 		t.StartedAt, t.FinishedAt, t.DurationMS, t.Error, t.Result = a.StartedAt, "", 0, "", nil
+		_ = t.SetResultArrays(nil)
 		t.Owner = a.Owner
 		t.DeviceUsed = a.DeviceUsed
 		t.Attempts = append(t.Attempts, a)
@@ -538,8 +542,9 @@ func cancelReason(cause error) string {
 type ending struct {
 	status  string
 	result  json.RawMessage
-	errText string // the error field: a backtrace for Starlark errors
-	message string // the error's message, for retry_on and the exit summary
+	arrays  []registry.ResultArray // the result's arrays, stored whole
+	errText string                 // the error field: a backtrace for Starlark errors
+	message string                 // the error's message, for retry_on and the exit summary
 	lines   []string
 	started time.Time // zero when no attempt ran
 	dur     time.Duration
@@ -584,6 +589,7 @@ func (j *run) endChange(e ending) func(t *registry.Thread) {
 	return func(t *registry.Thread) {
 		t.Status = e.status
 		t.Result = e.result
+		_ = t.SetResultArrays(e.arrays) // references the store made: valid
 		t.Error = e.errText
 		t.FinishedAt = at
 		t.Cached = false
@@ -617,6 +623,10 @@ func endAttempt(t *registry.Thread, e ending, at string, ms float64) {
 // another process cancelled while it was queued stays cancelled.
 func (j *run) record(e ending) {
 	j.runErr = e.runErr
+	if e.attempt > 0 {
+		j.logNote(e.attempt, "attempt %d %s", e.attempt, e.status)
+	}
+	j.closeOutputs() // every line is in the store before the end is
 	change := j.endChange(e)
 	var final *registry.Thread
 	fn := func(tx *registry.Tx) error {

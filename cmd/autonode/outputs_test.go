@@ -48,12 +48,18 @@ func outputsRegistry(t *testing.T) (reg string, npy3, npy4 []byte) {
 // numpy runs a Python program with NumPy, or skips when there is none.
 func numpy(t *testing.T, dir, program string) string {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3 on this machine: the NumPy round trip is not checked (apt-get install python3-numpy)")
+	py := ""
+	for _, p := range []string{os.Getenv("AUTONODE_PYTHON"), "python3", "/usr/bin/python3"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil && exec.Command(path, "-c", "import numpy").Run() == nil {
+			py = path
+			break
+		}
 	}
-	if exec.Command(py, "-c", "import numpy").Run() != nil {
-		t.Skip("python3 has no NumPy: the NumPy round trip is not checked (apt-get install python3-numpy)")
+	if py == "" {
+		t.Skip("no python3 with NumPy on this machine: the NumPy round trip is not checked (apt-get install python3-numpy)")
 	}
 	cmd := exec.Command(py, "-c", program)
 	cmd.Dir = dir
