@@ -508,4 +508,3 @@ func TestOutputCommandsOverNATS(t *testing.T) {
 		t.Errorf("compact --gc-results over NATS:\n%s", r.stdout)
 	}
 }
-

@@ -18,7 +18,7 @@ import (
 // mdBlock is a fenced code block of README.md.
 type mdBlock struct {
 	lang, heading, text string
-	line               int // of the opening fence
+	line                int // of the opening fence
 }
 
 // readmeBlocks returns every fenced code block of README.md, in order.
