@@ -4,7 +4,7 @@
 // that tells the current page what changed.
 import { h, clear } from './dom.js';
 import { get } from './api.js';
-import { count } from './format.js';
+import { count, statusLabel } from './format.js';
 import { tablePage } from './table.js';
 import { threadPage } from './thread.js';
 import { navigate, setRouter } from './nav.js';
@@ -64,7 +64,7 @@ async function refreshSummary() {
   for (const st of summary.statuses) {
     const n = summary.by_status[st];
     if (!n) continue;
-    el.append(h('a', { href: `/?status=${st}`, 'data-nav': true, class: `chip status-${st}`, title: `${n} ${st}` }, `${st.replace('_', ' ')} ${count(n)}`));
+    el.append(h('a', { href: `/?status=${st}`, 'data-nav': true, class: `chip status-${st}`, title: `${n} ${st}` }, `${statusLabel(st)} ${count(n)}`));
   }
   showBanner(summary.read_error ? `Showing the registry as it was at ${summary.loaded_at}: the latest read failed: ${summary.read_error}` : '');
 }
