@@ -89,15 +89,15 @@ type threadJSON struct {
 	ResultBytes int             `json:"result_bytes,omitempty"`
 	// ResultOmitted: the result is larger than maxInlineResult; the
 	// record route serves it whole.
-	ResultOmitted bool                       `json:"result_omitted,omitempty"`
-	Error         string                     `json:"error,omitempty"`
-	StartedAt     string                     `json:"started_at,omitempty"`
-	FinishedAt    string                     `json:"finished_at,omitempty"`
-	DurationMS    float64                    `json:"duration_ms,omitempty"`
-	DeviceUsed    string                     `json:"device_used,omitempty"`
-	Cached        bool                       `json:"cached"`
-	CacheKey      string                     `json:"cache_key,omitempty"`
-	Owner         string                     `json:"owner,omitempty"`
+	ResultOmitted bool    `json:"result_omitted,omitempty"`
+	Error         string  `json:"error,omitempty"`
+	StartedAt     string  `json:"started_at,omitempty"`
+	FinishedAt    string  `json:"finished_at,omitempty"`
+	DurationMS    float64 `json:"duration_ms,omitempty"`
+	DeviceUsed    string  `json:"device_used,omitempty"`
+	Cached        bool    `json:"cached"`
+	CacheKey      string  `json:"cache_key,omitempty"`
+	Owner         string  `json:"owner,omitempty"`
 	// OwnerGone is set when the process that owned the thread is gone:
 	// "owner pid N gone". Status is then crashed, and RecordedStatus is
 	// what the record still says (the next writer records the crash).
