@@ -51,6 +51,9 @@ type rowJSON struct {
 	Protected  bool     `json:"protected"`
 	Parents    []string `json:"parents"`
 	Error      string   `json:"error,omitempty"`
+	// ErrorSummary is the line of Error that says what went wrong
+	// (registry.ErrorSummary).
+	ErrorSummary string `json:"error_summary,omitempty"`
 	// Attempts counts the thread's runs.
 	Attempts int `json:"attempts,omitempty"`
 	// OwnerGone says why a thread reads as crashed: "owner pid N gone".
@@ -492,6 +495,9 @@ func (s *snapshot) row(t *registry.Thread) rowJSON {
 		if st.noError {
 			r.Error = "" // the row says the owner is gone
 		}
+	}
+	if r.ErrorSummary = registry.ErrorSummary(r.Error); len(r.ErrorSummary) > maxRowError {
+		r.ErrorSummary = truncateUTF8(r.ErrorSummary, maxRowError) + "…"
 	}
 	if len(r.Error) > maxRowError {
 		r.Error = truncateUTF8(r.Error, maxRowError) + "…"

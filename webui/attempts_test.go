@@ -305,6 +305,7 @@ func TestTableShowsWaitingSkippedAndGoneOwners(t *testing.T) {
 	type rows struct {
 		Threads []struct {
 			ID, Status, Error string
+			ErrorSummary      string `json:"error_summary"`
 			Attempts          int
 			OwnerGone         string `json:"owner_gone"`
 		}
@@ -323,6 +324,10 @@ func TestTableShowsWaitingSkippedAndGoneOwners(t *testing.T) {
 		case j.ids["fetch-flaky"]:
 			if r.Attempts != 3 {
 				t.Errorf("fetch-flaky's row counts %d attempts", r.Attempts)
+			}
+		case j.ids["broken-upstream"]:
+			if r.ErrorSummary != "Error in fail: fail: disk full" || !strings.HasPrefix(r.Error, "Traceback") {
+				t.Errorf("broken-upstream's row: error %q, summary %q", r.Error, r.ErrorSummary)
 			}
 		case j.ids["orphan"]:
 			if r.OwnerGone != "owner pid "+strconv.Itoa(j.orphan.Process.Pid)+" gone" || r.Error != "" {

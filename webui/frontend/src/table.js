@@ -29,7 +29,7 @@ function cell(col, t) {
       statusWithNote(t.status, t.owner_gone, 'the process that ran it is gone'),
       t.cached ? h('span', { class: 'muted' }, ' cached') : null,
       t.attempts > 1 ? h('span', { class: 'muted attempts', title: `${t.attempts} runs of this thread` }, ` ×${t.attempts}`) : null,
-      t.error ? h('div', { class: 'err-line', title: t.error }, t.error) : null];
+      t.error ? h('div', { class: 'err-line', title: t.error }, t.error_summary || t.error) : null];
     case 'device': return t.device_used && t.device_used !== t.device ? `${t.device} → ${t.device_used}` : t.device;
     case 'priority': return String(t.priority);
     case 'started': return time(t.started_at);

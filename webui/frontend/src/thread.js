@@ -31,9 +31,9 @@ function threadStatus(t) {
     : null);
 }
 
-// seconds shows a number of seconds: "0.5 s", "2 s", "1 min 30 s".
+// seconds shows a number of seconds: "0.015 s", "60 s", "2 h 0 min".
 function seconds(s) {
-  return s >= 60 ? duration(s * 1000) : `${Number(s.toPrecision(3))} s`;
+  return s < 600 ? `${Number(s.toPrecision(3))} s` : duration(s * 1000);
 }
 
 // retryPolicy says how failed runs of the thread are retried.
@@ -101,11 +101,10 @@ function attempts(p) {
   const head = h('tr', {}, ['#', 'Status', 'Device', 'Started', 'Duration', 'Process', 'Error'].map((c) => h('th', {}, c)));
   const rows = as.map((a, i) => h('tr', { class: i === as.length - 1 ? 'latest' : null, dataset: { n: a.n, status: a.status } },
     h('td', { class: 'col-n' }, String(a.n)),
-    h('td', { class: 'col-status' }, a.recorded_status
-      ? statusWithNote(a.status, t.owner_gone, `The record says ${a.recorded_status}; the process that ran it is gone.`)
-      : statusPill(a.status)),
+    h('td', { class: 'col-status', title: a.recorded_status ? `The record says ${a.recorded_status}; the process that ran it is gone.` : null },
+      statusPill(a.status)),
     h('td', { class: 'col-device' }, a.device_used || ''),
-    h('td', { class: 'when' }, time(a.started_at)),
+    h('td', { class: 'when', title: [a.started_at, a.finished_at].filter(Boolean).join(' → ') || null }, time(a.started_at)),
     h('td', { class: 'col-duration' }, duration(a.duration_ms)),
     h('td', { class: 'col-process' }, processOf(a.owner)),
     h('td', { class: 'col-error' }, errorCell(a))));
@@ -215,7 +214,7 @@ function component(name) {
 }
 
 // The page's sections, in order. Add new ones here.
-const sections = [overview, error, attempts, result, storedResult, metadata, lineage, component('metrics'), component('log'), historySection, extra, record];
+const sections = [overview, error, result, attempts, storedResult, metadata, lineage, component('metrics'), component('log'), historySection, extra, record];
 
 // threadPage mounts the page of thread id in el.
 export function threadPage(el, id) {
