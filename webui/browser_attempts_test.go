@@ -8,6 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/webui"
 )
 
@@ -74,6 +75,26 @@ func TestBrowserAttempts(t *testing.T) {
 	}
 	if !strings.Contains(ov["Needed by"], j.ids["waits-for-fetch"]+" waits-for-fetch waiting") || ov["Runs after"] != "" || ov["Cancel"] != "" {
 		t.Errorf("overview of fetch-flaky: %v", ov)
+	}
+	// A change of a thread that the page names (one that runs after it)
+	// shows without a reload, and the opened error stays open.
+	js[bool](t, ctx, `window.noReload = true`)
+	writer, err := registry.OpenFile(j.reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Update(func(tx *registry.Tx) error {
+		_, err := tx.Rename(waitingID, "waits-for-fetch-renamed", testToken)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "see the renamed dependent", waitJS(`document.querySelector('#overview ul.dependent-refs').textContent.includes('waits-for-fetch-renamed')`))
+	if !js[bool](t, ctx, `window.noReload === true && document.querySelector('#attempts tbody tr:first-child details').open && !document.querySelector('#attempts tbody tr:nth-child(2) details').open`) {
+		t.Error("after the change the page was reloaded, or the opened error closed (or the other opened)")
 	}
 	js[bool](t, ctx, `(document.getElementById('attempts').scrollIntoView(), true)`)
 	shot(t, ctx, dir, "thread-attempts.png")

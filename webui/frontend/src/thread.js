@@ -80,12 +80,12 @@ function overview(p) {
 }
 
 // errorCell shows the line of an error that says what went wrong, and
-// the whole text when it says more.
-function errorCell(a) {
+// the whole text, open or closed, when it says more.
+function errorCell(a, open) {
   if (!a.error) return '';
   const first = a.error_summary || a.error.split('\n')[0];
   if (first === a.error.trim()) return h('span', { class: 'err-first' }, first);
-  return h('details', { class: 'attempt-error' }, h('summary', {}, first), h('pre', { class: 'error-text' }, a.error));
+  return h('details', { class: 'attempt-error', open }, h('summary', {}, first), h('pre', { class: 'error-text' }, a.error));
 }
 
 // processOf shows an attempt's owner ("pid=N host=H start=T") as "pid N".
@@ -94,7 +94,7 @@ function processOf(owner) {
   return m ? h('span', { title: owner }, `pid ${m[1]}`) : owner || '';
 }
 
-function attempts(p) {
+function attempts(p, parts) {
   const t = p.thread;
   const as = t.attempts;
   if (!as || !as.length) return null;
@@ -107,7 +107,7 @@ function attempts(p) {
     h('td', { class: 'when', title: [a.started_at, a.finished_at].filter(Boolean).join(' → ') || null }, time(a.started_at)),
     h('td', { class: 'col-duration' }, duration(a.duration_ms)),
     h('td', { class: 'col-process' }, processOf(a.owner)),
-    h('td', { class: 'col-error' }, errorCell(a))));
+    h('td', { class: 'col-error' }, errorCell(a, parts.openErrors.has(String(a.n))))));
   return section(`Attempts (${as.length})`, 'attempts', h('table', { class: 'attempts' }, h('thead', {}, head), h('tbody', {}, rows)));
 }
 
@@ -220,7 +220,7 @@ const sections = [overview, error, result, attempts, storedResult, metadata, lin
 export function threadPage(el, id) {
   const root = h('section', { class: 'page thread', id: 'thread', dataset: { id } });
   el.append(root);
-  const parts = { log: logView(id), metrics: metricsView(id) };
+  const parts = { log: logView(id), metrics: metricsView(id), openErrors: new Set() };
   let alive = true;
   let related = new Set(); // the threads the page shows the status of
   async function load() {
@@ -234,6 +234,8 @@ export function threadPage(el, id) {
     if (!alive) return;
     const t = p.thread;
     related = new Set([p.parents, p.children, p.after || [], p.dependents || []].flat().map((r) => r.id));
+    // The attempts whose whole error the reader opened stay open.
+    parts.openErrors = new Set([...root.querySelectorAll('#attempts tr[data-n] details[open]')].map((d) => d.closest('tr').dataset.n));
     document.title = `${t.name} · AutoNode`;
     root.dataset.status = t.status;
     root.dataset.version = p.version;
