@@ -115,6 +115,7 @@ type Store struct {
 	replicated bool
 	barriers   barriers
 	outs       outputs // see outputs.go
+	srcs       sources // see source.go
 
 	commits, conflicts, resent, deduplicated, unknown atomic.Int64
 }
