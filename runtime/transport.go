@@ -352,8 +352,9 @@ type specDecoder struct {
 	r     *Runtime
 	spec  *bodySpec
 	pre   starlark.StringDict   // the worker's predeclared names
-	mods  []starlark.StringDict // per file: its wrappers, after Init
-	preds []starlark.StringDict // per file: predeclared + its globals
+	mods   []starlark.StringDict // per file: its defs and wrappers, after Init
+	preds  []starlark.StringDict // per file: predeclared + its globals
+	direct []map[string]int      // per file: its module-level defs, by name
 	funcs []starlark.Value      // rebuilt functions, by index
 	busy  []bool
 }
@@ -450,6 +451,7 @@ func (d *specDecoder) build(ctx context.Context, fetch sourceFetcher) error {
 	d.busy = make([]bool, len(d.spec.Funcs))
 	d.mods = make([]starlark.StringDict, len(d.spec.Files))
 	d.preds = make([]starlark.StringDict, len(d.spec.Files))
+	d.direct = make([]map[string]int, len(d.spec.Files))
 	byFile := make([][]int, len(d.spec.Files))
 	for k, f := range d.spec.Funcs {
 		if f.File < 0 || f.File >= len(d.spec.Files) {
@@ -494,30 +496,90 @@ func (d *specDecoder) build(ctx context.Context, fetch sourceFetcher) error {
 // holdsFunction reports whether an encoded value holds a function.
 func holdsFunction(enc json.RawMessage) bool { return strings.Contains(string(enc), `{"fn":`) }
 
-// compile builds file i's program: one wrapper per function of the spec
-// in that file, around the function's own definition.
+// funcNode is a def or lambda of a parsed file, and whether it is nested
+// in another function (a closure) or at the module's level.
+type funcNode struct {
+	node   syntax.Node
+	nested bool
+}
+
+// funcNodes indexes the defs and lambdas of f by the position of their
+// def or lambda keyword.
+func funcNodes(f *syntax.File) map[string]funcNode {
+	out := map[string]funcNode{}
+	var collect func(n syntax.Node, nested bool)
+	collect = func(n syntax.Node, nested bool) {
+		syntax.Walk(n, func(n syntax.Node) bool {
+			switch x := n.(type) {
+			case *syntax.DefStmt:
+				out[fmt.Sprintf("%d:%d", x.Def.Line, x.Def.Col)] = funcNode{x, nested}
+				for _, p := range x.Params {
+					collect(p, nested) // defaults are evaluated where the def is
+				}
+				for _, st := range x.Body {
+					collect(st, true)
+				}
+				return false
+			case *syntax.LambdaExpr:
+				out[fmt.Sprintf("%d:%d", x.Lambda.Line, x.Lambda.Col)] = funcNode{x, nested}
+				for _, p := range x.Params {
+					collect(p, nested)
+				}
+				collect(x.Body, true)
+				return false
+			}
+			return true
+		})
+	}
+	for _, st := range f.Stmts {
+		collect(st, false)
+	}
+	return out
+}
+
+// compile builds file i's program from the definitions of the spec's
+// functions in that file: a def at the module's level as it is (so that
+// it finds itself, and the module's other functions, as globals), and a
+// closure or lambda inside a wrapper whose parameters are the variables
+// it captured.
 func (d *specDecoder) compile(i int, sf specFile, src []byte, ks []int) error {
 	f, err := dialect.Parse(sf.Path, src, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", sf.Path, err)
 	}
 	fi := d.r.funcs.add(f, src)
-	nodes := map[string]syntax.Node{}
-	syntax.Walk(f, func(n syntax.Node) bool {
-		switch x := n.(type) {
-		case *syntax.DefStmt:
-			nodes[fmt.Sprintf("%d:%d", x.Def.Line, x.Def.Col)] = x
-		case *syntax.LambdaExpr:
-			nodes[fmt.Sprintf("%d:%d", x.Lambda.Line, x.Lambda.Col)] = x
-		}
-		return true
-	})
+	nodes := funcNodes(f)
 	synth := &syntax.File{Path: f.Path, Options: f.Options}
+	pred := make(starlark.StringDict, len(d.pre)+len(sf.Globals))
+	for name, v := range d.pre {
+		pred[name] = v
+	}
+	for name := range sf.Globals {
+		pred[name] = starlark.None // filled in once the functions exist
+	}
+	direct := map[string]int{}
 	for _, k := range ks {
 		sfn := d.spec.Funcs[k]
-		node, ok := nodes[sfn.Pos]
+		fn, ok := nodes[sfn.Pos]
 		if !ok {
 			return fmt.Errorf("%s: no function %s at %s in its source", sf.Path, sfn.Name, sfn.Pos)
+		}
+		if def, ok := fn.node.(*syntax.DefStmt); ok && def.Name.Name != sfn.Name {
+			return fmt.Errorf("%s: the function at %s is %s, not %s", sf.Path, sfn.Pos, def.Name.Name, sfn.Name)
+		}
+		if def, ok := fn.node.(*syntax.DefStmt); ok && !fn.nested {
+			if other, taken := direct[sfn.Name]; taken {
+				return fmt.Errorf("%w: %s defines %s twice (at %s and %s) and both are used", ErrCannotTravel, sf.Path, sfn.Name, d.spec.Funcs[other].Pos, sfn.Pos)
+			}
+			if g, ok := sf.Globals[sfn.Name]; ok && string(g) != fmt.Sprintf(`{"fn":%d}`, k) {
+				return fmt.Errorf("%w: in %s the global %s was bound to another value after def %s", ErrCannotTravel, sf.Path, sfn.Name, sfn.Name)
+			}
+			direct[sfn.Name] = k
+			for _, fv := range sfn.Free { // names load() bound in the module
+				pred[fv.Name] = starlark.None
+			}
+			synth.Stmts = append(synth.Stmts, def)
+			continue
 		}
 		var params []syntax.Expr
 		for _, fv := range sfn.Free {
@@ -525,11 +587,8 @@ func (d *specDecoder) compile(i int, sf specFile, src []byte, ks []int) error {
 		}
 		var body []syntax.Stmt
 		var pos syntax.Position
-		switch x := node.(type) {
+		switch x := fn.node.(type) {
 		case *syntax.DefStmt:
-			if x.Name.Name != sfn.Name {
-				return fmt.Errorf("%s: the function at %s is %s, not %s", sf.Path, sfn.Pos, x.Name.Name, sfn.Name)
-			}
 			pos = x.Def
 			body = []syntax.Stmt{x, &syntax.ReturnStmt{Return: x.Def, Result: &syntax.Ident{NamePos: x.Def, Name: x.Name.Name}}}
 		case *syntax.LambdaExpr:
@@ -537,13 +596,6 @@ func (d *specDecoder) compile(i int, sf specFile, src []byte, ks []int) error {
 			body = []syntax.Stmt{&syntax.ReturnStmt{Return: x.Lambda, Result: x}}
 		}
 		synth.Stmts = append(synth.Stmts, &syntax.DefStmt{Def: pos, Name: &syntax.Ident{NamePos: pos, Name: wrapperName(k)}, Params: params, Body: body})
-	}
-	pred := make(starlark.StringDict, len(d.pre)+len(sf.Globals))
-	for name, v := range d.pre {
-		pred[name] = v
-	}
-	for name := range sf.Globals {
-		pred[name] = starlark.None // filled in once the wrappers exist
 	}
 	prog, err := starlark.FileProgram(synth, pred.Has)
 	if err != nil {
@@ -555,7 +607,7 @@ func (d *specDecoder) compile(i int, sf specFile, src []byte, ks []int) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", sf.Path, err)
 	}
-	d.mods[i], d.preds[i] = mod, pred
+	d.mods[i], d.preds[i], d.direct[i] = mod, pred, direct
 	return nil
 }
 
@@ -573,6 +625,21 @@ func (d *specDecoder) function(k int) (starlark.Value, error) {
 	}
 	d.busy[k] = true
 	sfn := d.spec.Funcs[k]
+	if dk, ok := d.direct[sfn.File][sfn.Name]; ok && dk == k {
+		// A module-level def: its captured variables (names load()
+		// bound) are the module's predeclared names.
+		for _, fv := range sfn.Free {
+			v, err := d.value(fv.Value, 0)
+			if err != nil {
+				return nil, fmt.Errorf("function %s: %s: %w", sfn.Name, fv.Name, err)
+			}
+			v.Freeze()
+			d.preds[sfn.File][fv.Name] = v
+		}
+		v := d.mods[sfn.File][sfn.Name]
+		d.funcs[k] = v
+		return v, nil
+	}
 	args := make(starlark.Tuple, len(sfn.Free))
 	for i, fv := range sfn.Free {
 		v, err := d.value(fv.Value, 0)

@@ -51,6 +51,8 @@ type SweeperOptions struct {
 type observed struct {
 	tag   string
 	since time.Time
+	rec   *registry.Record // the mirror's record it was read from
+	t     *registry.Thread
 }
 
 // SweepReport counts what one Sweep did.
@@ -97,33 +99,33 @@ func (sw *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		id, err := registry.ParseID(key)
-		if err != nil {
+		sw.q.s.m.mu.RLock()
+		rec := sw.q.s.m.threads[key]
+		sw.q.s.m.mu.RUnlock()
+		if rec == nil {
 			continue
 		}
-		t, ok, err := sw.q.s.Peek(id)
-		if err != nil || !ok {
-			continue
+		o, seen := sw.seen[key]
+		t := o.t
+		if !seen || o.rec != rec { // changed since the last sweep: read it
+			t = new(registry.Thread)
+			if t.UnmarshalJSON(rec.Raw) != nil {
+				continue
+			}
 		}
-		_, ok = QueueOf(t)
-		if !ok || registry.Final(t.Status) {
+		if _, ok := QueueOf(t); !ok || registry.Final(t.Status) {
 			continue
 		}
 		live[key] = true
-		tag := t.Status + "/" + strconv.FormatInt(t.Version, 10)
-		lease, leased := LeaseOf(t)
-		if t.Status == registry.StatusRunning {
-			tag = "running/none"
-			if leased {
-				tag = fmt.Sprintf("running/%s/%d/%d", lease.Worker, lease.Attempt, lease.Beat)
-			}
-		}
-		o, ok := sw.seen[key]
-		if !ok || o.tag != tag {
+		tag := tagOf(t)
+		if !seen || o.tag != tag {
 			o = observed{tag: tag, since: now}
-			sw.seen[key] = o
 		}
+		o.rec, o.t = rec, t
+		sw.seen[key] = o
+		lease, leased := LeaseOf(t)
 		age := now.Sub(o.since)
+		var err error
 		switch t.Status {
 		case registry.StatusRunning:
 			ttl := sw.q.ackWait
@@ -143,7 +145,8 @@ func (sw *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 				continue
 			}
 			aged = append(aged, t)
-			sw.seen[key] = observed{tag: tag, since: now} // look again a while later
+			o.since = now // look again a while later
+			sw.seen[key] = o
 		case registry.StatusWaiting:
 			err = sw.release(ctx, t, &rep)
 		}
@@ -164,17 +167,23 @@ func (sw *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	return rep, errors.Join(errs...)
 }
 
+// tagOf is what a sweeper compares to tell whether a thread moved on: a
+// running one's lease (its holder, attempt and heartbeats), the version
+// of any other.
+func tagOf(t *registry.Thread) string {
+	if t.Status != registry.StatusRunning {
+		return t.Status + "/" + strconv.FormatInt(t.Version, 10)
+	}
+	if l, ok := LeaseOf(t); ok {
+		return fmt.Sprintf("running/%s/%d/%d", l.Worker, l.Attempt, l.Beat)
+	}
+	return "running/none"
+}
+
 // matches is the check of a sweeper's change: the record still has tag.
 func matches(tag string) func(*registry.Thread) error {
 	return func(stored *registry.Thread) error {
-		got := stored.Status + "/" + strconv.FormatInt(stored.Version, 10)
-		if stored.Status == registry.StatusRunning {
-			got = "running/none"
-			if l, ok := LeaseOf(stored); ok {
-				got = fmt.Sprintf("running/%s/%d/%d", l.Worker, l.Attempt, l.Beat)
-			}
-		}
-		if got != tag {
+		if tagOf(stored) != tag {
 			return errStale
 		}
 		return nil
@@ -302,7 +311,7 @@ deps:
 			break deps
 		}
 	}
-	tag := t.Status + "/" + strconv.FormatInt(t.Version, 10)
+	tag := tagOf(t)
 	var job *Job
 	err := sw.q.s.Update(func(tx *registry.Tx) error {
 		job = nil
