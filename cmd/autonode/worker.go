@@ -115,6 +115,7 @@ their leases.`,
 	cmd.Flags().BoolVar(&sandboxedOnly, "sandboxed-only", false, "refuse to run unsandboxed threads (they fail with the reason)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "print nothing of the worker's own (bodies still print)")
 	root.AddCommand(cmd)
+	addWorkersBench(root, e)
 }
 
 // workerSignals: the first SIGINT or SIGTERM ends ctx (take no more
