@@ -349,14 +349,14 @@ func (e *specEncoder) function(fn *starlark.Function, depth int) (int, error) {
 
 // specDecoder rebuilds a spec's functions in a worker.
 type specDecoder struct {
-	r     *Runtime
-	spec  *bodySpec
-	pre   starlark.StringDict   // the worker's predeclared names
+	r      *Runtime
+	spec   *bodySpec
+	pre    starlark.StringDict   // the worker's predeclared names
 	mods   []starlark.StringDict // per file: its defs and wrappers, after Init
 	preds  []starlark.StringDict // per file: predeclared + its globals
 	direct []map[string]int      // per file: its module-level defs, by name
-	funcs []starlark.Value      // rebuilt functions, by index
-	busy  []bool
+	funcs  []starlark.Value      // rebuilt functions, by index
+	busy   []bool
 }
 
 // wrapperName is the global of the wrapper that rebuilds function k.

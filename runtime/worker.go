@@ -480,7 +480,9 @@ func (l *workLease) renew() {
 // longer holds its attempt.
 type leaseLostError struct{ err error }
 
-func (e *leaseLostError) Error() string { return "the lease on this attempt was lost: " + e.err.Error() }
+func (e *leaseLostError) Error() string {
+	return "the lease on this attempt was lost: " + e.err.Error()
+}
 
 func (e *leaseLostError) Is(target error) bool { return target == ErrCancelled }
 

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/registry/natsstore"
 	"github.com/autonode/autonode/registry/natsstore/natstest"
