@@ -446,3 +446,84 @@ func TestScriptsRemote(t *testing.T) {
 		})
 	}
 }
+
+// TestREADMEWorkers runs the code block of README.md's "Workers"
+// subsection with bash, with the binary on PATH and the README's port
+// replaced by a free one: two workers run scripts/batch.star's threads,
+// and stop with exit status 0 on SIGTERM.
+func TestREADMEWorkers(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n### Workers\n")
+	_, block, ok2 := strings.Cut(section, "```sh\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no sh block under ### Workers")
+	}
+	port := natstest.FreePorts(t, 1)[0]
+	block = strings.ReplaceAll(block, "127.0.0.1:4222", fmt.Sprintf("127.0.0.1:%d", port))
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join("..", "..", "scripts", "batch.star"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scripts", "batch.star"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-c", "set -e\n"+block+"wait\necho all-stopped\n")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's block: %v\n%s", err, out)
+	}
+	for _, want := range []string{"spawned 300, succeeded 300", "owner:        worker=w", "all-stopped"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestCancelAcrossMachines: autonode cancel, from another process, stops
+// a thread that runs on a worker within a second or two; list and show
+// name the worker while it runs.
+func TestCancelAcrossMachines(t *testing.T) {
+	node := startServe(t, "--dir", filepath.Join(t.TempDir(), "node"), "--listen", "127.0.0.1:0")
+	dir := t.TempDir()
+	vars := natsEnv(node.url, "cancel", "AUTONODE_TOKEN="+tokA)
+	startWorker(t, dir, vars, "far")
+	script := filepath.Join(dir, "spin.star")
+	if err := os.WriteFile(script, []byte("def spin():\n    while True:\n        pass\nspawn(id = 1.0, run = spin, ttl = 120, wait = False)\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := startBin(t, dir, vars, "run", "--remote", script)
+	s := registryOf(t, node.url, "cancel")
+	waitRecords(t, s, 30*time.Second, "the worker runs 1.0", func(ts []*registry.Thread) bool {
+		return len(ts) == 1 && ts[0].Status == registry.StatusRunning
+	})
+	if r := bin(t, dir, vars, "list", "--status", "running").want(t, 0); !strings.Contains(r.stdout, "1.0") {
+		t.Errorf("list --status running: %s", r)
+	}
+	if r := bin(t, dir, vars, "show", "1.0").want(t, 0); !strings.Contains(r.stdout, "owner:        worker=far ") {
+		t.Errorf("show 1.0: %s", r)
+	}
+	start := time.Now()
+	r := bin(t, dir, vars, "cancel", "--wait", "1.0").want(t, 0)
+	took := time.Since(start)
+	if !strings.Contains(r.stdout, "cancelled") {
+		t.Errorf("cancel --wait: %s", r)
+	}
+	if code := run.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("autonode run --remote after the cancel: exit %d\n%s", code, run.stderr)
+	}
+	th := threadsOf(s)[0]
+	if th.Status != registry.StatusCancelled || took > 3*time.Second {
+		t.Errorf("1.0 is %s %v after autonode cancel (%q)", th.Status, took, th.Error)
+	}
+	t.Logf("autonode cancel --wait returned %v after it started (process start-up included)", took.Round(time.Millisecond))
+}
