@@ -375,7 +375,8 @@ func (j *run) execute() {
 		}
 		t.Stop()
 	}
-	dur := time.Since(start)
+	end := time.Now()
+	dur := end.Sub(start)
 
 	label := runLabel(j.device)
 	var cause error
@@ -392,7 +393,7 @@ func (j *run) execute() {
 	}
 	j.stopChildren(why)
 	status := classify(cause, out.err)
-	e := ending{status: status, started: start, dur: dur, attempt: n, runErr: runError(status, cause, out.err)}
+	e := ending{status: status, started: start, ended: end, dur: dur, attempt: n, runErr: runError(status, cause, out.err)}
 	switch status {
 	case registry.StatusSucceeded:
 		e.result, e.arrays = out.result, out.arrays
@@ -546,9 +547,10 @@ type ending struct {
 	errText string                 // the error field: a backtrace for Starlark errors
 	message string                 // the error's message, for retry_on and the exit summary
 	lines   []string
-	started time.Time // zero when no attempt ran
-	dur     time.Duration
-	attempt int // the attempt's number; 0 when no attempt ran
+	started time.Time     // zero when no attempt ran
+	ended   time.Time     // when the attempt's body returned (or was given up)
+	dur     time.Duration // monotonic: immune to clock steps
+	attempt int           // the attempt's number; 0 when no attempt ran
 	runErr  error
 }
 
@@ -580,9 +582,16 @@ func (j *run) endLocked() func() {
 
 // endChange returns the change that records e on a thread's record.
 func (j *run) endChange(e ending) func(t *registry.Thread) {
-	finished := time.Now()
+	// Times are read off the wall clock, as the body's own time.now() is,
+	// so a clock step during the attempt cannot put the finish before a
+	// moment the body saw; it is never before the start either.
+	finished := time.Now().Round(0)
 	if !e.started.IsZero() {
-		finished = e.started.Add(e.dur) // never before the start
+		start := e.started.Round(0)
+		finished = e.ended.Round(0)
+		if finished.Before(start) {
+			finished = start
+		}
 	}
 	at := formatTime(finished)
 	ms := float64(e.dur.Microseconds()) / 1000
