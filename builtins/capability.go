@@ -39,7 +39,7 @@ const (
 // A test fails when a builtin has none.
 var capabilities = map[string]capability{
 	"token": pure, "current": pure, "struct": pure,
-	"spawn": engine, "spawn_batch": engine, "wait": engine, "Handle.wait": engine, "log": engine,
+	"spawn": engine, "spawn_batch": engine, "wait": engine, "Handle.wait": engine, "log": engine, "log_metric": engine,
 	"get": readsRecord, "info": readsRecord, "lineage": readsRecord,
 	"threads": readsRegistry, "query": readsRegistry, "summarize": readsRegistry,
 	"run": writesRegistry, "cancel": writesRegistry, "branch": writesRegistry, "fork": writesRegistry,

@@ -272,7 +272,20 @@ Only inside a function run by spawn(run=...); an error at top level.`,
 
 log(msg)
 
-Only inside a thread body; at top level use print.`,
+Only inside a thread body; at top level use print. The message also goes
+to the thread's log (with what the body prints), which autonode logs ID
+shows and follows.`,
+
+	"log_metric": `Record a point of one of the running thread's metrics.
+
+log_metric(name, value, step=None) -> int
+
+name is a metric's name ("loss"), value a number, step an int of at
+least 0; None takes the metric's next step (0 first). Returns the step.
+Metrics are kept beside the registry as one time series per thread and
+name (at most 1,000 names and 100,000 points a thread): autonode metrics
+ID prints them, autonode diff A B compares them, the web view plots them.
+Only inside a thread body.`,
 
 	"struct": `Make a struct: an immutable value with named fields.
 

@@ -40,8 +40,14 @@ type Engine interface {
 	// runs on th, or nil when th is not running a thread body.
 	Running(th *starlark.Thread) *registry.Thread
 
-	// Log appends msg to the history of the thread whose body runs on th.
+	// Log appends msg to the history of the thread whose body runs on th
+	// (and to its log, where the registry keeps logs).
 	Log(th *starlark.Thread, msg string) error
+
+	// LogMetric records a point (step, value) of the metric name of the
+	// thread whose body runs on th; a nil step is the metric's next one.
+	// It returns the step recorded.
+	LogMetric(th *starlark.Thread, name string, value float64, step *int64) (int64, error)
 
 	// HostAccess decides whether th may call host.<fn> (DESIGN §6):
 	// sandboxed bodies are refused, unsandboxed bodies are served and

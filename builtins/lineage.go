@@ -30,7 +30,7 @@ func builtinBranch(e Engine) builtinFunc {
 				target = newID.v.id()
 			}
 			var err error
-			if out, err = tx.Branch(src.id(), target, ov.v, tok); err == nil {
+			if out, err = tx.Branch(src.id(), target, ov.v, tok, sessionToken(e)...); err == nil {
 				err = admit(e, out)
 			}
 			return err
@@ -83,7 +83,7 @@ func builtinFork(e Engine) builtinFunc {
 		var out []*registry.Thread
 		err = e.Store().Update(func(tx *registry.Tx) error {
 			var err error
-			if out, err = tx.Fork(src.id(), ids, ovs, tok); err == nil {
+			if out, err = tx.Fork(src.id(), ids, ovs, tok, sessionToken(e)...); err == nil {
 				err = admit(e, out...)
 			}
 			return err
@@ -331,4 +331,15 @@ func builtinLineage(e Engine) builtinFunc {
 		s.Freeze()
 		return s, nil
 	}
+}
+
+// sessionToken is the engine's session token, as the extra owner of a
+// thread a lineage operation derives (branch, fork, merge): the program
+// that made it opens it, as it opens the threads it spawns. None when the
+// session has no token.
+func sessionToken(e Engine) []string {
+	if tok, err := e.Token(""); err == nil && tok != "" {
+		return []string{tok}
+	}
+	return nil
 }

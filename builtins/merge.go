@@ -71,6 +71,9 @@ func builtinMerge(e Engine) builtinFunc {
 		if o.Token, o.RightToken, err = mergeTokens(e, fn, tokV); err != nil {
 			return nil, err
 		}
+		if s := sessionToken(e); len(s) > 0 {
+			o.Session = s[0]
+		}
 		run := func() (*registry.Thread, error) {
 			var out *registry.Thread
 			err := e.Store().Update(func(tx *registry.Tx) error {

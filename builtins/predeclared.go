@@ -41,6 +41,7 @@ var threadBuiltins = map[string]func(Engine) builtinFunc{
 	"info":        builtinInfo,
 	"current":     builtinCurrent,
 	"log":         builtinLog,
+	"log_metric":  builtinLogMetric,
 }
 
 // Predeclared returns AutoNode's Starlark environment bound to e: every
@@ -173,11 +174,14 @@ func (nilEngine) Token(string) (string, error)                         { return 
 func (nilEngine) Spawn(context.Context, *SpawnRequest) (Handle, error) { return nil, errNoEngine }
 func (nilEngine) Cancel(registry.ID, string) error                     { return errNoEngine }
 func (nilEngine) Running(*starlark.Thread) *registry.Thread            { return nil }
-func (nilEngine) Log(*starlark.Thread, string) error                   { return errNoEngine }
-func (nilEngine) HostAccess(*starlark.Thread, string) error            { return errNoEngine }
-func (nilEngine) CheckRecord(*registry.Thread) error                   { return errNoEngine }
-func (nilEngine) Accel(*starlark.Thread) *accel.Exec                   { return nil }
-func (nilEngine) Context(*starlark.Thread) context.Context             { return context.Background() }
+func (nilEngine) LogMetric(*starlark.Thread, string, float64, *int64) (int64, error) {
+	return 0, errNoEngine
+}
+func (nilEngine) Log(*starlark.Thread, string) error        { return errNoEngine }
+func (nilEngine) HostAccess(*starlark.Thread, string) error { return errNoEngine }
+func (nilEngine) CheckRecord(*registry.Thread) error        { return errNoEngine }
+func (nilEngine) Accel(*starlark.Thread) *accel.Exec        { return nil }
+func (nilEngine) Context(*starlark.Thread) context.Context  { return context.Background() }
 func (nilEngine) SpawnBatch(_ context.Context, reqs []*SpawnRequest, _ int) []BatchResult {
 	out := make([]BatchResult, len(reqs))
 	for i := range out {

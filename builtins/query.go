@@ -33,10 +33,11 @@ func builtinGet(e Engine) builtinFunc {
 		if err != nil {
 			return nil, wrapErr(fn, err)
 		}
-		if rec != nil {
-			(&owner.Checker{}).Apply(rec)
+		if rec == nil {
+			return starlark.None, nil
 		}
-		return NewThread(rec), nil
+		(&owner.Checker{}).Apply(rec)
+		return newThreadFor(e, th, rec), nil
 	}
 }
 
@@ -83,7 +84,7 @@ func builtinThreads(e Engine) builtinFunc {
 		for _, t := range list {
 			alive.Apply(t)
 			if want == "" || t.EffectiveStatus() == want {
-				out = append(out, NewThread(t))
+				out = append(out, newThreadFor(e, th, t))
 			}
 		}
 		return starlark.NewList(out), nil

@@ -501,6 +501,30 @@ func builtinCurrent(e Engine) builtinFunc {
 }
 
 // log(msg)
+func builtinLogMetric(e Engine) builtinFunc {
+	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var name stringArg
+		var value numberArg
+		var step optInt
+		if err := unpack(fn, args, kwargs, "name", &name, "value", &value, "step?", &step); err != nil {
+			return nil, err
+		}
+		if e.Running(th) == nil {
+			return nil, errorf(fn, "not inside a thread body: metrics belong to a thread (log_metric inside a function run by spawn(run=...))")
+		}
+		var s *int64
+		if step.set {
+			n := int64(step.v)
+			s = &n
+		}
+		got, err := e.LogMetric(th, string(name), float64(value), s)
+		if err != nil {
+			return nil, wrapErr(fn, err)
+		}
+		return starlark.MakeInt64(got), nil
+	}
+}
+
 func builtinLog(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var msg starlark.Value

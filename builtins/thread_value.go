@@ -27,9 +27,10 @@ var threadAttrs = []string{
 // equal when they have the same id and the same content; a Thread hashes by
 // its id, so it can be a dict key or a set element.
 type Thread struct {
-	rec   *registry.Thread
-	pub   []byte // public JSON, for equality and conversion
-	attrs map[string]starlark.Value
+	rec    *registry.Thread
+	pub    []byte // public JSON, for equality and conversion
+	attrs  map[string]starlark.Value
+	stored *storedResult // a result with arrays stored whole, or nil
 }
 
 var (
@@ -157,6 +158,9 @@ func (t *Thread) Hash() (uint32, error) { return starlark.Float(t.rec.ID).Hash()
 
 // Attr returns the record field called name.
 func (t *Thread) Attr(name string) (starlark.Value, error) {
+	if name == "result" && t.stored != nil {
+		return t.stored.value()
+	}
 	if v, ok := t.attrs[name]; ok {
 		return v, nil
 	}
@@ -251,7 +255,7 @@ func waitOne(e Engine, th *starlark.Thread, fn string, h *handleValue, d time.Du
 		}
 		return nil, wrapErr(fn, err)
 	}
-	return NewThread(rec), nil
+	return newThreadFor(e, th, rec), nil
 }
 
 // threadList is a Starlark list of Thread values.

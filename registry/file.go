@@ -78,23 +78,25 @@ type FileStore struct {
 	wlock *flock.Flock // exclusive, creates the lock file
 	rlock *flock.Flock // shared, only when the lock file exists
 
-	loaded     bool
-	reg, arch  *table
-	jf         *os.File // the journal as last read (O_RDWR once prepared for writing)
-	jWritable  bool
-	jfi        os.FileInfo
-	jEnd       int64
-	jOps       int // committed transactions in the journal
-	jTorn      bool
-	jMarks     bool // the journal holds a compaction mark (interrupted compaction)
-	header     *journalHeader
-	txSeq      int64
-	prepared   bool // writer repairs done for the current load
-	wrote      bool // this store committed something
-	broken     error
-	maxID      float64
-	maxKnown   bool
-	compactErr error
+	loaded    bool
+	reg, arch *table
+	jf        *os.File // the journal as last read (O_RDWR once prepared for writing)
+	jWritable bool
+	jfi       os.FileInfo
+	jEnd      int64
+	jOps      int // committed transactions in the journal
+	jTorn     bool
+	jMarks    bool // the journal holds a compaction mark (interrupted compaction)
+	header    *journalHeader
+	txSeq     int64
+	prepared  bool // writer repairs done for the current load
+	wrote     bool // this store committed something
+	// skipCompaction: Close leaves the journal as it is (SkipCompaction).
+	skipCompaction bool
+	broken         error
+	maxID          float64
+	maxKnown       bool
+	compactErr     error
 }
 
 // DefaultPath is the registry path from AUTONODE_REGISTRY, or
@@ -927,13 +929,23 @@ func syncDir(dir string) error {
 // something (unless NoCompactOnClose) and releases the store. It reports a
 // compaction error, after which the journal still holds every committed
 // operation. A store that only read closes without touching the files.
+// SkipCompaction makes Close leave the journal as it is instead of folding
+// it into the snapshot files: nothing is lost (the journal holds every
+// committed operation, and the next writer that closes compacts), and
+// Close is quick, as a process that exits on a signal wants.
+func (s *FileStore) SkipCompaction() {
+	s.mu.Lock()
+	s.skipCompaction = true
+	s.mu.Unlock()
+}
+
 func (s *FileStore) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil
 	}
-	wrote := s.wrote
+	wrote := s.wrote && !s.skipCompaction
 	s.mu.Unlock()
 	var err error
 	if wrote && !s.opts.NoCompactOnClose {

@@ -41,8 +41,11 @@ type MergeOptions struct {
 	// Resolve does not cover (manual strategy).
 	ResolveFunc func(key string, left, right any) (any, error)
 	// Token opens the left thread; RightToken the right one (defaults to
-	// Token). A new merged thread is protected by Token.
+	// Token). A new merged thread is protected by Token, and by Session
+	// when it is set (the session token of the program that merges, which
+	// then opens the result too).
 	Token, RightToken string
+	Session           string
 	// Name names a new merged thread; by default the name merges like any
 	// other key, falling back to Merged-<int(left)>-<int(right)>.
 	Name string
@@ -215,7 +218,7 @@ func (tx *Tx) Merge(left, right ID, o MergeOptions) (*Thread, error) {
 	case "right":
 		m.copyOwners(r)
 	default:
-		if err := m.setOwners([]string{o.Token}); err != nil {
+		if err := m.setOwners([]string{o.Token, o.Session}); err != nil {
 			return nil, fmt.Errorf("merge %s and %s: %w", left, right, err)
 		}
 	}

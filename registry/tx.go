@@ -625,16 +625,18 @@ func derive(src *Thread, newID ID) *Thread {
 // Branch copies the source thread into newID (stage, device, sandbox,
 // caching, priority, ttl, metadata, history), applies overrides (metadata is
 // merged key by key; id is ignored), records the source as parent and in
-// the lineage, and protects the branch with tok, which must open the source.
-func (tx *Tx) Branch(src, newID ID, overrides map[string]any, tok string) (*Thread, error) {
+// the lineage, and protects the branch with tok, which must open the source,
+// and with session, when given (the session token of the program that made
+// it, which then opens it too, as it opens the threads it spawns).
+func (tx *Tx) Branch(src, newID ID, overrides map[string]any, tok string, session ...string) (*Thread, error) {
 	s, err := tx.open(src, tok)
 	if err != nil {
 		return nil, fmt.Errorf("branch: %w", err)
 	}
-	return tx.branchFrom(s, newID, overrides, tok)
+	return tx.branchFrom(s, newID, overrides, tok, session)
 }
 
-func (tx *Tx) branchFrom(s *Thread, newID ID, overrides map[string]any, tok string) (*Thread, error) {
+func (tx *Tx) branchFrom(s *Thread, newID ID, overrides map[string]any, tok string, session []string) (*Thread, error) {
 	if err := tx.checkFree(newID); err != nil {
 		return nil, fmt.Errorf("branch %s: %w", s.ID, err)
 	}
@@ -655,7 +657,7 @@ func (tx *Tx) branchFrom(s *Thread, newID ID, overrides map[string]any, tok stri
 	if !named {
 		n.Name = DefaultName(newID, n.Stage)
 	}
-	if err := n.setOwners([]string{tok}); err != nil {
+	if err := n.setOwners(append([]string{tok}, session...)); err != nil {
 		return nil, fmt.Errorf("branch %s into %s: %w", s.ID, newID, err)
 	}
 	n.AddHistory("Branched from %s into %s.", s.ID, newID)
@@ -667,7 +669,7 @@ func (tx *Tx) branchFrom(s *Thread, newID ID, overrides map[string]any, tok stri
 
 // Fork branches the source into every id of newIDs; overrides, when given,
 // must have one entry (possibly nil) per id.
-func (tx *Tx) Fork(src ID, newIDs []ID, overrides []map[string]any, tok string) ([]*Thread, error) {
+func (tx *Tx) Fork(src ID, newIDs []ID, overrides []map[string]any, tok string, session ...string) ([]*Thread, error) {
 	if overrides != nil && len(overrides) != len(newIDs) {
 		return nil, fmt.Errorf("fork %s: %w: %d overrides for %d new ids; give one per id (or none)", src, ErrInvalid, len(overrides), len(newIDs))
 	}
@@ -686,7 +688,7 @@ func (tx *Tx) Fork(src ID, newIDs []ID, overrides []map[string]any, tok string) 
 		if overrides != nil {
 			o = overrides[i]
 		}
-		n, err := tx.branchFrom(s, id, o, tok)
+		n, err := tx.branchFrom(s, id, o, tok, session)
 		if err != nil {
 			return nil, fmt.Errorf("fork: %w", err)
 		}

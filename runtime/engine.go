@@ -102,6 +102,9 @@ func (e engine) Token(tok string) (string, error)             { return e.r.token
 func (e engine) Cancel(id registry.ID, tok string) error      { return e.r.Cancel(id, tok) }
 func (e engine) Running(th *starlark.Thread) *registry.Thread { return e.r.running(th) }
 func (e engine) Log(th *starlark.Thread, msg string) error    { return e.r.logLine(th, msg) }
+func (e engine) LogMetric(th *starlark.Thread, name string, value float64, step *int64) (int64, error) {
+	return e.r.logMetric(th, name, value, step)
+}
 func (e engine) HostAccess(th *starlark.Thread, fn string) error {
 	return e.r.hostAccess(th, fn)
 }

@@ -50,15 +50,21 @@ func (ix *funcIndex) add(f *syntax.File, src []byte) *fileInfo {
 	syntax.Walk(f, func(n syntax.Node) bool {
 		var pos syntax.Position
 		var body []syntax.Node
+		locals := map[string]bool{}
 		switch x := n.(type) {
 		case *syntax.DefStmt:
 			pos = x.Def
 			for _, s := range x.Body {
 				body = append(body, s)
 			}
+			paramNames(x.Params, locals)
+			for _, s := range x.Body {
+				assignedNames(s, locals)
+			}
 		case *syntax.LambdaExpr:
 			pos = x.Lambda
 			body = []syntax.Node{x.Body}
+			paramNames(x.Params, locals)
 		default:
 			return true
 		}
@@ -81,6 +87,11 @@ func (ix *funcIndex) add(f *syntax.File, src []byte) *fileInfo {
 				return true
 			})
 		}
+		// A name the function binds is its local wherever it is used
+		// (Starlark has no global statement): not a module global.
+		for name := range locals {
+			delete(seen, name)
+		}
 		fi.names[posKey(pos)] = slices.Sorted(maps.Keys(seen))
 		return true
 	})
@@ -88,6 +99,69 @@ func (ix *funcIndex) add(f *syntax.File, src []byte) *fileInfo {
 	defer ix.mu.Unlock()
 	ix.files[f.Path] = fi
 	return fi
+}
+
+// paramNames adds the names of a function's parameters to into.
+func paramNames(params []syntax.Expr, into map[string]bool) {
+	for _, p := range params {
+		switch p := p.(type) {
+		case *syntax.Ident:
+			into[p.Name] = true
+		case *syntax.BinaryExpr: // name=default
+			if id, ok := p.X.(*syntax.Ident); ok {
+				into[id.Name] = true
+			}
+		case *syntax.UnaryExpr: // *args, **kwargs
+			if id, ok := p.X.(*syntax.Ident); ok {
+				into[id.Name] = true
+			}
+		}
+	}
+}
+
+// assignedNames adds to into the names a statement of a function body
+// binds (assignments, for loops, nested defs), in nested blocks too but
+// not inside nested functions, which have scopes of their own.
+func assignedNames(s syntax.Stmt, into map[string]bool) {
+	var targets func(e syntax.Expr)
+	targets = func(e syntax.Expr) {
+		switch e := e.(type) {
+		case *syntax.Ident:
+			into[e.Name] = true
+		case *syntax.TupleExpr:
+			for _, x := range e.List {
+				targets(x)
+			}
+		case *syntax.ListExpr:
+			for _, x := range e.List {
+				targets(x)
+			}
+		case *syntax.ParenExpr:
+			targets(e.X)
+		}
+	}
+	switch s := s.(type) {
+	case *syntax.AssignStmt:
+		targets(s.LHS)
+	case *syntax.ForStmt:
+		targets(s.Vars)
+		for _, b := range s.Body {
+			assignedNames(b, into)
+		}
+	case *syntax.WhileStmt:
+		for _, b := range s.Body {
+			assignedNames(b, into)
+		}
+	case *syntax.IfStmt:
+		for _, b := range s.True {
+			assignedNames(b, into)
+		}
+		for _, b := range s.False {
+			assignedNames(b, into)
+		}
+	case *syntax.DefStmt:
+		into[s.Name.Name] = true
+	}
 }
 
 // bind records that prog was compiled from the file fi describes.

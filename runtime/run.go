@@ -167,6 +167,8 @@ type run struct {
 	deps        *depWait    // what a waiting run still waits for
 	dependents  []*run      // waiting runs of this process that wait for this one
 
+	outs runOutputs // its log, metrics (beside the registry)
+
 	done   chan struct{}
 	final  *registry.Thread
 	err    error // the registry could not record the end
@@ -354,6 +356,7 @@ func (j *run) execute() {
 	devName := j.device.dev.Name()
 	start := time.Now()
 	j.begin(registry.Attempt{N: n, Status: registry.StatusRunning, StartedAt: formatTime(start), Owner: r.owner, DeviceUsed: devName}, startLine)
+	j.logNote(n, "attempt %d started on %s", n, devName)
 
 	results := make(chan outcome, 1)
 	go func() { results <- j.body(ctx, cancel) }()
@@ -375,7 +378,8 @@ func (j *run) execute() {
 		}
 		t.Stop()
 	}
-	dur := time.Since(start)
+	end := time.Now()
+	dur := end.Sub(start)
 
 	label := runLabel(j.device)
 	var cause error
@@ -392,10 +396,10 @@ func (j *run) execute() {
 	}
 	j.stopChildren(why)
 	status := classify(cause, out.err)
-	e := ending{status: status, started: start, dur: dur, attempt: n, runErr: runError(status, cause, out.err)}
+	e := ending{status: status, started: start, ended: end, dur: dur, attempt: n, runErr: runError(status, cause, out.err)}
 	switch status {
 	case registry.StatusSucceeded:
-		e.result = out.result
+		e.result, e.arrays = out.result, out.arrays
 		e.lines = append(out.notes, stamp("%s computation complete.", label))
 	case registry.StatusTimedOut:
 		e.errText = cause.Error() + "; stopped"
@@ -445,6 +449,7 @@ func (j *run) begin(a registry.Attempt, line string) {
 	start := func(t *registry.Thread) {
 		t.Status = registry.StatusRunning
 		t.StartedAt, t.FinishedAt, t.DurationMS, t.Error, t.Result = a.StartedAt, "", 0, "", nil
+		_ = t.SetResultArrays(nil)
 		t.Owner = a.Owner
 		t.DeviceUsed = a.DeviceUsed
 		t.Attempts = append(t.Attempts, a)
@@ -545,12 +550,14 @@ func cancelReason(cause error) string {
 type ending struct {
 	status  string
 	result  json.RawMessage
-	errText string // the error field: a backtrace for Starlark errors
-	message string // the error's message, for retry_on and the exit summary
+	arrays  []registry.ResultArray // the result's arrays, stored whole
+	errText string                 // the error field: a backtrace for Starlark errors
+	message string                 // the error's message, for retry_on and the exit summary
 	lines   []string
-	started time.Time // zero when no attempt ran
-	dur     time.Duration
-	attempt int // the attempt's number; 0 when no attempt ran
+	started time.Time     // zero when no attempt ran
+	ended   time.Time     // when the attempt's body returned (or was given up)
+	dur     time.Duration // monotonic: immune to clock steps
+	attempt int           // the attempt's number; 0 when no attempt ran
 	runErr  error
 }
 
@@ -582,15 +589,23 @@ func (j *run) endLocked() func() {
 
 // endChange returns the change that records e on a thread's record.
 func (j *run) endChange(e ending) func(t *registry.Thread) {
-	finished := time.Now()
+	// Times are read off the wall clock, as the body's own time.now() is,
+	// so a clock step during the attempt cannot put the finish before a
+	// moment the body saw; it is never before the start either.
+	finished := time.Now().Round(0)
 	if !e.started.IsZero() {
-		finished = e.started.Add(e.dur) // never before the start
+		start := e.started.Round(0)
+		finished = e.ended.Round(0)
+		if finished.Before(start) {
+			finished = start
+		}
 	}
 	at := formatTime(finished)
 	ms := float64(e.dur.Microseconds()) / 1000
 	return func(t *registry.Thread) {
 		t.Status = e.status
 		t.Result = e.result
+		_ = t.SetResultArrays(e.arrays) // references the store made: valid
 		t.Error = e.errText
 		t.FinishedAt = at
 		t.Cached = false
@@ -624,6 +639,10 @@ func endAttempt(t *registry.Thread, e ending, at string, ms float64) {
 // another process cancelled while it was queued stays cancelled.
 func (j *run) record(e ending) {
 	j.runErr = e.runErr
+	if e.attempt > 0 {
+		j.logNote(e.attempt, "attempt %d %s", e.attempt, e.status)
+	}
+	j.closeOutputs() // every line is in the store before the end is
 	change := j.endChange(e)
 	var final *registry.Thread
 	fn := func(tx *registry.Tx) error {

@@ -57,6 +57,7 @@ type Runtime struct {
 	cpuPool  *pool
 	gpuPool  *pool
 	cache    *cacheIndex
+	outs     registry.Outputs // logs, metrics and result arrays; nil when the store keeps none
 	load     *loadGuard
 	funcs    *funcIndex
 	loads    *loader
@@ -124,6 +125,7 @@ func New(opts Options) (*Runtime, error) {
 		}
 		r.ownStore = true
 	}
+	r.outs = outputsOf(r.store)
 	var crashed []registry.ID
 	err = r.store.Update(func(tx *registry.Tx) error {
 		ids, err := tx.MarkCrashed(r.alive)
@@ -338,6 +340,10 @@ func (r *Runtime) newBodyThread(j *run, ctx context.Context, cancel context.Canc
 	}
 	mem := newMemAccount("thread "+j.id.String(), j.ex.Budget(), j.budgetTx, false)
 	_, stop := r.setupThread(th, ctx, mem, func(why error) { cancel(why) })
+	th.Print = func(th *starlark.Thread, msg string) { // to the script's output and the thread's log
+		r.print(th, msg)
+		j.logOutput(registry.StreamPrint, msg)
+	}
 	watch.register(mem)
 	return th, func() {
 		stop()
@@ -598,7 +604,21 @@ func (r *Runtime) logLine(th *starlark.Thread, msg string) error {
 		return fmt.Errorf("log: thread %s is not running", j.id)
 	}
 	j.appendLine(stamp("%s", msg))
+	j.logOutput(registry.StreamLog, msg)
 	return nil
+}
+
+// logMetric records a point of the running thread's metric.
+func (r *Runtime) logMetric(th *starlark.Thread, name string, value float64, step *int64) (int64, error) {
+	j := runOf(th)
+	if j == nil {
+		return 0, fmt.Errorf("not inside a thread body")
+	}
+	p, err := j.logMetric(name, value, step)
+	if err != nil {
+		return 0, err
+	}
+	return p.Step, nil
 }
 
 // hostAccess decides host access (DESIGN §6; builtins.Engine.HostAccess). fn is the host

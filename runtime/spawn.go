@@ -492,6 +492,9 @@ func (r *Runtime) createFn(p *plan, j *run) func(tx *registry.Tx) error {
 func cacheHit(t, src *registry.Thread) {
 	now := nowRFC3339()
 	t.Status, t.Cached, t.Result, t.DeviceUsed = registry.StatusCached, true, src.Result, src.DeviceUsed
+	if arrays, err := src.ResultArrays(); err == nil {
+		_ = t.SetResultArrays(arrays) // the stored arrays themselves, by reference
+	}
 	t.StartedAt, t.FinishedAt = now, now
 	t.History = append(t.History, stamp("Cache hit: reusing the result of thread %s (same body, arguments, device and script source); not run.", src.ID))
 }

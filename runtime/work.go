@@ -44,7 +44,8 @@ func errorText(err error) (msg, detail string) {
 // outcome is what a body produced.
 type outcome struct {
 	result json.RawMessage
-	notes  []string // history lines to add before the completion line
+	arrays []registry.ResultArray // the result's arrays, stored whole
+	notes  []string               // history lines to add before the completion line
 	err    error
 }
 
@@ -70,7 +71,11 @@ func (j *run) body(ctx context.Context, cancel context.CancelCauseFunc) (out out
 	if err != nil {
 		return outcome{err: fmt.Errorf("result of %s: %w", j.fn.Name(), err)}
 	}
-	return outcome{result: res}
+	arrays, err := j.storeResultArrays(ctx, v) // before the run's Exec closes
+	if err != nil {
+		return outcome{err: fmt.Errorf("result of %s: %w", j.fn.Name(), err)}
+	}
+	return outcome{result: res, arrays: arrays}
 }
 
 // encodeResult converts a body's return value to the JSON stored as the

@@ -16,7 +16,7 @@ case "$out" in
 /*) ;;
 *) out="$PWD/$out" ;;
 esac
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(readlink -f "$0")")/.."   # the repository, also when called through a symbolic link
 hostarch=$(go env GOARCH)
 arch=${GOARCH:-$hostarch}
 mkdir -p "$out"

@@ -51,6 +51,13 @@ type rowJSON struct {
 	Protected  bool     `json:"protected"`
 	Parents    []string `json:"parents"`
 	Error      string   `json:"error,omitempty"`
+	// ErrorSummary is the line of Error that says what went wrong
+	// (registry.ErrorSummary).
+	ErrorSummary string `json:"error_summary,omitempty"`
+	// Attempts counts the thread's runs.
+	Attempts int `json:"attempts,omitempty"`
+	// OwnerGone says why a thread reads as crashed: "owner pid N gone".
+	OwnerGone string `json:"owner_gone,omitempty"`
 }
 
 // tableJSON is GET /api/threads.
@@ -85,17 +92,68 @@ type threadJSON struct {
 	ResultBytes int             `json:"result_bytes,omitempty"`
 	// ResultOmitted: the result is larger than maxInlineResult; the
 	// record route serves it whole.
-	ResultOmitted bool                       `json:"result_omitted,omitempty"`
-	Error         string                     `json:"error,omitempty"`
-	StartedAt     string                     `json:"started_at,omitempty"`
-	FinishedAt    string                     `json:"finished_at,omitempty"`
-	DurationMS    float64                    `json:"duration_ms,omitempty"`
-	DeviceUsed    string                     `json:"device_used,omitempty"`
-	Cached        bool                       `json:"cached"`
-	CacheKey      string                     `json:"cache_key,omitempty"`
-	Owner         string                     `json:"owner,omitempty"`
+	ResultOmitted bool    `json:"result_omitted,omitempty"`
+	Error         string  `json:"error,omitempty"`
+	StartedAt     string  `json:"started_at,omitempty"`
+	FinishedAt    string  `json:"finished_at,omitempty"`
+	DurationMS    float64 `json:"duration_ms,omitempty"`
+	DeviceUsed    string  `json:"device_used,omitempty"`
+	Cached        bool    `json:"cached"`
+	CacheKey      string  `json:"cache_key,omitempty"`
+	Owner         string  `json:"owner,omitempty"`
+	// OwnerGone is set when the process that owned the thread is gone:
+	// "owner pid N gone". Status is then crashed, and RecordedStatus is
+	// what the record still says (the next writer records the crash).
+	OwnerGone      string `json:"owner_gone,omitempty"`
+	RecordedStatus string `json:"recorded_status,omitempty"`
+	// After lists the threads this one runs after (see the page's After).
+	After []string `json:"after,omitempty"`
+	// Attempts lists the thread's runs, oldest first.
+	Attempts      []attemptJSON              `json:"attempts,omitempty"`
+	Retry         *retryJSON                 `json:"retry,omitempty"`
+	CancelRequest *cancelJSON                `json:"cancel_request,omitempty"`
 	Protected     bool                       `json:"protected"`
 	Extra         map[string]json.RawMessage `json:"extra,omitempty"`
+}
+
+// attemptJSON is one run of a thread (registry.Attempt).
+type attemptJSON struct {
+	N      int    `json:"n"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// ErrorSummary is the line of Error that says what went wrong
+	// (registry.ErrorSummary): a backtrace's message, else its first line.
+	ErrorSummary string  `json:"error_summary,omitempty"`
+	StartedAt    string  `json:"started_at,omitempty"`
+	FinishedAt   string  `json:"finished_at,omitempty"`
+	DurationMS   float64 `json:"duration_ms,omitempty"`
+	DeviceUsed   string  `json:"device_used,omitempty"`
+	Owner        string  `json:"owner,omitempty"`
+	// RecordedStatus is set when the attempt reads as crashed because its
+	// owner is gone: the status its record still holds.
+	RecordedStatus string `json:"recorded_status,omitempty"`
+}
+
+// retryJSON is a thread's retry policy (registry.RetryPolicy): up to
+// Retries retries, the n-th after Delay * Backoff^(n-1) seconds, at most
+// MaxDelay, with ±10% jitter.
+type retryJSON struct {
+	Retries  int     `json:"retries"`
+	Delay    float64 `json:"delay"`
+	Backoff  float64 `json:"backoff"`
+	MaxDelay float64 `json:"max_delay"`
+	// Delays are the seconds before the first retries (at most
+	// maxRetryDelays of them), without the jitter.
+	Delays []float64 `json:"delays"`
+}
+
+// maxRetryDelays bounds retryJSON.Delays.
+const maxRetryDelays = 5
+
+// cancelJSON is a durable request to cancel a thread's run.
+type cancelJSON struct {
+	At string `json:"at"` // RFC 3339
+	By string `json:"by"` // who asked
 }
 
 // historyJSON is one history line, split into its timestamp and message.
@@ -114,10 +172,11 @@ type refJSON struct {
 	Missing bool `json:"missing,omitempty"`
 }
 
-// threadPageJSON is GET /api/threads/{id}. Sections that the engine does
-// not record yet (attempts) are absent, and the page shows them only when
-// their fields are present; Outputs (logs, metrics, stored results) is
-// present when the thread has some.
+// threadPageJSON is GET /api/threads/{id}. Parts that a thread may not
+// have are absent, and the page shows them only when present: the
+// thread's attempts, retry policy and cancel request, the threads it runs
+// after and those that run after it, and Outputs (logs, metrics, stored
+// results).
 type threadPageJSON struct {
 	Version uint64     `json:"version"`
 	Thread  threadJSON `json:"thread"`
@@ -128,6 +187,11 @@ type threadPageJSON struct {
 	// Ancestors, nearest first, at most maxRefs of them.
 	Ancestors   []refJSON `json:"ancestors"`
 	Descendants int       `json:"descendants"`
+	// After are the threads this one runs after (a run dependency, not
+	// lineage), with their statuses; Dependents are the threads that run
+	// after this one.
+	After      []refJSON `json:"after,omitempty"`
+	Dependents []refJSON `json:"dependents,omitempty"`
 	// Outputs: the thread's stored result, log and metrics (outputs.go).
 	Outputs *outputsJSON `json:"outputs,omitempty"`
 }
@@ -168,7 +232,7 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 		Version: snap.version, Name: s.opts.Name, Total: len(snap.threads),
 		ByStatus: map[string]int{}, ByStage: map[string]int{}, ByDevice: map[string]int{},
 		Stages:   registry.Stages(),
-		Statuses: append(append([]string(nil), registry.Statuses()...), registry.StatusUnknown),
+		Statuses: viewStatuses(),
 		Devices:  registry.Devices(),
 		LoadedAt: snap.loadedAt.UTC().Format(time.RFC3339),
 	}
@@ -181,6 +245,24 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 		out.ByDevice[t.Device]++
 	}
 	writeJSON(w, out)
+}
+
+// lifecycle is the order of the statuses in the view: the lifecycle of a
+// run (DESIGN §4), then cached and dry_run.
+var lifecycle = []string{registry.StatusPending, registry.StatusWaiting, registry.StatusRunning, registry.StatusSucceeded,
+	registry.StatusFailed, registry.StatusTimedOut, registry.StatusCancelled, registry.StatusCrashed, registry.StatusSkipped,
+	registry.StatusCached, registry.StatusDryRun}
+
+// viewStatuses lists every status a record may carry, in lifecycle order
+// (any the list above lacks after it), then unknown (no status).
+func viewStatuses() []string {
+	out := append([]string(nil), lifecycle...)
+	for _, st := range registry.Statuses() {
+		if !contains(out, st) {
+			out = append(out, st)
+		}
+	}
+	return append(out, registry.StatusUnknown)
 }
 
 // tableQuery is the parsed query of GET /api/threads.
@@ -331,7 +413,7 @@ func (s *Server) handleThreads(w http.ResponseWriter, r *http.Request) {
 	if q.offset < len(sel) {
 		end := min(q.offset+q.limit, len(sel))
 		for _, t := range sel[q.offset:end] {
-			out.Threads = append(out.Threads, row(t))
+			out.Threads = append(out.Threads, snap.row(t))
 		}
 	}
 	writeJSON(w, out)
@@ -401,12 +483,21 @@ func (q tableQuery) sortString() string {
 // maxRowError bounds the error text in a table row.
 const maxRowError = 200
 
-func row(t *registry.Thread) rowJSON {
+func (s *snapshot) row(t *registry.Thread) rowJSON {
 	r := rowJSON{
 		ID: t.Key(), Name: t.Name, Stage: t.Stage, Status: t.EffectiveStatus(), Device: t.Device,
 		DeviceUsed: t.DeviceUsed, Priority: t.Priority, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
 		DurationMS: t.DurationMS, Cached: t.Cached, Protected: t.Protected(), Parents: keys(t.Parents()),
-		Error: t.Error,
+		Error: t.Error, Attempts: len(t.Attempts),
+	}
+	if st, ok := s.stale[t.ID]; ok {
+		r.OwnerGone = st.note
+		if st.noError {
+			r.Error = "" // the row says the owner is gone
+		}
+	}
+	if r.ErrorSummary = registry.ErrorSummary(r.Error); len(r.ErrorSummary) > maxRowError {
+		r.ErrorSummary = truncateUTF8(r.ErrorSummary, maxRowError) + "…"
 	}
 	if len(r.Error) > maxRowError {
 		r.Error = truncateUTF8(r.Error, maxRowError) + "…"
@@ -468,8 +559,17 @@ func (s *Server) handleThread(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := threadPageJSON{Version: snap.version, Thread: detail(t), DeletedAt: deletedAt}
+	if st, ok := snap.stale[t.ID]; ok && deletedAt == "" {
+		out.Thread.staleOwner(st)
+	}
 	out.Parents = snap.refs(t.Parents())
 	out.Children = snap.refs(snap.children[t.ID])
+	if len(t.After) > 0 {
+		out.After = snap.refs(t.After)
+	}
+	if d := snap.dependents[t.ID]; len(d) > 0 && deletedAt == "" {
+		out.Dependents = snap.refs(d)
+	}
 	anc := walk(t.ID, func(id registry.ID) []registry.ID {
 		if p, ok := snap.byID[id]; ok {
 			return p.Parents()
@@ -565,6 +665,25 @@ func detail(t *registry.Thread) threadJSON {
 	if t.Parent != nil {
 		d.Parent = t.Parent.Key()
 	}
+	if len(t.After) > 0 {
+		d.After = keys(t.After)
+	}
+	for _, a := range t.Attempts {
+		d.Attempts = append(d.Attempts, attemptJSON{
+			N: a.N, Status: a.Status, Error: a.Error, ErrorSummary: registry.ErrorSummary(a.Error),
+			StartedAt: a.StartedAt, FinishedAt: a.FinishedAt, DurationMS: a.DurationMS,
+			DeviceUsed: a.DeviceUsed, Owner: a.Owner,
+		})
+	}
+	if p := t.Retry; p != nil {
+		d.Retry = &retryJSON{Retries: p.Retries, Delay: p.Delay, Backoff: p.Backoff, MaxDelay: p.MaxDelay, Delays: []float64{}}
+		for n := 1; n <= min(p.Retries, maxRetryDelays); n++ {
+			d.Retry.Delays = append(d.Retry.Delays, p.DelayBefore(n))
+		}
+	}
+	if c := t.CancelRequest; c != nil {
+		d.CancelRequest = &cancelJSON{At: c.At, By: c.By}
+	}
 	if len(t.MergedFrom) > 0 {
 		d.MergedFrom = keys(t.MergedFrom)
 	}
@@ -577,6 +696,21 @@ func detail(t *registry.Thread) threadJSON {
 		}
 	}
 	return d
+}
+
+// staleOwner shows d as crashed because its owner is gone: the status
+// the record holds, and the latest attempt, which the record says is
+// still on, as crashed too (as the next writer records it).
+func (d *threadJSON) staleOwner(st staleRecord) {
+	d.OwnerGone, d.RecordedStatus = st.note, st.recorded
+	if n := len(d.Attempts); n > 0 && !registry.Final(d.Attempts[n-1].Status) {
+		a := &d.Attempts[n-1]
+		a.RecordedStatus, a.Status = a.Status, registry.StatusCrashed
+		if a.Error == "" {
+			a.Error = "crashed: " + st.note
+			a.ErrorSummary = a.Error
+		}
+	}
 }
 
 // splitHistory splits "[YYYY-MM-DD HH:MM:SS] message"; a line of another

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/autonode/autonode/internal/owner"
 	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/webui"
 )
@@ -29,6 +30,7 @@ func TestBrowserOutputs(t *testing.T) {
 	if err := s.Update(func(tx *registry.Tx) error {
 		th := registry.NewThread(20, "CORE")
 		th.Name, th.Status = "live-training", registry.StatusRunning
+		th.Owner = owner.Self().String() // a live owner: not shown as crashed
 		return tx.Create(th, testToken)
 	}); err != nil {
 		t.Fatal(err)

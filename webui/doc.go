@@ -12,7 +12,8 @@
 //	                                 one page of the thread table
 //	GET /api/durations?stage=&status=&device=&name=
 //	                                 start time and duration of the matching threads that ran
-//	GET /api/threads/{id}            every field of a thread, its history and lineage
+//	GET /api/threads/{id}            every field of a thread, its attempts, history,
+//	                                 lineage and run dependencies (after)
 //	GET /api/threads/{id}/record     the stored record without token hashes
 //	GET /api/threads/{id}/log?line=&offset=&pos=&limit=
 //	                                 the thread's log after a cursor (the previous answer's next)

@@ -21,8 +21,16 @@ type snapshot struct {
 	threads  []*registry.Thread
 	byID     map[registry.ID]*registry.Thread
 	children map[registry.ID][]registry.ID
-	// ghosts are parents that are no longer in the registry: archived
-	// threads (with their name) or ids found in neither file.
+	// dependents lists, for each thread, the threads that run after it
+	// (whose After names it), in id order.
+	dependents map[registry.ID][]registry.ID
+	// stale holds the threads that read as crashed because the process
+	// that owned them is gone (see internal/owner), with what their
+	// records say.
+	stale map[registry.ID]staleRecord
+	// ghosts are parents and upstream threads (After) that are no longer
+	// in the registry: archived threads (with their name) or ids found in
+	// neither file.
 	ghosts map[registry.ID]ghost
 
 	famOnce sync.Once
@@ -32,6 +40,16 @@ type snapshot struct {
 	// or running name: when one of them is gone the snapshot is stale
 	// (those threads read as crashed; see internal/owner).
 	owners []string
+}
+
+// staleRecord is what the record of a thread whose owner is gone says,
+// beside the crashed status that readers show.
+type staleRecord struct {
+	note     string // "owner pid N gone"
+	recorded string // the status the record holds: running, pending, waiting
+	// noError: the record has no error; the one the thread shows says
+	// only that the owner is gone.
+	noError bool
 }
 
 // ghost is a lineage parent that is not in the registry.
@@ -63,8 +81,12 @@ func loadSnapshot(store registry.Store) (*snapshot, error) {
 		}
 		alive := &owner.Checker{}
 		seen := map[string]bool{}
+		s.stale = map[registry.ID]staleRecord{}
 		for _, t := range threads {
-			alive.Apply(t) // a thread whose process is gone reads as crashed
+			recorded, noError := t.Status, t.Error == ""
+			if note := alive.Apply(t); note != "" { // a thread whose process is gone reads as crashed
+				s.stale[t.ID] = staleRecord{note: note, recorded: recorded, noError: noError}
+			}
 			if owner.MayBeStale(t.Status) && t.Status != registry.StatusCrashed && t.Owner != "" && !seen[t.Owner] {
 				seen[t.Owner] = true
 				s.owners = append(s.owners, t.Owner)
@@ -73,7 +95,7 @@ func loadSnapshot(store registry.Store) (*snapshot, error) {
 		s.threads = threads
 		s.index()
 		for _, t := range threads {
-			for _, p := range t.Parents() {
+			for _, p := range append(t.Parents(), t.After...) {
 				if _, ok := s.byID[p]; ok {
 					continue
 				}
@@ -98,6 +120,7 @@ func loadSnapshot(store registry.Store) (*snapshot, error) {
 func (s *snapshot) index() {
 	s.byID = make(map[registry.ID]*registry.Thread, len(s.threads))
 	s.children = map[registry.ID][]registry.ID{}
+	s.dependents = map[registry.ID][]registry.ID{}
 	s.ghosts = map[registry.ID]ghost{}
 	for _, t := range s.threads {
 		s.byID[t.ID] = t
@@ -105,6 +128,11 @@ func (s *snapshot) index() {
 	for _, t := range s.threads { // id order: children lists come out sorted
 		for _, p := range t.Parents() {
 			s.children[p] = append(s.children[p], t.ID)
+		}
+		for _, u := range t.After {
+			if d := s.dependents[u]; len(d) == 0 || d[len(d)-1] != t.ID {
+				s.dependents[u] = append(d, t.ID)
+			}
 		}
 	}
 }

@@ -110,6 +110,13 @@ Exit status:
 			}
 			internal := builtins.InternalErrors()
 			_, runErr := rt.ExecFile(ctx, file, nil)
+			if received() != nil {
+				// Exit fast: the journal keeps every committed operation,
+				// and the next writer folds it into the snapshot.
+				if fs, ok := rt.Store().(*registry.FileStore); ok {
+					fs.SkipCompaction()
+				}
+			}
 			closeErr := rt.Close()
 			if sig := received(); sig != nil {
 				fmt.Fprintf(e.stderr, "autonode: interrupted by %s; the threads it stopped are recorded cancelled\n", signalName(sig))

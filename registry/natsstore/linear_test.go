@@ -478,16 +478,41 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	// Read everything back with a fresh client, after every operation.
-	final := open(c.URLs())
+	// Read everything back with a fresh client, after every operation. The
+	// cluster may still be electing or catching a restarted node up after
+	// the last fault, and a machine busy with other tests (-race, packages
+	// in parallel) makes that slow: the reads retry, for up to two minutes,
+	// with a generous timeout; what they read is checked all the same.
+	var final *natsstore.Store
+	readDeadline := time.Now().Add(2 * time.Minute)
+	for {
+		s, err := natsstore.Open(natsstore.Options{URL: c.URLs(), Bucket: bucket, Timeout: 20 * time.Second, CommitTimeout: 20 * time.Second, LeaderReads: leaderReads})
+		if err == nil {
+			final = s
+			t.Cleanup(func() { s.Close() })
+			break
+		}
+		if time.Now().After(readDeadline) {
+			t.Fatalf("open the store for the final reads: %v", err)
+		}
+		t.Logf("open the store for the final reads: %v; again", err)
+		time.Sleep(time.Second)
+	}
 	for g := range groups {
 		in := lin{kind: opReadAll, group: g, slots: []int{0, 1, 2, 3, 4}}
-		call := h.now()
-		out, err := run(final, in)
-		if err != nil {
-			t.Fatalf("final read of group %d: %v", g, err)
+		for {
+			call := h.now()
+			out, err := run(final, in)
+			if err == nil {
+				h.add(clients, in, call, out)
+				break
+			}
+			if time.Now().After(readDeadline) {
+				t.Fatalf("final read of group %d: %v", g, err)
+			}
+			t.Logf("final read of group %d: %v; again", g, err)
+			time.Sleep(time.Second)
 		}
-		h.add(clients, in, call, out)
 	}
 	lost := lostCreations(h)
 

@@ -4,7 +4,7 @@
 // that tells the current page what changed.
 import { h, clear } from './dom.js';
 import { get } from './api.js';
-import { count } from './format.js';
+import { count, statusLabel } from './format.js';
 import { tablePage } from './table.js';
 import { threadPage } from './thread.js';
 import { navigate, setRouter } from './nav.js';
@@ -64,7 +64,7 @@ async function refreshSummary() {
   for (const st of summary.statuses) {
     const n = summary.by_status[st];
     if (!n) continue;
-    el.append(h('a', { href: `/?status=${st}`, 'data-nav': true, class: `chip status-${st}`, title: `${n} ${st}` }, `${st.replace('_', ' ')} ${count(n)}`));
+    el.append(h('a', { href: `/?status=${st}`, 'data-nav': true, class: `chip status-${st}`, title: `${n} ${st}` }, `${statusLabel(st)} ${count(n)}`));
   }
   showBanner(summary.read_error ? `Showing the registry as it was at ${summary.loaded_at}: the latest read failed: ${summary.read_error}` : '');
 }
@@ -76,9 +76,11 @@ function showBanner(text) {
 
 // Live updates: one "change" event per new state of the registry.
 let summaryTimer = null;
+let events = null; // the open EventSource
 function connect() {
   const liveEl = document.getElementById('live');
   const es = new EventSource('/api/events');
+  events = es;
   const onChange = (e) => {
     const ev = JSON.parse(e.data);
     liveEl.dataset.version = ev.version;
@@ -102,3 +104,18 @@ function connect() {
 
 refreshSummary().then(route);
 connect();
+
+// A page kept in the browser's back/forward cache would keep its event
+// stream open, and a browser opens only six connections to one server:
+// the stream closes when the page is hidden and opens again, with the
+// page read anew, when it is shown.
+window.addEventListener('pagehide', () => {
+  if (events) events.close();
+  events = null;
+});
+window.addEventListener('pageshow', (e) => {
+  if (!e.persisted || events) return;
+  connect();
+  refreshSummary();
+  if (page && page.update) page.update({ all: true, structure: true });
+});

@@ -7,16 +7,10 @@ import cytoscape from 'cytoscape';
 import dagre from 'cytoscape-dagre';
 import { h, clear, threadHref } from './dom.js';
 import { get } from './api.js';
-import { count } from './format.js';
+import { count, statuses, statusColor, statusLabel } from './format.js';
 import { navigate } from './nav.js';
 
 cytoscape.use(dagre);
-
-// Status colours; the same as the pills of the other pages (style.css).
-const statusColors = {
-  pending: '#9aa5b1', running: '#2f80ed', succeeded: '#27ae60', failed: '#eb5757', timed_out: '#f2994a',
-  cancelled: '#828282', cached: '#6fcf97', dry_run: '#bb6bd9', crashed: '#b00020', unknown: '#c9ced6',
-};
 
 const maxLabel = 28;
 
@@ -47,11 +41,11 @@ function style() {
         // The status fills the node, so that it shows when the graph is
         // zoomed out too far for the labels.
         shape: 'round-rectangle', width: 150, height: 34,
-        'background-color': (n) => statusColors[n.data('status')] || statusColors.unknown,
+        'background-color': (n) => statusColor(n.data('status')),
         'border-width': 1, 'border-color': '#3e4c59', 'border-opacity': 0.5,
         label: 'data(label)', 'text-wrap': 'wrap', 'text-valign': 'center', 'text-halign': 'center',
         'font-size': 10, 'font-family': 'system-ui, sans-serif', color: '#fff', 'font-weight': 600,
-        'text-outline-width': 1, 'text-outline-color': (n) => statusColors[n.data('status')] || statusColors.unknown,
+        'text-outline-width': 1, 'text-outline-color': (n) => statusColor(n.data('status')),
         'min-zoomed-font-size': 6,
       },
     },
@@ -119,8 +113,8 @@ export function lineagePage(el) {
     h('label', {}, 'Family ', familySelect), h('label', {}, 'Find ', search),
     h('button', { type: 'button', onclick: () => cy && cy.fit(undefined, 30) }, 'Fit'),
     h('button', { type: 'button', onclick: () => setFocus('') }, 'Whole registry'));
-  const legend = h('div', { class: 'legend' }, Object.entries(statusColors).map(([st, c]) => h('span', { class: 'key' },
-    h('i', { style: null, class: `swatch status-${st}` }), st.replace('_', ' '))),
+  const legend = h('div', { class: 'legend' }, statuses.map((st) => h('span', { class: 'key' },
+    h('i', { class: `swatch status-${st}` }), statusLabel(st))),
   h('span', { class: 'key' }, h('i', { class: 'swatch merge' }), 'merge source'));
   const graph = h('div', { id: 'graph', class: 'graph' });
   el.append(h('section', { class: 'page lineage' }, form, h('div', { class: 'table-head' }, info, legend), graph));

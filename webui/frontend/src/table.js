@@ -4,14 +4,8 @@
 // (/?status=running&sort=-started&page=2), so that it can be shared.
 import { h, clear, link, threadHref } from './dom.js';
 import { get } from './api.js';
-import { statusPill, time, duration, count } from './format.js';
+import { statusWithNote, statusColor, time, duration, count } from './format.js';
 import { navigate } from './nav.js';
-
-// Status colours of the plot; the same as the pills (style.css).
-const statusColors = {
-  succeeded: '#27ae60', failed: '#eb5757', timed_out: '#f2994a', cancelled: '#828282', cached: '#6fcf97',
-  crashed: '#b00020', dry_run: '#bb6bd9', running: '#2f80ed', pending: '#9aa5b1', unknown: '#c9ced6',
-};
 
 const columns = [
   { key: 'id', label: 'ID', sort: 'id' },
@@ -31,7 +25,11 @@ function cell(col, t) {
   switch (col.key) {
     case 'id': return link(threadHref(t.id), t.id);
     case 'name': return [link(threadHref(t.id), t.name), t.protected ? null : h('span', { class: 'muted', title: 'no token: unprotected until claimed' }, ' ⚠')];
-    case 'status': return [statusPill(t.status), t.cached ? h('span', { class: 'muted' }, ' cached') : null, t.error ? h('div', { class: 'err-line', title: t.error }, t.error) : null];
+    case 'status': return [
+      statusWithNote(t.status, t.owner_gone, 'the process that ran it is gone'),
+      t.cached ? h('span', { class: 'muted' }, ' cached') : null,
+      t.attempts > 1 ? h('span', { class: 'muted attempts', title: `${t.attempts} runs of this thread` }, ` ×${t.attempts}`) : null,
+      t.error ? h('div', { class: 'err-line', title: t.error }, t.error_summary || t.error) : null];
     case 'device': return t.device_used && t.device_used !== t.device ? `${t.device} → ${t.device_used}` : t.device;
     case 'priority': return String(t.priority);
     case 'started': return time(t.started_at);
@@ -107,7 +105,7 @@ export function tablePage(el, summary) {
     chart = plot(plotBox, {
       x, time: true, xLabel: 'started', yLabel: 'duration',
       yFormat: (v) => duration(v) || '0',
-      series: statuses.map((st) => ({ label: st, color: statusColors[st] || statusColors.unknown, values: res.points.map((p) => (p.status === st ? p.duration_ms : null)) })),
+      series: statuses.map((st) => ({ label: st, color: statusColor(st), values: res.points.map((p) => (p.status === st ? p.duration_ms : null)) })),
       onPick: (i) => navigate(threadHref(res.points[i].id)),
     });
   }
