@@ -521,8 +521,11 @@ func TestCancelAcrossMachines(t *testing.T) {
 	if code := run.wait(t, 30*time.Second); code != 0 {
 		t.Errorf("autonode run --remote after the cancel: exit %d\n%s", code, run.stderr)
 	}
+	// The body spins until its TTL (120 s): the cancel must stop it long
+	// before; the time it took is logged (a shared 2-core machine running
+	// the race detector is no place to time a second).
 	th := threadsOf(s)[0]
-	if th.Status != registry.StatusCancelled || took > 3*time.Second {
+	if th.Status != registry.StatusCancelled || took > 15*time.Second {
 		t.Errorf("1.0 is %s %v after autonode cancel (%q)", th.Status, took, th.Error)
 	}
 	t.Logf("autonode cancel --wait returned %v after it started (process start-up included)", took.Round(time.Millisecond))
