@@ -173,6 +173,9 @@ type run struct {
 	final  *registry.Thread
 	err    error // the registry could not record the end
 	runErr error // why the run did not succeed (RunErr)
+
+	lease  *workLease // the attempt a worker claimed (worker.go); nil in the spawning process
+	remote bool       // left to workers (remote.go)
 }
 
 var _ Handle = (*run)(nil)
@@ -273,7 +276,7 @@ func (j *run) flush(tx *registry.Tx) error {
 		return err
 	}
 	t.History = append(t.History, lines...)
-	return tx.Put(t, j.tok)
+	return j.put(tx, t)
 }
 
 // execute runs one attempt of the thread on the goroutine the pool
@@ -308,7 +311,7 @@ func (j *run) execute() {
 	}
 	budget, _ := accel.NewBudgetMB(j.budgetMB)
 	j.ex = accel.New(accel.Options{Device: j.device.dev, Budget: budget})
-	n := len(j.rec.Attempts) + 1
+	n := j.attemptNumber()
 	j.mu.Unlock()
 	endAttempt := func() {
 		cancel(errRunEnded) // first: the children it left running end with it
@@ -439,6 +442,10 @@ func (j *run) execute() {
 // commits). A cancel request found in the stored record, made while the
 // thread was queued, stops the attempt at once.
 func (j *run) begin(a registry.Attempt, line string) {
+	if j.lease != nil {
+		j.beginLeased(line)
+		return
+	}
 	start := func(t *registry.Thread) {
 		t.Status = registry.StatusRunning
 		t.StartedAt, t.FinishedAt, t.DurationMS, t.Error, t.Result = a.StartedAt, "", 0, "", nil
@@ -651,7 +658,7 @@ func (j *run) record(e ending) {
 			// Cancelled by a request while it was queued: that stands.
 			t.History = append(t.History, stamp("The attempt that had started meanwhile ended %s; the thread stays cancelled.", e.status))
 		}
-		if err := tx.Put(t, j.tok); err != nil {
+		if err := j.put(tx, t); err != nil {
 			return err
 		}
 		final = t
