@@ -29,6 +29,7 @@ type funcIndex struct {
 // fileInfo is what funcIndex knows about one compiled file.
 type fileInfo struct {
 	hash  string              // sha256 of the source
+	src   []byte              // the source (bodies that travel to workers carry it)
 	names map[string][]string // posKey of def/lambda → names mentioned
 }
 
@@ -45,7 +46,7 @@ func posKey(p syntax.Position) string {
 // and returns its entry for bind.
 func (ix *funcIndex) add(f *syntax.File, src []byte) *fileInfo {
 	sum := sha256.Sum256(src)
-	fi := &fileInfo{hash: hex.EncodeToString(sum[:]), names: map[string][]string{}}
+	fi := &fileInfo{hash: hex.EncodeToString(sum[:]), src: src, names: map[string][]string{}}
 	syntax.Walk(f, func(n syntax.Node) bool {
 		var pos syntax.Position
 		var body []syntax.Node

@@ -174,6 +174,10 @@ func (j *run) scheduleRetry(e ending, delay time.Duration) {
 	j.mu.Lock()
 	k := j.retried + 1
 	j.mu.Unlock()
+	if j.lease != nil {
+		j.lease.requeue(j, e, delay)
+		return
+	}
 	e.lines = append(e.lines, stamp("Attempt %d %s; retry %d of %d in %s.", e.attempt, e.status, k, j.retry.Retries, delay.Round(time.Millisecond)))
 	change := j.endChange(e)
 	again := func(t *registry.Thread) {
@@ -190,7 +194,7 @@ func (j *run) scheduleRetry(e ending, delay time.Duration) {
 		}
 		t.History = append(t.History, j.takeLines()...)
 		again(t)
-		return tx.Put(t, j.tok)
+		return j.put(tx, t)
 	})
 	j.mu.Lock()
 	if cause := j.stopCause; cause != nil || j.base.Err() != nil {
@@ -638,9 +642,6 @@ func (r *Runtime) Failed() []*registry.Thread {
 	}
 	return out
 }
-
-// alive reports whether the process that wrote owner text s still runs.
-func (r *Runtime) alive(s string) bool { return owner.Alive(s) }
 
 // jitterUniform is the default jitter: uniform in [-1, 1).
 func jitterUniform() float64 { return 2*rand.Float64() - 1 }

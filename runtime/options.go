@@ -33,6 +33,14 @@ type Options struct {
 	// Store, when set, is used instead of opening RegistryPath. The
 	// Runtime does not close a Store it did not open.
 	Store registry.Store
+	// Remote leaves the threads that scripts spawn (top-level spawn,
+	// spawn_batch and run) to `autonode worker` processes: each is
+	// created as usual and its attempt published on the registry's work
+	// queue, its body, arguments and captured values travelling with it
+	// (one that cannot travel is refused with ErrCannotTravel); wait()
+	// waits on the record. It needs a registry on NATS (NATS, or a Store
+	// from registry/natsstore); ErrRemoteNeedsNATS otherwise.
+	Remote bool
 
 	// SessionToken is the token used when a builtin gets token=None
 	// (the CLI fills it from --token or AUTONODE_TOKEN). Threads spawned

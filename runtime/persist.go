@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync"
 
 	"github.com/autonode/autonode/registry"
+	"github.com/autonode/autonode/registry/natsstore"
 )
 
 // commitOp is a group of registry operations that one caller submits to
@@ -93,23 +95,15 @@ func (c *committer) loop() {
 }
 
 func (c *committer) apply(group []*commitOp) {
-	err := c.store.Update(func(tx *registry.Tx) error {
-		c.txGen++ // each attempt is a new transaction
-		for _, op := range group {
-			op.errs = make([]error, len(op.fns))
-			for i, fn := range op.fns {
-				op.errs[i] = fn(tx)
-			}
-		}
-		return nil
-	})
+	var slots []slot
 	for _, op := range group {
-		if err != nil {
-			op.errs = make([]error, len(op.fns))
-			for i := range op.errs {
-				op.errs[i] = fmt.Errorf("registry: %w", err)
-			}
+		op.errs = make([]error, len(op.fns))
+		for i := range op.fns {
+			slots = append(slots, slot{op, i})
 		}
+	}
+	c.run(slots)
+	for _, op := range group {
 		if op.then != nil {
 			op.then(op.errs)
 			continue
@@ -122,6 +116,40 @@ func (c *committer) apply(group []*commitOp) {
 			if e != nil {
 				c.warn("could not update a thread's record: %v", e)
 			}
+		}
+	}
+}
+
+// slot is one function of an operation, in a transaction of the
+// committer.
+type slot struct {
+	op *commitOp
+	i  int
+}
+
+// run commits the functions of slots in one transaction, and sets each
+// one's error. A transaction larger than the store takes in one commit
+// (natsstore.ErrBatchTooLarge: a JetStream server's atomic batch limit)
+// is split in halves, each committed on its own: the functions of one
+// operation are independent of each other (each does its reads first
+// and its single write last).
+func (c *committer) run(slots []slot) {
+	err := c.store.Update(func(tx *registry.Tx) error {
+		c.txGen++ // each attempt is a new transaction
+		for _, s := range slots {
+			s.op.errs[s.i] = s.op.fns[s.i](tx)
+		}
+		return nil
+	})
+	if errors.Is(err, natsstore.ErrBatchTooLarge) && len(slots) > 1 {
+		half := len(slots) / 2
+		c.run(slots[:half])
+		c.run(slots[half:])
+		return
+	}
+	if err != nil {
+		for _, s := range slots {
+			s.op.errs[s.i] = fmt.Errorf("registry: %w", err)
 		}
 	}
 }

@@ -173,6 +173,9 @@ type run struct {
 	final  *registry.Thread
 	err    error // the registry could not record the end
 	runErr error // why the run did not succeed (RunErr)
+
+	lease  *workLease // the attempt a worker claimed (worker.go); nil in the spawning process
+	remote bool       // left to workers (remote.go)
 }
 
 var _ Handle = (*run)(nil)
@@ -273,7 +276,7 @@ func (j *run) flush(tx *registry.Tx) error {
 		return err
 	}
 	t.History = append(t.History, lines...)
-	return tx.Put(t, j.tok)
+	return j.put(tx, t)
 }
 
 // execute runs one attempt of the thread on the goroutine the pool
@@ -308,7 +311,7 @@ func (j *run) execute() {
 	}
 	budget, _ := accel.NewBudgetMB(j.budgetMB)
 	j.ex = accel.New(accel.Options{Device: j.device.dev, Budget: budget})
-	n := len(j.rec.Attempts) + 1
+	n := j.attemptNumber()
 	j.mu.Unlock()
 	endAttempt := func() {
 		cancel(errRunEnded) // first: the children it left running end with it
@@ -375,7 +378,8 @@ func (j *run) execute() {
 		}
 		t.Stop()
 	}
-	dur := time.Since(start)
+	end := time.Now()
+	dur := end.Sub(start)
 
 	label := runLabel(j.device)
 	var cause error
@@ -392,7 +396,7 @@ func (j *run) execute() {
 	}
 	j.stopChildren(why)
 	status := classify(cause, out.err)
-	e := ending{status: status, started: start, dur: dur, attempt: n, runErr: runError(status, cause, out.err)}
+	e := ending{status: status, started: start, ended: end, dur: dur, attempt: n, runErr: runError(status, cause, out.err)}
 	switch status {
 	case registry.StatusSucceeded:
 		e.result, e.arrays = out.result, out.arrays
@@ -438,6 +442,10 @@ func (j *run) execute() {
 // commits). A cancel request found in the stored record, made while the
 // thread was queued, stops the attempt at once.
 func (j *run) begin(a registry.Attempt, line string) {
+	if j.lease != nil {
+		j.beginLeased(line)
+		return
+	}
 	start := func(t *registry.Thread) {
 		t.Status = registry.StatusRunning
 		t.StartedAt, t.FinishedAt, t.DurationMS, t.Error, t.Result = a.StartedAt, "", 0, "", nil
@@ -546,9 +554,10 @@ type ending struct {
 	errText string                 // the error field: a backtrace for Starlark errors
 	message string                 // the error's message, for retry_on and the exit summary
 	lines   []string
-	started time.Time // zero when no attempt ran
-	dur     time.Duration
-	attempt int // the attempt's number; 0 when no attempt ran
+	started time.Time     // zero when no attempt ran
+	ended   time.Time     // when the attempt's body returned (or was given up)
+	dur     time.Duration // monotonic: immune to clock steps
+	attempt int           // the attempt's number; 0 when no attempt ran
 	runErr  error
 }
 
@@ -580,9 +589,16 @@ func (j *run) endLocked() func() {
 
 // endChange returns the change that records e on a thread's record.
 func (j *run) endChange(e ending) func(t *registry.Thread) {
-	finished := time.Now()
+	// Times are read off the wall clock, as the body's own time.now() is,
+	// so a clock step during the attempt cannot put the finish before a
+	// moment the body saw; it is never before the start either.
+	finished := time.Now().Round(0)
 	if !e.started.IsZero() {
-		finished = e.started.Add(e.dur) // never before the start
+		start := e.started.Round(0)
+		finished = e.ended.Round(0)
+		if finished.Before(start) {
+			finished = start
+		}
 	}
 	at := formatTime(finished)
 	ms := float64(e.dur.Microseconds()) / 1000
@@ -642,7 +658,7 @@ func (j *run) record(e ending) {
 			// Cancelled by a request while it was queued: that stands.
 			t.History = append(t.History, stamp("The attempt that had started meanwhile ended %s; the thread stays cancelled.", e.status))
 		}
-		if err := tx.Put(t, j.tok); err != nil {
+		if err := j.put(tx, t); err != nil {
 			return err
 		}
 		final = t

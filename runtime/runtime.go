@@ -69,6 +69,7 @@ type Runtime struct {
 	topExec  *accel.Exec
 
 	monitor *monitor
+	remote  *remoteState // Options.Remote (remote.go)
 	clock   clock
 	jitter  func() float64 // uniform in [-1, 1): retry delays' ±10%
 	closing atomic.Bool    // Close has begun: waiting runs stuck on nothing give up
@@ -127,7 +128,7 @@ func New(opts Options) (*Runtime, error) {
 	r.outs = outputsOf(r.store)
 	var crashed []registry.ID
 	err = r.store.Update(func(tx *registry.Tx) error {
-		ids, err := tx.MarkCrashed(owner.Alive)
+		ids, err := tx.MarkCrashed(r.alive)
 		crashed = ids
 		return err
 	})
@@ -163,6 +164,12 @@ func New(opts Options) (*Runtime, error) {
 	r.argv = starlark.NewList(argv)
 	r.argv.Freeze()
 	r.surface = builtins.Predeclared(engine{r})
+	if opts.Remote {
+		if err := r.openRemote(); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -210,6 +217,7 @@ func (r *Runtime) Close() error {
 	r.monitor.wake()
 	r.active.Wait()
 	r.monitor.close()
+	r.closeRemote()
 	r.cancel()
 	r.commits.close()
 	r.load.close()

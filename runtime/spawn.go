@@ -41,6 +41,7 @@ type plan struct {
 	notes       []string // history lines about limits applied
 	retry       registry.RetryPolicy
 	after       []registry.ID
+	remote      *remotePlan // the body as it travels to workers (remote.go)
 }
 
 // given reports whether the request sets field f (Given nil: every field).
@@ -192,6 +193,9 @@ func (r *Runtime) prepare(fn string, req *SpawnRequest, old *registry.Thread) (*
 				p.cacheKey, p.cacheWhy = "", "the registry could not be indexed ("+err.Error()+")"
 			}
 		}
+	}
+	if err := r.planRemote(p); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -416,6 +420,9 @@ func (r *Runtime) activeError(fn string, t *registry.Thread) error {
 	if here {
 		return fmt.Errorf("%s: thread %s is %s in this process; wait for it, or cancel it, before running it again", fn, t.ID, t.EffectiveStatus())
 	}
+	if err := r.queuedError(fn, t); err != nil {
+		return err
+	}
 	if registry.Final(t.Status) || t.Status == "" || t.Owner == "" && t.Status != registry.StatusRunning || !r.alive(t.Owner) {
 		return nil // ended, never queued (a branch), or its process is gone
 	}
@@ -462,6 +469,7 @@ func (r *Runtime) createFn(p *plan, j *run) func(tx *registry.Tx) error {
 		if !registry.Final(t.Status) {
 			t.Owner = r.owner // the process that will run it
 		}
+		r.markRemote(p, j, t)
 		if p.existing != nil {
 			err = tx.Put(t, p.tok)
 		} else {
@@ -501,6 +509,9 @@ func (r *Runtime) launch(j *run, submit bool) {
 		close(j.done)
 		r.noteEnd(j.final)
 		r.active.Done()
+		return
+	}
+	if r.launchRemote(j) {
 		return
 	}
 	r.mu.Lock()

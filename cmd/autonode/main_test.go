@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/autonode/autonode/registry"
+	"github.com/autonode/autonode/registry/natsstore/natstest"
 )
 
 // binary is the autonode command built once by TestMain, for tests of exit
@@ -18,6 +19,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	natstest.NodeMain() // a cluster node that a test started (natstest.ClusterOptions.Processes)
 	os.Exit(testMain(m))
 }
 

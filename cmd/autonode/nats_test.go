@@ -246,11 +246,12 @@ func TestREADMEBeyondOneMachine(t *testing.T) {
 	}
 	dir := dirWithLineageScript(t)
 	// Every node must have stopped with exit status 0.
-	if !strings.Contains(block, "\nkill %1 %2 %3") {
-		t.Fatal("the block does not end with kill %1 %2 %3")
+	const stop = "\nkill $nodes && wait $nodes"
+	if !strings.Contains(block, stop) {
+		t.Fatalf("the block does not end with %q", stop[1:])
 	}
-	block = strings.Replace(block, "\nkill %1 %2 %3", "\npids=$(jobs -p)\nkill %1 %2 %3", 1)
-	sh := "set -e\n" + block + "for p in $pids; do wait $p; done\necho all-stopped\n"
+	block = strings.Replace(block, stop, "\nkill $nodes\nfor p in $nodes; do wait $p; done", 1)
+	sh := "set -e\n" + block + "echo all-stopped\n"
 	cmd := exec.Command("bash", "-c", sh)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir}

@@ -181,7 +181,7 @@ func readmeSession(t *testing.T, blocks []mdBlock) string {
 				fmt.Fprintf(&b, "autonode run %s\n", file)
 			}
 		case "sh":
-			sub := strings.Contains(blk.text, " &\n")
+			sub := backgroundJob.MatchString(blk.text)
 			if sub { // background jobs and what they export stay in the block
 				b.WriteString("(\n")
 			}
@@ -195,6 +195,9 @@ func readmeSession(t *testing.T, blocks []mdBlock) string {
 	}
 	return b.String()
 }
+
+// backgroundJob matches a shell line that starts a job in the background.
+var backgroundJob = regexp.MustCompile(`(?m)[^&]&( |$)`)
 
 // failsComment marks a python block's line that fails on purpose:
 // "# fails: <the start of the error>".

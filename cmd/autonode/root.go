@@ -183,6 +183,7 @@ timed_out, crashed or skipped (see autonode run --help).`,
 	addCheckCommands(root, e)
 	addTestCommands(root, e)
 	addServeCommands(root, e)
+	addWorkerCommands(root, e)
 	addResultCommands(root, e)
 	addLogsCommands(root, e)
 	addMetricsCommands(root, e)

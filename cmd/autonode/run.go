@@ -15,13 +15,14 @@ import (
 
 	"github.com/autonode/autonode/builtins"
 	"github.com/autonode/autonode/registry"
+	"github.com/autonode/autonode/registry/natsstore"
 	"github.com/autonode/autonode/runtime"
 )
 
 func addRunCommands(root *cobra.Command, e *env) {
 	var workers int
 	var maxSteps uint64
-	var quiet, allowFailed bool
+	var quiet, allowFailed, remote bool
 	var allowLoad []string
 	var memoryWait time.Duration
 	cmd := &cobra.Command{
@@ -44,8 +45,18 @@ memory is short (more than 95% used, or less free than a thread's
 metadata.max_memory_mb) a thread waits up to --memory-wait before it starts,
 then fails.
 
+With --remote (and --nats) the threads the script spawns are left to
+autonode worker processes: each is recorded, its body, arguments and
+captured values travelling with it, and published on the registry's work
+queue; wait() and the handles follow the record as the workers write it,
+and the run ends when they have ended. A body that captures something that
+cannot travel (an array, a thread handle) is refused at spawn. Without
+--remote a script on a NATS registry runs its threads itself.
+
 SIGINT (Ctrl-C) or SIGTERM cancels every running thread, records it
 cancelled and exits with status 130 or 143; a second signal exits at once.
+With --remote the cancel is a request in each thread's record, which the
+workers honour within a second.
 
 Exit status:
   0  the script finished and every thread it started succeeded (or was
@@ -59,7 +70,8 @@ Exit status:
      --allow-failed exits 0 instead`,
 		Example: `  autonode run scripts/quickstart.star
   AUTONODE_TOKEN=$(autonode token) autonode run sweep.star --lr 0.1
-  autonode run --allow-failed --memory-wait 2m scripts/sandbox.star`,
+  autonode run --allow-failed --memory-wait 2m scripts/sandbox.star
+  autonode run --nats nats://10.0.0.5:4222 --remote scripts/batch.star`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := workersFlag(workers); err != nil {
@@ -71,6 +83,9 @@ Exit status:
 			wait := memoryWait
 			if wait == 0 {
 				wait = -1 // Options: a negative wait fails at once
+			}
+			if remote && e.natsURL() == "" {
+				return usageErrorf("run --remote leaves the threads to autonode worker processes, which serve a registry on NATS: add --nats URL (or set %s)", natsstore.EnvURL)
 			}
 			file := args[0]
 			if fi, err := os.Stat(file); err != nil || fi.IsDir() {
@@ -85,6 +100,7 @@ Exit status:
 			opts.CPUWorkers, opts.MaxSteps, opts.TopLevelHost = workers, maxSteps, true
 			opts.Argv, opts.Progress = args, bars.report()
 			opts.LoadDir, opts.AllowLoad, opts.MemoryWait = filepath.Dir(file), allowLoad, wait
+			opts.Remote = remote
 			rt, err := runtime.New(opts)
 			if err != nil {
 				return err
@@ -134,6 +150,7 @@ Exit status:
 	cmd.Flags().Uint64Var(&maxSteps, "max-steps", 0, "Starlark step budget per thread body and for the top level (default: the runtime's)")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar (one is drawn for spawn_batch on a terminal)")
 	cmd.Flags().StringArrayVar(&allowLoad, "allow-load", nil, "let load() read modules below `PATH` too (repeatable)")
+	cmd.Flags().BoolVar(&remote, "remote", false, "leave the threads to autonode worker processes (needs --nats)")
 	cmd.Flags().BoolVar(&allowFailed, "allow-failed", false, "exit 0 even when a thread the script started failed, timed out, crashed or was skipped")
 	cmd.Flags().DurationVar(&memoryWait, "memory-wait", runtime.DefaultMemoryWait, "how long a thread waits for memory before it fails (`DURATION`; 0 fails at once)")
 	root.AddCommand(cmd)

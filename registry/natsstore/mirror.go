@@ -41,6 +41,8 @@ type mirror struct {
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed (and replaced) when seen advances
+
+	feed feed // per-key waiters and the threads in a queue's hands (watch.go)
 }
 
 func newMirror(prefix string) *mirror {
@@ -50,6 +52,7 @@ func newMirror(prefix string) *mirror {
 		archive: map[string]*registry.Record{},
 		seqs:    map[string]uint64{},
 		sig:     make(chan struct{}),
+		feed:    newFeed(),
 	}
 }
 
@@ -76,6 +79,9 @@ func (m *mirror) apply(msg jetstream.Msg) {
 	close(m.sig)
 	m.sig = make(chan struct{})
 	m.sigMu.Unlock()
+	if ok {
+		m.feed.changed(key)
+	}
 }
 
 // applyKey records the value (or removal) of one KV key; m.mu is held.
@@ -106,9 +112,16 @@ func (m *mirror) applyKey(key string, data []byte, deleted bool) {
 	}
 	if deleted || len(data) == 0 {
 		delete(table, rkey)
+		if !archive {
+			m.feed.track(rkey, nil)
+		}
 		return
 	}
-	table[rkey] = registry.NewRecord(rkey, data, archive)
+	rec := registry.NewRecord(rkey, data, archive)
+	table[rkey] = rec
+	if !archive {
+		m.feed.track(rkey, rec)
+	}
 	if id, err := registry.ParseID(rkey); err == nil && float64(id) > m.keyMaxID {
 		m.keyMaxID = float64(id)
 	}

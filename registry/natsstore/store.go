@@ -115,6 +115,7 @@ type Store struct {
 	replicated bool
 	barriers   barriers
 	outs       outputs // see outputs.go
+	srcs       sources // see source.go
 
 	commits, conflicts, resent, deduplicated, unknown atomic.Int64
 }
@@ -287,15 +288,26 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", s.location, unavailableIf(err))
 	}
-	info := stream.CachedInfo()
-	if !info.Config.AllowAtomicPublish && !s.opts.ReadOnly {
-		cfg := info.Config
-		cfg.AllowAtomicPublish = true
-		if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("%s: enable atomic batch publish on stream %s (needs nats-server 2.12 or later): %w", s.location, s.streamName, err)
-		}
-		if stream, err = s.js.Stream(ctx, s.streamName); err != nil {
-			return fmt.Errorf("open %s: %w", s.location, err)
+	if !stream.CachedInfo().Config.AllowAtomicPublish && !s.opts.ReadOnly {
+		// Another process may be turning them on at the same moment (two
+		// processes that both found the bucket new): look again before
+		// each try, and wait out a request that went unanswered.
+		// A short wait per try: a concurrent update can leave this one
+		// unanswered, and the next look finds the work done.
+		stream, err = retryTransient(ctx, time.Second, func(ctx context.Context) (jetstream.Stream, error) {
+			st, err := s.js.Stream(ctx, s.streamName)
+			if err != nil || st.CachedInfo().Config.AllowAtomicPublish {
+				return st, err
+			}
+			cfg := st.CachedInfo().Config
+			cfg.AllowAtomicPublish = true
+			if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
+				return nil, err
+			}
+			return s.js.Stream(ctx, s.streamName)
+		})
+		if err != nil {
+			return fmt.Errorf("%s: enable atomic batch publish on stream %s (needs nats-server 2.12 or later): %w", s.location, s.streamName, unavailableIf(err))
 		}
 	}
 	s.stream = stream
