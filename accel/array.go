@@ -261,9 +261,7 @@ func elements[T float](a *Array) ([]T, error) {
 // strides: contiguous) of src into dst in row-major order, converting.
 func gatherConvert[D, S float](dst []D, src []S, off int, shape, strides []int) {
 	if strides == nil {
-		for i, v := range src[off : off+len(dst)] {
-			dst[i] = D(v)
-		}
+		convertInto(dst, src[off:off+len(dst)])
 		return
 	}
 	sh, st := coalesce(shape, rowStrides(shape), strides)

@@ -10,27 +10,22 @@ import (
 // FromFloat64s returns a float64 array of the given shape holding a copy of
 // data, which lists the elements in row-major order.
 func (e *Exec) FromFloat64s(data []float64, shape ...int) (*Array, error) {
-	a, err := e.fromFlat("array", Float64, len(data), shape)
-	if err != nil {
-		return nil, err
-	}
-	if err := copyIn(a, data); err != nil {
-		a.Free()
-		return nil, errorf(ErrDevice, "array: writing to %s: %v", e.dev.Name(), err)
-	}
-	return a, nil
+	return fromSlice(e, Float64, data, shape)
 }
 
 // FromFloat32s returns a float32 array of the given shape holding a copy of
 // data, which lists the elements in row-major order.
 func (e *Exec) FromFloat32s(data []float32, shape ...int) (*Array, error) {
-	a, err := e.fromFlat("array", Float32, len(data), shape)
+	return fromSlice(e, Float32, data, shape)
+}
+
+func fromSlice[T float](e *Exec, dt DType, data []T, shape []int) (*Array, error) {
+	a, err := e.fromFlat("array", dt, len(data), shape)
 	if err != nil {
 		return nil, err
 	}
-	if err := copyIn(a, data); err != nil {
-		a.Free()
-		return nil, errorf(ErrDevice, "array: writing to %s: %v", e.dev.Name(), err)
+	if err := copyIn(e, "array", a, data); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -46,32 +41,36 @@ func (e *Exec) fromFlat(op string, dt DType, n int, shape []int) (*Array, error)
 	return e.alloc(op, dt, shape)
 }
 
-// copyIn writes host data (of either float type) into a new array.
-func copyIn[T float](a *Array, data []T) error {
-	if hb := a.host(); hb != nil {
-		if a.dtype == Float64 {
-			for i, v := range data {
-				hb.f64[i] = float64(v)
-			}
-		} else {
-			for i, v := range data {
-				hb.f32[i] = float32(v)
-			}
-		}
-		return nil
-	}
-	if a.dtype == Float64 {
+// copyIn writes host data (of either float type) into the new array a. If
+// the device refuses, it frees a and returns an ErrDevice error for op.
+func copyIn[T float](e *Exec, op string, a *Array, data []T) error {
+	var err error
+	switch hb := a.host(); {
+	case hb != nil && a.dtype == Float64:
+		convertInto(hb.f64, data)
+	case hb != nil:
+		convertInto(hb.f32, data)
+	case a.dtype == Float64:
 		tmp := make([]float64, len(data))
-		for i, v := range data {
-			tmp[i] = float64(v)
-		}
-		return a.st.buffer().Write(tmp, 0)
+		convertInto(tmp, data)
+		err = a.st.buffer().Write(tmp, 0)
+	default:
+		tmp := make([]float32, len(data))
+		convertInto(tmp, data)
+		err = a.st.buffer().Write(tmp, 0)
 	}
-	tmp := make([]float32, len(data))
-	for i, v := range data {
-		tmp[i] = float32(v)
+	if err != nil {
+		a.Free()
+		return errorf(ErrDevice, "%s: writing to %s: %v", op, e.dev.Name(), err)
 	}
-	return a.st.buffer().Write(tmp, 0)
+	return nil
+}
+
+// convertInto sets dst[i] to src[i] converted, for every i of src.
+func convertInto[D, S float](dst []D, src []S) {
+	for i, v := range src {
+		dst[i] = D(v)
+	}
 }
 
 // fill allocates an array and sets element i to f(i), in row-major order.
@@ -94,9 +93,8 @@ func (e *Exec) fill(op string, dt DType, shape []int, f func(i int) float64) (*A
 	for i := range data {
 		data[i] = f(i)
 	}
-	if err := copyIn(a, data); err != nil {
-		a.Free()
-		return nil, errorf(ErrDevice, "%s: writing to %s: %v", op, e.dev.Name(), err)
+	if err := copyIn(e, op, a, data); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -190,9 +188,8 @@ func (e *Exec) FromNested(data any, dt DType) (*Array, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := copyIn(a, flat); err != nil {
-		a.Free()
-		return nil, errorf(ErrDevice, "array: writing to %s: %v", e.dev.Name(), err)
+	if err := copyIn(e, "array", a, flat); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

@@ -3,6 +3,7 @@ package accel
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -71,7 +72,7 @@ func (d *fakeDevice) Run(ctx context.Context, op *Op) error {
 			}
 		}
 	}
-	if op.Kind == OpBinary && op.Binary == OpAdd && sameShape(op.In[0].shape, op.In[1].shape) {
+	if op.Kind == OpBinary && op.Binary == OpAdd && slices.Equal(op.In[0].shape, op.In[1].shape) {
 		d.native.Add(1)
 		x, y := op.In[0].Buffer().(*fakeBuffer), op.In[1].Buffer().(*fakeBuffer)
 		out := op.Out.Buffer().(*fakeBuffer)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 )
 
 func noop() {}
@@ -75,7 +76,7 @@ func (e *Exec) into(name string, out *Array, dt DType, shape []int, compute func
 	if err := out.writable(name); err != nil {
 		return err
 	}
-	if !sameShape(out.shape, shape) {
+	if !slices.Equal(out.shape, shape) {
 		return errorf(ErrShape, "%s: output has shape %s but the result has shape %s", name, formatShape(out.shape), formatShape(shape))
 	}
 	if out.dtype != dt {
@@ -351,7 +352,7 @@ func (e *Exec) checkSame(name string, arrays ...*Array) error {
 		return err
 	}
 	for _, a := range arrays[1:] {
-		if !sameShape(a.shape, arrays[0].shape) {
+		if !slices.Equal(a.shape, arrays[0].shape) {
 			return errorf(ErrShape, "%s: shapes %s and %s differ: the operands must have the same shape", name, formatShape(arrays[0].shape), formatShape(a.shape))
 		}
 		if a.dtype != arrays[0].dtype {

@@ -2,6 +2,7 @@ package accel
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -67,7 +68,7 @@ var broadcastCases = []struct{ x, y, out []int }{
 func TestBroadcastShapes(t *testing.T) {
 	for _, c := range broadcastCases {
 		got, err := broadcastShapes("t", c.x, c.y)
-		if err != nil || !sameShape(got, c.out) {
+		if err != nil || !slices.Equal(got, c.out) {
 			t.Errorf("broadcast %v %v = %v, %v; want %v", c.x, c.y, got, err, c.out)
 		}
 	}

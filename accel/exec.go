@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"slices"
 )
 
 // Options configures an Exec.
@@ -257,13 +258,13 @@ func elementwise(k OpKind) bool {
 
 // sameView reports whether a and b are the same elements in the same order.
 func sameView(a, b *Array) bool {
-	if a.st != b.st || a.off != b.off || !sameShape(a.shape, b.shape) {
+	if a.st != b.st || a.off != b.off || !slices.Equal(a.shape, b.shape) {
 		return false
 	}
 	if a.strides == nil || b.strides == nil {
 		return a.strides == nil && b.strides == nil
 	}
-	return sameShape(a.strides, b.strides)
+	return slices.Equal(a.strides, b.strides)
 }
 
 // overlaps reports whether two arrays on one storage may share elements.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,7 +140,7 @@ func checkValues(t testing.TB, what string, a *Array, dt DType, shape []int, wan
 	if a.DType() != dt {
 		t.Fatalf("%s: dtype %s, want %s", what, a.DType(), dt)
 	}
-	if !sameShape(a.Shape(), shape) {
+	if !slices.Equal(a.Shape(), shape) {
 		t.Fatalf("%s: shape %s, want %s", what, formatShape(a.Shape()), formatShape(shape))
 	}
 	got := values(t, a)

@@ -181,8 +181,6 @@ func runConvert(ctx context.Context, op *Op) error {
 
 func convertHost[D, S float](ctx context.Context, out []D, in []S) error {
 	return forChunks(ctx, len(out), 1, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			out[i] = D(in[i])
-		}
+		convertInto(out[lo:hi], in[lo:hi])
 	})
 }

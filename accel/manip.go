@@ -3,6 +3,7 @@ package accel
 import (
 	"context"
 	"math"
+	"slices"
 )
 
 // Reshape returns an array with the same elements in row-major order and a
@@ -316,7 +317,7 @@ func (e *Exec) Stack(ctx context.Context, arrays []*Array, axis int) (*Array, er
 	}
 	views := make([]*Array, len(arrays))
 	for i, a := range arrays {
-		if !sameShape(a.shape, first) {
+		if !slices.Equal(a.shape, first) {
 			return nil, errorf(ErrShape, "stack: array %d has shape %s but array 0 has %s: all input arrays must have the same shape", i, formatShape(a.shape), formatShape(first))
 		}
 		s := append(cloneInts(a.shape[:ax]), 1)
@@ -337,7 +338,7 @@ func (e *Exec) CopyInto(ctx context.Context, dst, src *Array) error {
 	}
 	var buf [8]int
 	shape, err := broadcastShapesBuf(buf[:0], "copyto", dst.shape, src.shape)
-	if err != nil || !sameShape(shape, dst.shape) {
+	if err != nil || !slices.Equal(shape, dst.shape) {
 		return errorf(ErrShape, "copyto: a value of shape %s cannot be written into an array of shape %s: its axes, counted from the last, must be equal to the target's or 1", formatShape(src.shape), formatShape(dst.shape))
 	}
 	sc, done, err := e.converted(ctx, "copyto", src, dst.dtype)

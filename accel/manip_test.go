@@ -2,6 +2,7 @@ package accel
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -116,7 +117,7 @@ func TestSliceAndIndex(t *testing.T) {
 		checkValues(t, "slice", got, dt, []int{3, 5, 3}, want, 0, 0)
 
 		empty, err := e.Slice(bg, a, Range{4, 2, 1})
-		if err != nil || !sameShape(empty.Shape(), []int{0, 5, 3}) {
+		if err != nil || !slices.Equal(empty.Shape(), []int{0, 5, 3}) {
 			t.Errorf("empty slice: %v, %v", empty, err)
 		}
 		_, err = e.Slice(bg, a, Range{0, 1, 0})

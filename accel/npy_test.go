@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -146,7 +147,7 @@ print(json.dumps({"dtype": str(a.dtype), "shape": list(a.shape), "c": bool(a.fla
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		if got.DType != dt.String() || !sameShape(got.Shape, []int{3, 5}) || !got.C {
+		if got.DType != dt.String() || !slices.Equal(got.Shape, []int{3, 5}) || !got.C {
 			t.Errorf("numpy sees %+v", got)
 		}
 		for i, v := range got.Values {

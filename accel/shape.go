@@ -78,16 +78,4 @@ func normAxis(op string, axis, ndim int) (int, error) {
 	return axis, nil
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func cloneInts(s []int) []int { return append([]int(nil), s...) }

@@ -3,6 +3,7 @@ package accel
 import (
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -81,7 +82,7 @@ func TestViewsShareStorage(t *testing.T) {
 	if !row.Contiguous() || tr.Contiguous() || sl.Contiguous() {
 		t.Errorf("contiguity: row %v, transpose %v, slice %v", row.Contiguous(), tr.Contiguous(), sl.Contiguous())
 	}
-	if got := tr.Strides(); !sameShape(got, []int{1, 4}) {
+	if got := tr.Strides(); !slices.Equal(got, []int{1, 4}) {
 		t.Errorf("transpose strides %v, want [1 4]", got)
 	}
 	checkValues(t, "slice", sl, Float64, []int{2, 2}, []float64{3, 1, 11, 9}, 0, 0)

@@ -71,8 +71,10 @@ type Engine interface {
 	Context(th *starlark.Thread) context.Context
 }
 
-// SpawnRequest is what spawn() and spawn_batch() collected, after
-// argument unpacking; the engine validates the values.
+// SpawnRequest describes a thread for Engine.Spawn and SpawnBatch:
+// spawn()'s parameters, after argument unpacking; the engine validates the
+// values. Package runtime exports it as runtime.SpawnRequest (the same
+// type), with DefaultSpawnRequest for spawn()'s defaults.
 type SpawnRequest struct {
 	// ID is the thread id; nil picks the next free one.
 	ID       *registry.ID
@@ -87,41 +89,47 @@ type SpawnRequest struct {
 	Name     string
 	// Run is the thread's body; nil runs the default work (the seed's
 	// 512×512 float64 matmul, checked against the memory budget). It and
-	// Args/Kwargs are frozen before they reach the engine.
+	// Args/Kwargs are frozen before they run.
 	Run    starlark.Callable
 	Args   starlark.Tuple
 	Kwargs []starlark.Tuple
 	DryRun bool
 	Wait   bool
-	// Caller is the Starlark thread that called spawn (for print and the
-	// script source that keys the cache).
+	// Caller is the Starlark thread that asks for the spawn, or nil from
+	// Go. A spawn from a running thread body (a builtin of the embedder
+	// passing its thread) is that body's child: bounded, sandboxed when
+	// it is, and cancelled when it ends.
 	Caller *starlark.Thread
 	// Retries, RetryDelay, Backoff and MaxDelay are the retry policy: a
 	// failed, timed-out or crashed attempt is retried up to Retries
 	// times, the n-th retry after RetryDelay * Backoff^(n-1) seconds
-	// (at most MaxDelay, ±10% jitter). RetryOn, when set, is called with
-	// the attempt's error text and returns whether to retry.
+	// (at most MaxDelay, ±10% jitter); a cancelled one never is. RetryOn,
+	// when set, is called with the attempt's error text and returns
+	// whether to retry.
 	Retries    int
 	RetryDelay float64
 	Backoff    float64
 	MaxDelay   float64
 	RetryOn    starlark.Callable
 	// After lists the threads that must succeed (or be served from the
-	// cache) before this one runs.
+	// cache) before this one runs; until then it is waiting, without a
+	// worker slot. If one fails for good, this one is skipped.
 	After []registry.ID
-	// Rerun asks for a new attempt of the existing thread ID (run()).
+	// Rerun asks for a new attempt of the existing thread ID (run()):
+	// it is an error when ID does not exist.
 	Rerun bool
-	// Given names the parameters the caller gave ("stage", "priority",
-	// "retries", ...). On an existing thread only these replace its
-	// fields; nil means all of them.
+	// Given names the fields the caller set ("stage", "priority",
+	// "retries", "after", ...). A request for an existing thread (ID
+	// names one) is a new attempt of it, and only the given fields
+	// replace the record's; nil means all of them.
 	Given []string
 }
 
 // Handle is a submitted thread.
 type Handle interface {
 	ID() registry.ID
-	// Wait blocks until the thread has ended, or ctx is done, and returns
-	// its final record.
+	// Wait blocks until the thread has ended, or ctx is done, and
+	// returns its final record.
 	Wait(ctx context.Context) (*registry.Thread, error)
 	// Done reports whether the thread has ended.
 	Done() bool

@@ -251,6 +251,20 @@ func Inherited(h string) (ID, bool) {
 	return id, err == nil
 }
 
+// attemptStrings are an attempt's optional string fields, by their JSON
+// keys, in the order encodeAttempts writes them (an empty one is left out);
+// decodeAttempts reads them back by the same keys.
+var attemptStrings = [...]struct {
+	key   string
+	field func(*Attempt) *string
+}{
+	{fError, func(a *Attempt) *string { return &a.Error }},
+	{fStartedAt, func(a *Attempt) *string { return &a.StartedAt }},
+	{fFinishedAt, func(a *Attempt) *string { return &a.FinishedAt }},
+	{fDeviceUsed, func(a *Attempt) *string { return &a.DeviceUsed }},
+	{fOwner, func(a *Attempt) *string { return &a.Owner }},
+}
+
 // encodeAttempts writes the attempts as a JSON array of objects. It is on
 // the path of every start and end of a run, so it appends directly.
 func encodeAttempts(as []Attempt) []byte {
@@ -264,13 +278,12 @@ func encodeAttempts(as []Attempt) []byte {
 		b = strconv.AppendInt(b, int64(a.N), 10)
 		b = append(b, `,"status":`...)
 		b = appendJSONString(b, a.Status)
-		for _, f := range [...]struct{ k, v string }{{fError, a.Error}, {fStartedAt, a.StartedAt},
-			{fFinishedAt, a.FinishedAt}, {fDeviceUsed, a.DeviceUsed}, {fOwner, a.Owner}} {
-			if f.v != "" {
+		for _, f := range attemptStrings {
+			if v := *f.field(&as[i]); v != "" {
 				b = append(b, ',', '"')
-				b = append(b, f.k...)
+				b = append(b, f.key...)
 				b = append(b, '"', ':')
-				b = appendJSONString(b, f.v)
+				b = appendJSONString(b, v)
 			}
 		}
 		if a.DurationMS != 0 {
@@ -306,29 +319,26 @@ func decodeAttempts(name string, v gjson.Result) ([]Attempt, error) {
 			err = fmt.Errorf("%w: field %s: an entry is %s, want an object", ErrInvalid, name, jsonKind(e))
 			return false
 		}
-		var a Attempt
+		out = append(out, Attempt{})
+		a := &out[len(out)-1]
 		e.ForEach(func(k, v gjson.Result) bool { // one pass over the entry
 			switch k.Str {
 			case "n":
 				a.N = int(v.Int())
 			case fStatus:
 				a.Status = v.String()
-			case fError:
-				a.Error = v.String()
-			case fStartedAt:
-				a.StartedAt = v.String()
-			case fFinishedAt:
-				a.FinishedAt = v.String()
 			case fDurationMS:
 				a.DurationMS = v.Float()
-			case fDeviceUsed:
-				a.DeviceUsed = v.String()
-			case fOwner:
-				a.Owner = v.String()
+			default:
+				for _, f := range attemptStrings {
+					if f.key == k.Str {
+						*f.field(a) = v.String()
+						break
+					}
+				}
 			}
 			return true
 		})
-		out = append(out, a)
 		return true
 	})
 	return out, err

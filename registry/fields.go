@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -30,21 +31,9 @@ func applyUpdates(t *Thread, updates map[string]any, op string) ([]string, error
 				t.Name = s
 			}
 		case fStage:
-			var s string
-			if s, err = wantString(k, v); err == nil {
-				t.Stage = strings.ToUpper(s)
-				if ValidateStage(t.Stage) != nil {
-					err = fmt.Errorf("%w: stage: got %q, want one of %s", ErrInvalid, s, strings.Join(stages, ", "))
-				}
-			}
+			err = setChoice(&t.Stage, k, v, strings.ToUpper, stages)
 		case fDevice:
-			var s string
-			if s, err = wantString(k, v); err == nil {
-				t.Device = strings.ToLower(s)
-				if ValidateDevice(t.Device) != nil {
-					err = fmt.Errorf("%w: device: got %q, want one of %s", ErrInvalid, s, strings.Join(devices, ", "))
-				}
-			}
+			err = setChoice(&t.Device, k, v, strings.ToLower, devices)
 		case fSandbox:
 			t.Sandbox, err = wantBool(k, v)
 		case fCaching:
@@ -102,6 +91,20 @@ func applyUpdates(t *Thread, updates map[string]any, op string) ([]string, error
 		}
 	}
 	return keys, nil
+}
+
+// setChoice sets *dst to the string v in the case norm gives it and checks
+// that it is one of allowed; the error quotes v as it was given.
+func setChoice(dst *string, k string, v any, norm func(string) string, allowed []string) error {
+	s, err := wantString(k, v)
+	if err != nil {
+		return err
+	}
+	*dst = norm(s)
+	if !slices.Contains(allowed, *dst) {
+		return fmt.Errorf("%w: %s: got %q, want one of %s", ErrInvalid, k, s, strings.Join(allowed, ", "))
+	}
+	return nil
 }
 
 func wantString(k string, v any) (string, error) {

@@ -103,27 +103,26 @@ func walk(start ID, next idMap[[]ID]) []ID {
 // (parents, their parents, ...), nearest first. Ids of deleted ancestors
 // are included.
 func (tx *Tx) Ancestors(id ID) ([]ID, error) {
-	if err := tx.check(false); err != nil {
-		return nil, err
-	}
-	g, err := tx.graphWith(id)
-	if err != nil {
-		return nil, fmt.Errorf("ancestors of %s: %w", id, err)
-	}
-	return walk(id, g.parents), nil
+	return tx.walkFrom(id, "ancestors", func(g *graph) idMap[[]ID] { return g.parents })
 }
 
 // Descendants returns the threads derived from the thread (live or
 // archived), nearest first.
 func (tx *Tx) Descendants(id ID) ([]ID, error) {
+	return tx.walkFrom(id, "descendants", func(g *graph) idMap[[]ID] { return g.children })
+}
+
+// walkFrom walks the lineage graph from id along the edges next picks,
+// nearest first; what names the walk in the error.
+func (tx *Tx) walkFrom(id ID, what string, next func(*graph) idMap[[]ID]) ([]ID, error) {
 	if err := tx.check(false); err != nil {
 		return nil, err
 	}
 	g, err := tx.graphWith(id)
 	if err != nil {
-		return nil, fmt.Errorf("descendants of %s: %w", id, err)
+		return nil, fmt.Errorf("%s of %s: %w", what, id, err)
 	}
-	return walk(id, g.children), nil
+	return walk(id, next(g)), nil
 }
 
 // GraphNode is one thread of a lineage Graph.

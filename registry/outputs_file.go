@@ -290,7 +290,8 @@ func (v *VerifyingReader) Close() error { return v.rc.Close() }
 
 // appender writes lines to a file through a buffer that is flushed when
 // it grows, LogFlushInterval after a line is buffered, and on Flush and
-// Close. Its owner holds mu around every call.
+// Close. Flush and Close take mu; around every other call its owner holds
+// mu.
 type appender struct {
 	mu     sync.Mutex
 	f      *os.File
@@ -337,6 +338,20 @@ func (a *appender) flushLocked() error {
 	}
 	a.buf = a.buf[:0]
 	return nil
+}
+
+// Flush writes the buffered lines to the file.
+func (a *appender) Flush() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flushLocked()
+}
+
+// Close flushes, syncs and closes the file and releases the lock.
+func (a *appender) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closeLocked()
 }
 
 // closeLocked flushes, syncs and closes the file and releases the lock.
@@ -452,7 +467,7 @@ func (l *fileLogs) OpenLog(ctx context.Context, id ID, opts LogOptions) (LogWrit
 		return nil, err
 	}
 	w := &fileLogWriter{path: l.path(id), limit: opts.Limit()}
-	w.a.f, w.a.lock = f, lk
+	w.f, w.lock = f, lk
 	last, ok := lastEntry(data)
 	if es, _ := readEntries(data); len(es) > 0 {
 		w.size = last.End() - es[0].Offset
@@ -481,17 +496,17 @@ func lastEntry(data []byte) (LogEntry, bool) {
 }
 
 type fileLogWriter struct {
-	a     appender
-	path  string
-	limit int64
-	size  int64 // bytes of text in the current file, buffered ones included
-	prev  LogCursor
+	appender // its Flush and Close implement LogWriter's
+	path     string
+	limit    int64
+	size     int64 // bytes of text in the current file, buffered ones included
+	prev     LogCursor
 }
 
 // Write implements LogWriter.
 func (w *fileLogWriter) Write(e LogEntry) error {
-	w.a.mu.Lock()
-	defer w.a.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	e, err := PrepareLogEntry(e, w.prev)
 	if err != nil {
 		return err
@@ -506,7 +521,7 @@ func (w *fileLogWriter) Write(e LogEntry) error {
 			return err
 		}
 	}
-	if err := w.a.add(line); err != nil {
+	if err := w.add(line); err != nil {
 		return err
 	}
 	w.size += text
@@ -516,35 +531,21 @@ func (w *fileLogWriter) Write(e LogEntry) error {
 
 // rotate moves the current file to .1 and starts a new one.
 func (w *fileLogWriter) rotate() error {
-	if err := w.a.flushLocked(); err != nil {
+	if err := w.flushLocked(); err != nil {
 		return err
 	}
 	if err := os.Rename(w.path, w.path+".1"); err != nil {
-		w.a.err = fmt.Errorf("rotate %s: %w", w.path, err)
-		return w.a.err
+		w.err = fmt.Errorf("rotate %s: %w", w.path, err)
+		return w.err
 	}
 	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
-		w.a.err = fmt.Errorf("rotate %s: %w", w.path, err)
-		return w.a.err
+		w.err = fmt.Errorf("rotate %s: %w", w.path, err)
+		return w.err
 	}
-	w.a.f.Close()
-	w.a.f, w.size = f, 0
+	w.f.Close()
+	w.f, w.size = f, 0
 	return nil
-}
-
-// Flush implements LogWriter.
-func (w *fileLogWriter) Flush() error {
-	w.a.mu.Lock()
-	defer w.a.mu.Unlock()
-	return w.a.flushLocked()
-}
-
-// Close implements LogWriter.
-func (w *fileLogWriter) Close() error {
-	w.a.mu.Lock()
-	defer w.a.mu.Unlock()
-	return w.a.closeLocked()
 }
 
 // readEntries decodes the complete lines of data, skipping those that do
@@ -667,7 +668,7 @@ func (m *fileMetrics) OpenMetrics(ctx context.Context, id ID) (MetricWriter, err
 		return nil, err
 	}
 	w := &fileMetricWriter{t: NewMetricTracker(decodePoints(data))}
-	w.a.f, w.a.lock = f, lk
+	w.f, w.lock = f, lk
 	return w, nil
 }
 
@@ -696,16 +697,16 @@ func decodePoints(data []byte) []MetricPoint {
 }
 
 type fileMetricWriter struct {
-	a appender
-	t *MetricTracker
+	appender // its Flush and Close implement MetricWriter's
+	t        *MetricTracker
 }
 
 // Log implements MetricWriter.
 func (w *fileMetricWriter) Log(name string, value float64, step *int64) (MetricPoint, error) {
-	w.a.mu.Lock()
-	defer w.a.mu.Unlock()
-	if w.a.closed {
-		return MetricPoint{}, fmt.Errorf("write %s: the writer is closed", w.a.f.Name())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return MetricPoint{}, fmt.Errorf("write %s: the writer is closed", w.f.Name())
 	}
 	p, err := w.t.Point(name, value, step, time.Now())
 	if err != nil {
@@ -715,19 +716,5 @@ func (w *fileMetricWriter) Log(name string, value float64, step *int64) (MetricP
 	if err != nil {
 		return MetricPoint{}, err
 	}
-	return p, w.a.add(line)
-}
-
-// Flush implements MetricWriter.
-func (w *fileMetricWriter) Flush() error {
-	w.a.mu.Lock()
-	defer w.a.mu.Unlock()
-	return w.a.flushLocked()
-}
-
-// Close implements MetricWriter.
-func (w *fileMetricWriter) Close() error {
-	w.a.mu.Lock()
-	defer w.a.mu.Unlock()
-	return w.a.closeLocked()
+	return p, w.add(line)
 }

@@ -134,45 +134,38 @@ func (tx *Tx) Changes() []Change {
 }
 
 func (tx *Tx) record(key string) (*Record, bool) {
-	if r, ok := tx.threads[key]; ok {
-		return r, r != nil
-	}
-	return tx.recs.Thread(key)
+	return overlayGet(tx.threads, key, tx.recs.Thread)
 }
 
 func (tx *Tx) archived(key string) (*Record, bool) {
-	if r, ok := tx.archive[key]; ok {
-		return r, r != nil
-	}
-	return tx.recs.Archived(key)
+	return overlayGet(tx.archive, key, tx.recs.Archived)
 }
 
 func (tx *Tx) rangeThreads(fn func(*Record) bool) {
-	stop := false
-	tx.recs.RangeThreads(func(r *Record) bool {
-		if _, changed := tx.threads[r.Key]; changed {
-			return true
-		}
-		if !fn(r) {
-			stop = true
-			return false
-		}
-		return true
-	})
-	if stop {
-		return
-	}
-	for _, r := range tx.threads {
-		if r != nil && !fn(r) {
-			return
-		}
-	}
+	overlayRange(tx.threads, tx.recs.RangeThreads, fn)
 }
 
 func (tx *Tx) rangeArchived(fn func(*Record) bool) {
+	overlayRange(tx.archive, tx.recs.RangeArchived, fn)
+}
+
+// overlayGet reads key through the transaction's changes to one side
+// (threads or archive; a nil record is a removal) and from base where the
+// transaction has not touched it.
+func overlayGet(changed map[string]*Record, key string, base func(string) (*Record, bool)) (*Record, bool) {
+	if r, ok := changed[key]; ok {
+		return r, r != nil
+	}
+	return base(key)
+}
+
+// overlayRange calls fn with every record of one side as the transaction
+// sees it, until fn returns false: base's records the transaction has not
+// touched, then the ones it wrote (removals skipped).
+func overlayRange(changed map[string]*Record, base func(func(*Record) bool), fn func(*Record) bool) {
 	stop := false
-	tx.recs.RangeArchived(func(r *Record) bool {
-		if _, changed := tx.archive[r.Key]; changed {
+	base(func(r *Record) bool {
+		if _, ok := changed[r.Key]; ok {
 			return true
 		}
 		if !fn(r) {
@@ -184,7 +177,7 @@ func (tx *Tx) rangeArchived(fn func(*Record) bool) {
 	if stop {
 		return
 	}
-	for _, r := range tx.archive {
+	for _, r := range changed {
 		if r != nil && !fn(r) {
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -155,7 +156,7 @@ func (s *snapshot) diff(old *snapshot) change {
 			c.structure = true
 		case !reflect.DeepEqual(o, t):
 			c.changed = append(c.changed, t.Key())
-			if !sameIDs(o.Parents(), t.Parents()) {
+			if !slices.Equal(o.Parents(), t.Parents()) {
 				c.structure = true
 			}
 		}
@@ -167,18 +168,6 @@ func (s *snapshot) diff(old *snapshot) change {
 		}
 	}
 	return c
-}
-
-func sameIDs(a, b []registry.ID) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // empty reports whether the change changes nothing.

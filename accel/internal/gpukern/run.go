@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/autonode/autonode/accel"
 )
@@ -162,18 +163,6 @@ func size(shape []int) int {
 	return n
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // bcastStrides returns the element strides that read an operand of shape
 // in at each index of out (zero along broadcast axes), right-aligned.
 func bcastStrides(in, out []int) [MaxDims]int64 {
@@ -293,7 +282,7 @@ func Run(ctx context.Context, l Launcher, op *accel.Op) error {
 	switch op.Kind {
 	case accel.OpBinary:
 		xs, ys := op.In[0].Shape(), op.In[1].Shape()
-		if sameShape(xs, outShape) && sameShape(ys, outShape) {
+		if slices.Equal(xs, outShape) && slices.Equal(ys, outShape) {
 			if op.Binary == accel.OpAdd {
 				return r.elementwise("k_add", n, out, mems[0], mems[1], int64(n))
 			}
