@@ -236,12 +236,15 @@ func TestWorkerKilledMidThread(t *testing.T) {
 	if err := os.WriteFile(script, []byte(faultScript), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Worker b starts once a holds threads (two, its concurrency; the
+	// other four wait in the queue): started together, b could take them
+	// all while a is still connecting.
 	a := startWorker(t, dir, vars, "a")
-	startWorker(t, dir, vars, "b")
 	const n = 6
 	run := startBin(t, dir, vars, "run", "--remote", script, execLog, fmt.Sprint(n), "1")
 	s := registryOf(t, c.URLs(), "killed")
 	waitRecords(t, s, 30*time.Second, "worker a runs a thread", runningOn("a", execLog))
+	startWorker(t, dir, vars, "b")
 	a.cmd.Process.Kill()
 	a.wait(t, 10*time.Second)
 	if code := run.wait(t, 60*time.Second); code != 0 || strings.Count(run.stdout.String(), "succeeded") != n {
