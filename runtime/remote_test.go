@@ -111,6 +111,31 @@ check(c2.status == "cached", "cache: %s" % c2.status)
 	if _, ok := natsstore.QueueOf(th); ok {
 		t.Errorf("an ended thread keeps its queue marker")
 	}
+	// A worker claims up to twice its concurrency; a claimed attempt that
+	// waited for a slot still records the body's start, so its span is
+	// its duration (the batch's 30 threads queue on 2 × 4 slots).
+	var all []*registry.Thread
+	if err := rt.Store().View(func(tx *registry.Tx) (err error) {
+		all, err = tx.List(registry.Filter{})
+		return err
+	}); err != nil || len(all) != 33 { // 1.0, 2.0, the batch's 3.0-32.0 (c1 is a new attempt of 3.0), c2
+		ids := []string{}
+		for _, th := range all {
+			ids = append(ids, th.ID.Key()+":"+th.Status)
+		}
+		t.Fatalf("%d threads (%v), want 33: %v", len(all), err, ids)
+	}
+	for _, th := range all {
+		for _, a := range th.Attempts {
+			span := mustTime(t, a.FinishedAt).Sub(mustTime(t, a.StartedAt))
+			if d := span - time.Duration(a.DurationMS*float64(time.Millisecond)); d < -time.Millisecond || d > time.Millisecond {
+				t.Errorf("thread %s attempt %d: %s .. %s is %v, its duration %.3f ms", th.ID, a.N, a.StartedAt, a.FinishedAt, span, a.DurationMS)
+			}
+		}
+		if a := th.LatestAttempt(); a != nil && a.StartedAt != th.StartedAt {
+			t.Errorf("thread %s: started_at %s, its attempt's %s", th.ID, th.StartedAt, a.StartedAt)
+		}
+	}
 	if got := w1.Stats().Claimed + w2.Stats().Claimed; got != 34 {
 		t.Errorf("workers claimed %d attempts, want 34 (2 + 1 + 30 + 1)", got)
 	}

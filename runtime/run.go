@@ -601,8 +601,16 @@ func (j *run) endChange(e ending) func(t *registry.Thread) {
 		}
 	}
 	at := formatTime(finished)
+	began := ""
+	if !e.started.IsZero() {
+		// A worker's claim wrote the claim's time: the body began now.
+		began = formatTime(e.started)
+	}
 	ms := float64(e.dur.Microseconds()) / 1000
 	return func(t *registry.Thread) {
+		if began != "" {
+			t.StartedAt = began
+		}
 		t.Status = e.status
 		t.Result = e.result
 		_ = t.SetResultArrays(e.arrays) // references the store made: valid
@@ -623,6 +631,9 @@ func (j *run) endChange(e ending) func(t *registry.Thread) {
 func endAttempt(t *registry.Thread, e ending, at string, ms float64) {
 	for i := len(t.Attempts) - 1; i >= 0; i-- {
 		if a := &t.Attempts[i]; a.N == e.attempt {
+			if !e.started.IsZero() {
+				a.StartedAt = t.StartedAt
+			}
 			a.Status, a.FinishedAt, a.DurationMS = e.status, at, ms
 			a.Error = e.errText
 			if len(a.Error) > registry.MaxAttemptError {
