@@ -298,14 +298,23 @@ func encodeAttempts(as []Attempt) []byte {
 // appendJSONString appends s as a JSON string: plain ASCII as it is,
 // anything else through the JSON encoder.
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return append(b, quote(s)...)
-		}
+	if !plainJSON(s) {
+		return append(b, quote(s)...)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// plainJSON reports whether s is printable ASCII that a JSON string holds
+// as it is (no quote, backslash or character the encoder escapes).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeAttempts(name string, v gjson.Result) ([]Attempt, error) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -82,6 +83,18 @@ func (t *Thread) MarshalJSON() ([]byte, error) { return t.encode(true) }
 // and scripts see.
 func (t *Thread) PublicJSON() ([]byte, error) { return t.encode(false) }
 
+// writeJSONString writes s to b as a JSON string, as the encoder would
+// (appendJSONString).
+func writeJSONString(b *bytes.Buffer, s string) {
+	if plainJSON(s) {
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
+	b.Write(quote(s))
+}
+
 func (t *Thread) encode(withSecrets bool) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(512)
@@ -94,11 +107,33 @@ func (t *Thread) encode(withSecrets bool) ([]byte, error) {
 				b.WriteByte(',')
 			}
 			n++
-			b.Write(quote(k))
+			writeJSONString(&b, k)
 			b.WriteByte(':')
 			b.Write(raw)
 		}
 		val := func(k string, v any) {
+			switch v := v.(type) { // the common kinds without the encoder
+			case string:
+				field(k, nil)
+				writeJSONString(&b, v)
+				return
+			case bool:
+				field(k, []byte(strconv.FormatBool(v)))
+				return
+			case int64:
+				field(k, strconv.AppendInt(nil, v, 10))
+				return
+			case []string:
+				field(k, []byte{'['})
+				for i, s := range v {
+					if i > 0 {
+						b.WriteByte(',')
+					}
+					writeJSONString(&b, s)
+				}
+				b.WriteByte(']')
+				return
+			}
 			raw, merr := marshalValue(v)
 			if merr != nil && err == nil {
 				err = fmt.Errorf("thread %s: %s: %w", t.ID, k, merr)

@@ -91,7 +91,7 @@ type FileStore struct {
 	txSeq     int64
 	prepared  bool // writer repairs done for the current load
 	wrote     bool // this store committed something
-	// skipCompaction: Close leaves the journal as it is (SkipCompaction).
+	// skipCompaction: no compaction, at a commit or Close (SkipCompaction).
 	skipCompaction bool
 	broken         error
 	maxID          float64
@@ -657,7 +657,7 @@ func (s *FileStore) commit(changes []Change) error {
 	if limit <= 0 {
 		limit = max(4<<20, int64(len(s.reg.snap.data)))
 	}
-	if s.jEnd > limit {
+	if s.jEnd > limit && !s.skipCompaction {
 		s.compactErr = s.compactLocked()
 	}
 	return nil
@@ -929,10 +929,12 @@ func syncDir(dir string) error {
 // something (unless NoCompactOnClose) and releases the store. It reports a
 // compaction error, after which the journal still holds every committed
 // operation. A store that only read closes without touching the files.
-// SkipCompaction makes Close leave the journal as it is instead of folding
-// it into the snapshot files: nothing is lost (the journal holds every
-// committed operation, and the next writer that closes compacts), and
-// Close is quick, as a process that exits on a signal wants.
+// SkipCompaction makes the store compact no more, neither when the
+// journal outgrows its limit nor at Close: the journal keeps growing
+// instead of being folded into the snapshot files. Nothing is lost (the
+// journal holds every committed operation, and the next writer that
+// closes compacts), and the commits and Close that follow are quick, as a
+// process that exits on a signal wants.
 func (s *FileStore) SkipCompaction() {
 	s.mu.Lock()
 	s.skipCompaction = true

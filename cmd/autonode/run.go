@@ -109,14 +109,18 @@ Exit status:
 				runHook(rt)
 			}
 			internal := builtins.InternalErrors()
-			_, runErr := rt.ExecFile(ctx, file, nil)
-			if received() != nil {
-				// Exit fast: the journal keeps every committed operation,
-				// and the next writer folds it into the snapshot.
-				if fs, ok := rt.Store().(*registry.FileStore); ok {
-					fs.SkipCompaction()
-				}
+			if fs, ok := rt.Store().(*registry.FileStore); ok {
+				// At a signal, exit fast: the cancellations that follow are
+				// appended to the journal, which keeps every committed
+				// operation, and the next writer folds it into the snapshot.
+				go func() {
+					<-ctx.Done()
+					if received() != nil {
+						fs.SkipCompaction()
+					}
+				}()
 			}
+			_, runErr := rt.ExecFile(ctx, file, nil)
 			closeErr := rt.Close()
 			if sig := received(); sig != nil {
 				fmt.Fprintf(e.stderr, "autonode: interrupted by %s; the threads it stopped are recorded cancelled\n", signalName(sig))
