@@ -627,7 +627,10 @@ func (s *FileStore) commit(changes []Change) error {
 	rec := journalRecord{Seq: s.txSeq + 1, Ops: make([]journalOp, len(changes))}
 	for i, c := range changes {
 		op := journalOp{Archive: c.Archive, Key: c.Key, Delete: c.Raw == nil}
-		if c.Raw != nil {
+		switch {
+		case c.compact:
+			op.Value = c.Raw // the record encoder's: compact and valid
+		case c.Raw != nil:
 			var b bytes.Buffer
 			if err := json.Compact(&b, c.Raw); err != nil {
 				return fmt.Errorf("commit %s: %w", c.Key, err)

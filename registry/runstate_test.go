@@ -68,3 +68,58 @@ func TestPutRunWritesOnlyRunState(t *testing.T) {
 		t.Errorf("PutRun of a missing thread: %v", err)
 	}
 }
+
+// TestModifyIsGetThenPut: Modify writes what Get, a change and Put would
+// (the stored history kept, the owners unchanged, the version bumped),
+// refuses a wrong token with ErrAccess and a missing thread with
+// ErrNotFound, and takes no change that gives the thread another id.
+func TestModifyIsGetThenPut(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), DefaultRegistryFile), nil)
+	const tok = "token-aaaaaaaaaaaaaaaa"
+	th := NewThread(1, StageCore)
+	th.AddHistory("made")
+	if err := s.Update(func(tx *Tx) error { return tx.Create(th, tok) }); err != nil {
+		t.Fatal(err)
+	}
+	var wrote *Thread
+	if err := s.Update(func(tx *Tx) (err error) {
+		wrote, err = tx.Modify(1, tok, func(t *Thread) error {
+			t.Status = StatusCancelled
+			t.History = []string{"a replacement history"} // does not start with the stored one
+			return nil
+		})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got *Thread
+	if err := s.View(func(tx *Tx) (err error) { got, err = tx.Get(1); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != StatusCancelled || len(got.History) != 2 || got.History[1] != "a replacement history" || !got.Protected() {
+		t.Errorf("after Modify: %s %q protected %v", got.Status, got.History, got.Protected())
+	}
+	if got.Version != wrote.Version || got.Version != th.Version+1 {
+		t.Errorf("version %d, Modify returned %d, created at %d", got.Version, wrote.Version, th.Version)
+	}
+	for _, c := range []struct {
+		id   ID
+		tok  string
+		want error
+	}{{1, "token-bbbbbbbbbbbbbbbb", ErrAccess}, {7, tok, ErrNotFound}} {
+		err := s.Update(func(tx *Tx) error {
+			_, err := tx.Modify(c.id, c.tok, func(t *Thread) error { t.Status = StatusFailed; return nil })
+			return err
+		})
+		if !errors.Is(err, c.want) {
+			t.Errorf("Modify(%v, %s): %v, want %v", c.id, c.tok, err, c.want)
+		}
+	}
+	err := s.Update(func(tx *Tx) error {
+		_, err := tx.Modify(1, tok, func(t *Thread) error { t.ID = 2; return nil })
+		return err
+	})
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("Modify that changes the id: %v", err)
+	}
+}

@@ -70,6 +70,8 @@ type Change struct {
 	Archive bool
 	Key     string
 	Raw     []byte
+
+	compact bool // Raw is the record encoder's output: compact, valid JSON
 }
 
 // Tx is a transaction. Its operations check tokens (DESIGN §5): reads need
@@ -452,7 +454,7 @@ func (tx *Tx) write(t *Thread) error {
 	}
 	r := NewRecord(key, raw, false)
 	tx.threads[key] = r
-	tx.order = append(tx.order, Change{Key: key, Raw: raw})
+	tx.order = append(tx.order, Change{Key: key, Raw: raw, compact: true})
 	if tx.versions == nil {
 		tx.versions = map[string]int64{}
 	}
@@ -568,6 +570,41 @@ func (tx *Tx) Put(t *Thread, tok string) error {
 	}
 	t.Version = n.Version
 	return nil
+}
+
+// Modify changes the stored thread that tok opens and writes it back, as
+// Get, change and Put would, with the record decoded once: ErrNotFound
+// when it does not exist, ErrAccess when tok does not open it. As with Put, the stored
+// history is kept (the history change leaves is appended to it unless it
+// starts with it) and its owners stay; change may not change its id. It
+// returns the thread as written, with its new version.
+func (tx *Tx) Modify(id ID, tok string, change func(t *Thread) error) (*Thread, error) {
+	if err := tx.check(true); err != nil {
+		return nil, err
+	}
+	if !tx.Exists(id) {
+		return nil, fmt.Errorf("thread %s: %w", id, ErrNotFound)
+	}
+	t, err := tx.open(id, tok)
+	if err != nil {
+		return nil, err
+	}
+	history := slices.Clone(t.History)
+	tokenHash, sessionHash := t.tokenHash, t.sessionHash
+	if err := change(t); err != nil {
+		return nil, err
+	}
+	if t.ID != id {
+		return nil, fmt.Errorf("%w: thread %s: a change may not give it another id (%s)", ErrInvalid, id, t.ID)
+	}
+	t.tokenHash, t.sessionHash = tokenHash, sessionHash
+	if !hasPrefix(t.History, history) {
+		t.History = append(history, t.History...)
+	}
+	if err := tx.write(t); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 func hasPrefix(h, prefix []string) bool {

@@ -301,6 +301,11 @@ func (j *run) execute() {
 		j.pool.done()
 		return
 	}
+	if j.stopCause == nil && j.spawner != nil && j.spawner.Err() != nil {
+		// Its spawner has ended (a signal, the parent's end) and the
+		// watch that stops it has not run yet: it must not start.
+		j.stopCause = spawnerCause(j.spawner)
+	}
 	base, cancel := context.WithCancelCause(j.base)
 	stopClose := context.AfterFunc(r.ctx, func() { cancel(errClosed) })
 	ctx, cancelTTL := context.WithTimeoutCause(base, ttlDuration(j.ttl), &ttlError{j.id, j.ttl})
@@ -656,11 +661,7 @@ func (j *run) record(e ending) {
 	j.closeOutputs() // every line is in the store before the end is
 	change := j.endChange(e)
 	var final *registry.Thread
-	fn := func(tx *registry.Tx) error {
-		t, err := tx.Get(j.id)
-		if err != nil {
-			return err
-		}
+	end := func(t *registry.Thread) error {
 		t.History = append(t.History, j.takeLines()...)
 		switch {
 		case t.Status != registry.StatusCancelled || t.CancelRequest == nil:
@@ -669,6 +670,19 @@ func (j *run) record(e ending) {
 			// Cancelled by a request while it was queued: that stands.
 			t.History = append(t.History, stamp("The attempt that had started meanwhile ended %s; the thread stays cancelled.", e.status))
 		}
+		return nil
+	}
+	fn := func(tx *registry.Tx) error {
+		if j.lease == nil { // one decode of the record, not two
+			t, err := tx.Modify(j.id, j.tok, end)
+			final = t
+			return err
+		}
+		t, err := tx.Get(j.id)
+		if err != nil {
+			return err
+		}
+		end(t)
 		if err := j.put(tx, t); err != nil {
 			return err
 		}
