@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -109,17 +110,23 @@ Exit status:
 				runHook(rt)
 			}
 			internal := builtins.InternalErrors()
-			if fs, ok := rt.Store().(*registry.FileStore); ok {
+			go func() {
+				<-ctx.Done()
+				if received() == nil {
+					return
+				}
 				// At a signal, exit fast: the cancellations that follow are
 				// appended to the journal, which keeps every committed
-				// operation, and the next writer folds it into the snapshot.
-				go func() {
-					<-ctx.Done()
-					if received() != nil {
-						fs.SkipCompaction()
-					}
-				}()
-			}
+				// operation, and the next writer folds it into the snapshot;
+				// the collector runs less often (the runtime's memory limit
+				// still holds it) while the process records them and ends.
+				if fs, ok := rt.Store().(*registry.FileStore); ok {
+					fs.SkipCompaction()
+				}
+				if old := debug.SetGCPercent(1000); old > 1000 || old < 0 {
+					debug.SetGCPercent(old)
+				}
+			}()
 			_, runErr := rt.ExecFile(ctx, file, nil)
 			closeErr := rt.Close()
 			if sig := received(); sig != nil {
