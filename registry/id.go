@@ -77,6 +77,19 @@ func keyID(key string) (ID, bool) {
 // String returns the same text as Key.
 func (id ID) String() string { return id.Key() }
 
+// JoinIDs writes ids as messages and history lines name them: their keys
+// joined with ", " ("1.0, 2.5").
+func JoinIDs(ids []ID) string {
+	var b []byte
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = id.AppendKey(b)
+	}
+	return string(b)
+}
+
 // Int is the integer part of id, as Python's int(id): used in default names.
 func (id ID) Int() int64 { return int64(math.Trunc(float64(id))) }
 

@@ -407,7 +407,7 @@ func (j *run) release(met []registry.ID) {
 		}
 		t.History = append(t.History, j.takeLines()...)
 		if len(met) > 0 {
-			t.History = append(t.History, stamp("Dependencies met: %s succeeded.", idList(met)))
+			t.History = append(t.History, stamp("Dependencies met: %s succeeded.", registry.JoinIDs(met)))
 		}
 		t.Status = registry.StatusPending
 		if j.cacheKey != "" {

@@ -771,7 +771,7 @@ func (j *run) stop(cause error) error {
 	line := cancelledLine(cause, false)
 	switch {
 	case waiting:
-		line = stamp("Cancelled while it waited for %s: %s.", idList(j.after), cancelReason(cause))
+		line = stamp("Cancelled while it waited for %s: %s.", registry.JoinIDs(j.after), cancelReason(cause))
 	case retrying:
 		line = stamp("Cancelled before its next attempt: %s.", cancelReason(cause))
 	}

@@ -140,7 +140,7 @@ func New(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("mark crashed threads: %w", err)
 	}
 	if len(crashed) > 0 {
-		r.warn("marked %d thread(s) crashed: the process running them is gone: %s", len(crashed), idList(crashed))
+		r.warn("marked %d thread(s) crashed: the process running them is gone: %s", len(crashed), registry.JoinIDs(crashed))
 	}
 	cpus := opts.CPUWorkers
 	if cpus <= 0 {
@@ -171,14 +171,6 @@ func New(opts Options) (*Runtime, error) {
 		}
 	}
 	return r, nil
-}
-
-func idList(ids []registry.ID) string {
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = id.String()
-	}
-	return strings.Join(s, ", ")
 }
 
 // lockedWriter serializes writes from concurrent thread bodies.

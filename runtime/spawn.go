@@ -239,7 +239,7 @@ func (p *plan) spawnLines(t *registry.Thread) []string {
 			p.retry.Retries, registry.PyFloat(p.retry.Delay), registry.PyFloat(p.retry.Backoff), registry.PyFloat(p.retry.MaxDelay)))
 	}
 	if len(p.after) > 0 {
-		lines = append(lines, stamp("Runs after %s succeed.", idList(p.after)))
+		lines = append(lines, stamp("Runs after %s succeed.", registry.JoinIDs(p.after)))
 	}
 	return lines
 }
@@ -306,7 +306,7 @@ func (p *plan) again(old *registry.Thread) *registry.Thread {
 	if was.Retries != p.retry.Retries || p.retry.Retries > 0 && was != p.retry {
 		set("retries", true, retryText(was), retryText(p.retry))
 	}
-	if a, b := idList(t.After), idList(p.after); a != b {
+	if a, b := registry.JoinIDs(t.After), registry.JoinIDs(p.after); a != b {
 		set("after", true, "["+a+"]", "["+b+"]")
 	}
 	if p.name != "" && p.name != t.Name {

@@ -92,7 +92,7 @@ func (e *env) waitEnded(ids []registry.ID, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return &exitError{code: exitFailure, err: fmt.Errorf("cancel --wait: after %s, thread(s) %s still run", timeout, idKeys(left))}
+			return &exitError{code: exitFailure, err: fmt.Errorf("cancel --wait: after %s, thread(s) %s still run", timeout, registry.JoinIDs(left))}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -103,15 +103,4 @@ func parenthesized(s string) string {
 		return ""
 	}
 	return " (" + s + ")"
-}
-
-func idKeys(ids []registry.ID) string {
-	s := ""
-	for i, id := range ids {
-		if i > 0 {
-			s += ", "
-		}
-		s += id.Key()
-	}
-	return s
 }

@@ -450,14 +450,7 @@ func idsText(ids []registry.ID, none string) string {
 	if len(ids) == 0 {
 		return none
 	}
-	var b []byte
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = id.AppendKey(b)
-	}
-	return string(b)
+	return registry.JoinIDs(ids)
 }
 
 // writeShowJSON writes the record, or the archive entry, indented.

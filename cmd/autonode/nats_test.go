@@ -236,7 +236,7 @@ func TestServeUsageErrors(t *testing.T) {
 // three nodes formed a cluster that ran the script, served every node's
 // clients and stopped with exit status 0 on SIGTERM.
 func TestREADMEBeyondOneMachine(t *testing.T) {
-	block := readmeBlock(t, "Beyond one machine")
+	block := readmeBlock(t, "## Beyond one machine")
 	ports, err := natsnode.FreePorts(6)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestREADMEBeyondOneMachine(t *testing.T) {
 	for i, p := range []string{"4222", "4223", "4224", "6222", "6223", "6224"} {
 		block = strings.ReplaceAll(block, "127.0.0.1:"+p, "127.0.0.1:"+strconv.Itoa(ports[i]))
 	}
-	dir := dirWithLineageScript(t)
+	dir := dirWithScripts(t, "lineage.star")
 	// Every node must have stopped with exit status 0.
 	const stop = "\nkill $nodes && wait $nodes"
 	if !strings.Contains(block, stop) {
@@ -272,16 +272,16 @@ func TestREADMEBeyondOneMachine(t *testing.T) {
 }
 
 // readmeBlock returns the first sh code block of README.md's section
-// "## heading".
+// under the heading line heading ("## Beyond one machine", "### Workers").
 func readmeBlock(t *testing.T, heading string) string {
 	t.Helper()
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "\n## "+heading+"\n")
+	_, section, ok := strings.Cut(string(readme), "\n"+heading+"\n")
 	if !ok {
-		t.Fatalf("README.md has no section %q", "## "+heading)
+		t.Fatalf("README.md has no section %q", heading)
 	}
 	_, block, ok := strings.Cut(section, "```sh\n")
 	block, _, ok2 := strings.Cut(block, "```")
@@ -291,20 +291,22 @@ func readmeBlock(t *testing.T, heading string) string {
 	return block
 }
 
-// dirWithLineageScript makes a fresh directory holding
-// scripts/lineage.star, where a README block runs.
-func dirWithLineageScript(t *testing.T) string {
+// dirWithScripts makes a fresh directory holding the named files of
+// scripts/, where a README block runs.
+func dirWithScripts(t *testing.T, names ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "lineage.star"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "scripts", "lineage.star"), script, 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range names {
+		script, err := os.ReadFile(filepath.Join("..", "..", "scripts", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "scripts", name), script, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir
 }

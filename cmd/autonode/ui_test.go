@@ -135,8 +135,8 @@ func TestUIBeyondLoopbackNeedsTheToken(t *testing.T) {
 // command; the ui line is run on a free port (the README's default port
 // may be taken) until its page answers, then stopped with Ctrl-C.
 func TestREADMEWebView(t *testing.T) {
-	block := readmeBlock(t, "The web view")
-	dir := dirWithLineageScript(t)
+	block := readmeBlock(t, "## The web view")
+	dir := dirWithScripts(t, "lineage.star")
 	ran := 0
 	for _, line := range strings.Split(block, "\n") {
 		line, _, _ = strings.Cut(line, "#")

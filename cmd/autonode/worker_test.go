@@ -455,29 +455,10 @@ func TestScriptsRemote(t *testing.T) {
 // replaced by a free one: two workers run scripts/batch.star's threads,
 // and stop with exit status 0 on SIGTERM.
 func TestREADMEWorkers(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "\n### Workers\n")
-	_, block, ok2 := strings.Cut(section, "```sh\n")
-	block, _, ok3 := strings.Cut(block, "```")
-	if !ok || !ok2 || !ok3 {
-		t.Fatal("README.md has no sh block under ### Workers")
-	}
+	block := readmeBlock(t, "### Workers")
 	port := natstest.FreePorts(t, 1)[0]
 	block = strings.ReplaceAll(block, "127.0.0.1:4222", fmt.Sprintf("127.0.0.1:%d", port))
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join("..", "..", "scripts", "batch.star"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "scripts", "batch.star"), src, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := dirWithScripts(t, "batch.star")
 	cmd := exec.Command("bash", "-c", "set -e\n"+block+"wait\necho all-stopped\n")
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir}

@@ -325,7 +325,7 @@ deps:
 			LeaveQueue(s)
 		} else {
 			s.Status = registry.StatusPending
-			s.AddHistory("Dependencies met: %s succeeded.", idText(t.After))
+			s.AddHistory("Dependencies met: %s succeeded.", registry.JoinIDs(t.After))
 			j, _ := JobOf(s)
 			job = &j
 		}
@@ -340,15 +340,4 @@ deps:
 	}
 	rep.Released++
 	return sw.q.Enqueue(ctx, *job)
-}
-
-func idText(ids []registry.ID) string {
-	s := ""
-	for i, id := range ids {
-		if i > 0 {
-			s += ", "
-		}
-		s += id.String()
-	}
-	return s
 }
