@@ -10,6 +10,7 @@ package memlimit
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,19 +77,26 @@ const refresh = time.Second
 
 var (
 	mu      sync.Mutex
-	cached  Limit
-	readAt  time.Time
-	readNow = read // tests replace it
+	current atomic.Pointer[Limit] // the reading; nil once refresh has passed
+	readNow = read                // tests replace it
 )
 
-// Get returns the current limit, read at most once a second.
+// Get returns the current limit, read at most once a second. It is on
+// the path of every array allocation, so a fresh reading costs one atomic
+// load: a timer, not a clock read per call, makes it stale.
 func Get() Limit {
+	if l := current.Load(); l != nil {
+		return *l
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if readAt.IsZero() || time.Since(readAt) >= refresh {
-		cached, readAt = readNow(), time.Now()
+	if l := current.Load(); l != nil {
+		return *l // another caller read it meanwhile
 	}
-	return cached
+	l := readNow()
+	current.Store(&l)
+	time.AfterFunc(refresh, func() { current.Store(nil) })
+	return l
 }
 
 // lowest combines candidate limits: the smallest positive one wins.
