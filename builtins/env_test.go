@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/autonode/autonode/internal/syncbuf"
 	"github.com/autonode/autonode/runtime"
 )
 
@@ -14,7 +15,7 @@ import (
 // (one with "# option:one-worker"), and the test modules.
 func newTestEnv(t *testing.T, c *chunk) *testEnv {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	opts := runtime.Options{
 		RegistryPath: filepath.Join(t.TempDir(), "thread_registry.json"),
 		SessionToken: sessionToken,

@@ -1,12 +1,10 @@
 package builtins_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,32 +14,13 @@ import (
 	"go.starlark.net/starlarktest"
 	"go.starlark.net/syntax"
 
+	"github.com/autonode/autonode/internal/syncbuf"
 	"github.com/autonode/autonode/runtime"
 )
 
 // sessionToken is the session token of every test runtime (chunks with
 // "# option:no-session" run without one).
 const sessionToken = "0123456789abcdef0123456789abcdef"
-
-// syncBuffer collects print output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) take() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.b.String()
-	s.b.Reset()
-	return out
-}
 
 // TestStarlark runs every chunk of every testdata/*.star file on a fresh
 // registry and engine, in the style of go.starlark.net's own tests.
@@ -72,7 +51,7 @@ func TestStarlark(t *testing.T) {
 // builtins: assert (go.starlark.net's assert.star, reporting to t from
 // whatever Starlark thread calls it, thread bodies included) and testing,
 // whose output() returns and clears what print() wrote so far.
-func testModules(t testing.TB, out *syncBuffer) map[string]starlark.StringDict {
+func testModules(t testing.TB, out *syncbuf.Buffer) map[string]starlark.StringDict {
 	d, err := starlarktest.LoadAssertModule()
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +70,7 @@ func testModules(t testing.TB, out *syncBuffer) map[string]starlark.StringDict {
 	}
 	members.Freeze()
 	output := starlark.NewBuiltin("output", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
-		return starlark.String(out.take()), nil
+		return starlark.String(out.Take()), nil
 	})
 	return map[string]starlark.StringDict{
 		"assert":  members,
@@ -168,7 +147,7 @@ func backtrace(err error) string {
 // testEnv runs chunks on an engine.
 type testEnv struct {
 	exec func(ctx context.Context, filename, src string) error
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	rt   *runtime.Runtime
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/autonode/autonode/accel"
 	"github.com/autonode/autonode/internal/owner"
+	"github.com/autonode/autonode/internal/syncbuf"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -588,7 +589,7 @@ func TestCrashMarking(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Close()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	rt := newTestRuntime(t, Options{RegistryPath: path, Stderr: &stderr})
 	for id, want := range map[float64]string{1: registry.StatusCrashed, 2: registry.StatusCrashed, 3: registry.StatusRunning} {
 		if r := record(t, rt, id); r.Status != want {

@@ -1,11 +1,9 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.starlark.net/starlark"
@@ -15,24 +13,6 @@ import (
 
 // testToken is the session token of the tests' runtimes.
 const testToken = "0123456789abcdef0123456789abcdef"
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // newTestRuntime returns a runtime on a fresh registry in t.TempDir(),
 // closed when the test ends. Options left zero get test defaults.

@@ -11,6 +11,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/autonode/autonode/internal/syncbuf"
 	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/registry/natsstore"
 	"github.com/autonode/autonode/registry/natsstore/natstest"
@@ -37,7 +38,7 @@ func (c cluster) spawner(t *testing.T) *Runtime {
 }
 
 // worker runs a worker until the test ends.
-func (c cluster) worker(t *testing.T, name string, log *syncBuffer) *Worker {
+func (c cluster) worker(t *testing.T, name string, log *syncbuf.Buffer) *Worker {
 	t.Helper()
 	w, err := NewWorker(WorkerOptions{
 		Runtime: Options{NATS: c.url, NATSBucket: c.bucket, LoadSampler: func() (float64, float64, error) { return 10, 10, nil }},
@@ -64,7 +65,7 @@ func (c cluster) worker(t *testing.T, name string, log *syncBuffer) *Worker {
 // which worker ran each attempt, and nothing ran in the spawning process.
 func TestRemoteThreadsRunOnWorkers(t *testing.T) {
 	c := newCluster(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	w1 := c.worker(t, "w1", &logs)
 	w2 := c.worker(t, "w2", &logs)
 	rt := c.spawner(t)

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/autonode/autonode/internal/syncbuf"
 	"github.com/autonode/autonode/registry"
 	"github.com/autonode/autonode/registry/natsstore"
 	"github.com/autonode/autonode/registry/natsstore/natstest"
@@ -25,29 +24,11 @@ import (
 // expiry is seen within about two seconds.
 const testLease = "1500ms"
 
-// syncBuf is a buffer that a child process's output and the test share.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a child process of the binary.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuf
-	stdout *syncBuf
+	stderr *syncbuf.Buffer
+	stdout *syncbuf.Buffer
 	done   chan struct{}
 	err    error
 }
@@ -55,7 +36,7 @@ type proc struct {
 // startBin starts the binary with args in dir; the test's end stops it.
 func startBin(t *testing.T, dir string, vars []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), stderr: &syncBuf{}, stdout: &syncBuf{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(binary, args...), stderr: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, vars...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
