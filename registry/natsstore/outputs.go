@@ -493,6 +493,7 @@ func (l natsLogs) OpenLog(ctx context.Context, id registry.ID, opts registry.Log
 		return nil, err
 	}
 	w := &natsLogWriter{s: l.s, js: js, st: st, subj: subj, limit: opts.Limit()}
+	w.settleFn = w.settle
 	m, err := l.s.lastMsg(ctx, st, subj)
 	if err != nil {
 		return nil, fmt.Errorf("the log of thread %s: %w", id, err)
@@ -519,8 +520,44 @@ type placed struct {
 	off int64
 }
 
+// publishing is what a log and a metric writer share: a lock, the first
+// publish error, whether it is closed, and settle (called with mu held),
+// which waits for the acknowledgements of what was published and returns
+// the first error. It implements Flush and Close for both.
+type publishing struct {
+	mu       sync.Mutex
+	err      error
+	closed   bool
+	settleFn func() error
+}
+
+// Flush stores every entry written so far.
+func (p *publishing) Flush() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil || p.closed {
+		return p.err
+	}
+	return p.settleFn()
+}
+
+// Close flushes and closes the writer; a second Close does nothing.
+func (p *publishing) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	err := p.err
+	if err == nil {
+		err = p.settleFn()
+	}
+	p.closed = true
+	return err
+}
+
 type natsLogWriter struct {
-	mu      sync.Mutex
+	publishing
 	s       *Store
 	js      jetstream.JetStream
 	st      jetstream.Stream
@@ -529,8 +566,6 @@ type natsLogWriter struct {
 	prev    registry.LogCursor
 	known   []placed // oldest first
 	pending []pendingMsg
-	err     error
-	closed  bool
 }
 
 type pendingMsg struct {
@@ -623,31 +658,6 @@ func (w *natsLogWriter) trim() error {
 	return nil
 }
 
-// Flush implements registry.LogWriter: every line written is stored.
-func (w *natsLogWriter) Flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil || w.closed {
-		return w.err
-	}
-	return w.settle()
-}
-
-// Close implements registry.LogWriter.
-func (w *natsLogWriter) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	err := w.err
-	if err == nil {
-		err = w.settle()
-	}
-	w.closed = true
-	return err
-}
-
 // ReadLog implements registry.LogStore. A cursor's Pos is the stream
 // sequence of its line.
 func (l natsLogs) ReadLog(ctx context.Context, id registry.ID, after registry.LogCursor, limit int) (registry.LogPage, error) {
@@ -726,7 +736,9 @@ func (m natsMetrics) OpenMetrics(ctx context.Context, id registry.ID) (registry.
 	if err != nil {
 		return nil, err
 	}
-	return &natsMetricWriter{s: m.s, js: js, subj: subj, t: registry.NewMetricTracker(pts)}, nil
+	w := &natsMetricWriter{s: m.s, js: js, subj: subj, t: registry.NewMetricTracker(pts)}
+	w.settleFn = w.settle
+	return w, nil
 }
 
 // ReadMetrics implements registry.MetricStore.
@@ -757,14 +769,12 @@ func (m natsMetrics) ReadMetrics(ctx context.Context, id registry.ID) ([]registr
 }
 
 type natsMetricWriter struct {
-	mu      sync.Mutex
+	publishing
 	s       *Store
 	js      jetstream.JetStream
 	subj    string
 	t       *registry.MetricTracker
 	pending []jetstream.PubAckFuture
-	err     error
-	closed  bool
 }
 
 // Log implements registry.MetricWriter.
@@ -814,29 +824,4 @@ func (w *natsMetricWriter) settle() error {
 	}
 	w.pending = w.pending[:0]
 	return w.err
-}
-
-// Flush implements registry.MetricWriter.
-func (w *natsMetricWriter) Flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil || w.closed {
-		return w.err
-	}
-	return w.settle()
-}
-
-// Close implements registry.MetricWriter.
-func (w *natsMetricWriter) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	err := w.err
-	if err == nil {
-		err = w.settle()
-	}
-	w.closed = true
-	return err
 }
