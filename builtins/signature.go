@@ -202,9 +202,24 @@ func matchingParen(text string, open int) int {
 	if open < 0 {
 		return -1
 	}
+	end := -1
+	outsideStrings(text, open, func(i, depth int) bool {
+		if c := text[i]; depth == 0 && (c == ')' || c == ']' || c == '}') {
+			end = i
+			return false
+		}
+		return true
+	})
+	return end
+}
+
+// outsideStrings calls visit, from start on, for each byte of text that is
+// not inside a quoted string, with the bracket depth once that byte is
+// counted, until visit returns false.
+func outsideStrings(text string, start int, visit func(i, depth int) bool) {
 	depth := 0
 	var quote byte
-	for i := open; i < len(text); i++ {
+	for i := start; i < len(text); i++ {
 		c := text[i]
 		switch {
 		case quote != 0:
@@ -213,46 +228,33 @@ func matchingParen(text string, open int) int {
 			} else if c == quote {
 				quote = 0
 			}
+			continue
 		case c == '"' || c == '\'':
 			quote = c
+			continue
 		case c == '(' || c == '[' || c == '{':
 			depth++
 		case c == ')' || c == ']' || c == '}':
 			depth--
-			if depth == 0 {
-				return i
-			}
+		}
+		if !visit(i, depth) {
+			return
 		}
 	}
-	return -1
 }
 
 // splitTopLevel splits a parameter list at the commas outside brackets
 // and strings.
 func splitTopLevel(params string) []string {
 	var out []string
-	depth, start := 0, 0
-	var quote byte
-	for i := 0; i < len(params); i++ {
-		c := params[i]
-		switch {
-		case quote != 0:
-			if c == '\\' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '(' || c == '[' || c == '{':
-			depth++
-		case c == ')' || c == ']' || c == '}':
-			depth--
-		case c == ',' && depth == 0:
+	start := 0
+	outsideStrings(params, 0, func(i, depth int) bool {
+		if params[i] == ',' && depth == 0 {
 			out = append(out, strings.TrimSpace(params[start:i]))
 			start = i + 1
 		}
-	}
+		return true
+	})
 	if last := strings.TrimSpace(params[start:]); last != "" {
 		out = append(out, last)
 	}
