@@ -47,14 +47,27 @@ type suite struct {
 	host, dev *accel.Exec
 }
 
-// Run checks every operation on dev against the CPU backend.
-func Run(t *testing.T, dev accel.Device) {
+// newSuite returns a suite that checks dev against the CPU backend, with
+// the buffers dev allocates filled with NaN when it can (so that a kernel
+// that leaves an element unwritten is seen); done undoes that and closes
+// the suite's Exec on dev.
+func newSuite(t *testing.T, dev accel.Device) (s *suite, done func()) {
+	undo := func() {}
 	if p, ok := dev.(interface{ PoisonNew(bool) bool }); ok {
 		prev := p.PoisonNew(true)
-		defer p.PoisonNew(prev)
+		undo = func() { p.PoisonNew(prev) }
 	}
-	s := &suite{t: t, r: NewRand(t), host: accel.New(accel.Options{}), dev: accel.New(accel.Options{Device: dev})}
-	defer s.dev.Close()
+	s = &suite{t: t, r: NewRand(t), host: accel.New(accel.Options{}), dev: accel.New(accel.Options{Device: dev})}
+	return s, func() {
+		s.dev.Close()
+		undo()
+	}
+}
+
+// Run checks every operation on dev against the CPU backend.
+func Run(t *testing.T, dev accel.Device) {
+	s, done := newSuite(t, dev)
+	defer done()
 	for _, dt := range []accel.DType{accel.Float64, accel.Float32} {
 		t.Run(dt.String(), func(t *testing.T) {
 			s.t = t

@@ -13,12 +13,8 @@ import (
 // long enough to be split across work groups and combined in a second pass,
 // for both the contiguous (last-axis) and the strided (column) layouts.
 func RunSizes(t *testing.T, dev accel.Device) {
-	if p, ok := dev.(interface{ PoisonNew(bool) bool }); ok {
-		prev := p.PoisonNew(true)
-		defer p.PoisonNew(prev)
-	}
-	s := &suite{t: t, r: NewRand(t), host: accel.New(accel.Options{}), dev: accel.New(accel.Options{Device: dev})}
-	defer s.dev.Close()
+	s, done := newSuite(t, dev)
+	defer done()
 	for _, dt := range []accel.DType{accel.Float64, accel.Float32} {
 		t.Run(dt.String(), func(t *testing.T) {
 			s.t = t
