@@ -96,22 +96,22 @@ func (s *Store) objectStore(ctx context.Context, create bool) (jetstream.ObjectS
 		return s.outs.obs, nil
 	}
 	name := s.resultsBucket()
-	obs, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.ObjectStore, error) {
+	obs, err := retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.ObjectStore, error) {
 		return s.js.ObjectStore(ctx, name)
 	})
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		if !create {
 			return nil, nil
 		}
-		obs, err = retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.ObjectStore, error) {
-			o, err := s.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		obs, err = retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.ObjectStore, error) {
+			o, err := justCreated(s.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 				Bucket:      name,
 				Description: "AutoNode stored results of registry " + s.opts.Bucket + ": .npy files named by their SHA-256",
 				Storage:     jetstream.FileStorage,
 				Replicas:    s.replicas(),
-			})
+			}))
 			if errors.Is(err, jetstream.ErrBucketExists) {
-				return s.js.ObjectStore(ctx, name)
+				return justCreated(s.js.ObjectStore(ctx, name))
 			}
 			return o, err
 		})
@@ -123,17 +123,24 @@ func (s *Store) objectStore(ctx context.Context, create bool) (jetstream.ObjectS
 	// which may not have applied the latest put or removal yet: turn
 	// them off, so that every read of an object's meta goes to the
 	// leader (and a result read right after its put is found).
-	st, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
-		return s.js.Stream(ctx, "OBJ_"+name)
-	})
-	if err == nil && st.CachedInfo().Config.AllowDirect && !s.opts.ReadOnly {
+	// Another process may be doing the same at this moment: look again
+	// before each try.
+	st, err := retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+		st, err := justCreated(s.js.Stream(ctx, "OBJ_"+name))
+		if err != nil || !st.CachedInfo().Config.AllowDirect || s.opts.ReadOnly {
+			return st, err
+		}
 		cfg := st.CachedInfo().Config
 		cfg.AllowDirect = false
-		if _, err = s.js.UpdateStream(ctx, cfg); err == nil {
-			if st, err = s.js.Stream(ctx, "OBJ_"+name); err == nil {
-				obs, err = s.js.ObjectStore(ctx, name) // with the stream's new config
-			}
+		if _, err := justCreated(s.js.UpdateStream(ctx, cfg)); err != nil {
+			return nil, err
 		}
+		return justCreated(s.js.Stream(ctx, "OBJ_"+name))
+	})
+	if err == nil {
+		obs, err = retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.ObjectStore, error) {
+			return justCreated(s.js.ObjectStore(ctx, name)) // with the stream's current config
+		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("results of %s: %w", s.location, unavailableIf(err))
@@ -154,24 +161,24 @@ func (s *Store) outputStream(ctx context.Context, which string, create bool) (je
 	if *slot != nil {
 		return *slot, nil
 	}
-	st, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+	st, err := retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
 		return s.js.Stream(ctx, name)
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if !create {
 			return nil, nil
 		}
-		st, err = retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
-			st, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
+		st, err = retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+			st, err := justCreated(s.js.CreateStream(ctx, jetstream.StreamConfig{
 				Name:        name,
 				Description: "AutoNode thread " + kind + " of registry " + s.opts.Bucket + ": a subject per thread",
 				Subjects:    []string{"autonode." + s.opts.Bucket + "." + kind + ".>"},
 				Storage:     jetstream.FileStorage,
 				Replicas:    s.replicas(),
 				Discard:     jetstream.DiscardOld,
-			})
+			}))
 			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				return s.js.Stream(ctx, name)
+				return justCreated(s.js.Stream(ctx, name))
 			}
 			return st, err
 		})

@@ -110,12 +110,12 @@ func (s *Store) Queue(o QueueOptions) (*Queue, error) {
 	q := &Queue{s: s, name: "AUTONODE_Q_" + s.opts.Bucket, prefix: queuePrefix + s.opts.Bucket + ".", cons: map[string]jetstream.Consumer{}}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
-	stream, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+	stream, err := retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
 		st, err := s.js.Stream(ctx, q.name)
 		if !errors.Is(err, jetstream.ErrStreamNotFound) || s.opts.ReadOnly {
 			return st, err
 		}
-		st, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
+		st, err = justCreated(s.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        q.name,
 			Description: "AutoNode work queue of bucket " + s.opts.Bucket + ": one message per thread attempt left to autonode worker",
 			Subjects:    []string{q.prefix + ">"},
@@ -123,13 +123,9 @@ func (s *Store) Queue(o QueueOptions) (*Queue, error) {
 			Storage:     jetstream.FileStorage,
 			Replicas:    s.replicas(),
 			Duplicates:  2 * time.Minute,
-		})
+		}))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return s.js.Stream(ctx, q.name)
-		}
-		var ae *jetstream.APIError
-		if errors.As(err, &ae) && ae.ErrorCode == codeInsufficientResources {
-			return nil, fmt.Errorf("%w: %w", errNotYet, err)
+			return justCreated(s.js.Stream(ctx, q.name))
 		}
 		return st, err
 	})
@@ -141,12 +137,12 @@ func (s *Store) Queue(o QueueOptions) (*Queue, error) {
 		for _, stage := range registry.Stages() {
 			key := class + "." + strings.ToLower(stage)
 			name := "q-" + class + "-" + strings.ToLower(stage)
-			c, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Consumer, error) {
+			c, err := retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Consumer, error) {
 				c, err := stream.Consumer(ctx, name)
 				if !errors.Is(err, jetstream.ErrConsumerNotFound) || s.opts.ReadOnly {
 					return c, err
 				}
-				c, err = stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+				c, err = justCreated(stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 					Durable:       name,
 					Description:   "AutoNode workers take " + stage + " threads for " + class + " here",
 					FilterSubject: q.prefix + key + ".>",
@@ -154,9 +150,9 @@ func (s *Store) Queue(o QueueOptions) (*Queue, error) {
 					AckWait:       o.Lease,
 					MaxDeliver:    -1,
 					MaxAckPending: -1,
-				})
+				}))
 				if errors.Is(err, jetstream.ErrConsumerExists) {
-					return stream.Consumer(ctx, name)
+					return justCreated(stream.Consumer(ctx, name))
 				}
 				return c, err
 			})

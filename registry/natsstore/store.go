@@ -228,11 +228,11 @@ func (s *Store) open() error {
 		return err
 	}
 	s.m = newMirror(s.prefix)
-	cc, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.ConsumeContext, error) {
-		cons, err := s.js.OrderedConsumer(ctx, s.streamName, jetstream.OrderedConsumerConfig{
+	cc, err := retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.ConsumeContext, error) {
+		cons, err := justCreated(s.js.OrderedConsumer(ctx, s.streamName, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{s.prefix + ">"},
 			DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-		})
+		}))
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +249,8 @@ func (s *Store) open() error {
 // on atomic batches when a writer needs them. It waits out a cluster
 // that is still electing its leaders.
 func (s *Store) ensureBucket(ctx context.Context) error {
-	stream, err := retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+	// A look while another process creates the bucket may go unanswered.
+	stream, err := retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
 		return s.js.Stream(ctx, s.streamName)
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -263,7 +264,7 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 				replicas = 3
 			}
 		}
-		stream, err = retryTransient(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+		stream, err = retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
 			_, err := s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 				Bucket:      s.opts.Bucket,
 				Description: "AutoNode thread registry: t.<id> threads, a.<id> archive, m.* the store's own records",
@@ -272,14 +273,9 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 				Replicas:    replicas,
 			})
 			if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
-				var ae *jetstream.APIError
-				if errors.As(err, &ae) && ae.ErrorCode == codeInsufficientResources {
-					// Not every node of the cluster has joined yet.
-					return nil, fmt.Errorf("%w: %w", errNotYet, err)
-				}
-				return nil, err
+				return justCreated[jetstream.Stream](nil, err)
 			}
-			return s.js.Stream(ctx, s.streamName)
+			return justCreated(s.js.Stream(ctx, s.streamName))
 		})
 		if err != nil {
 			return fmt.Errorf("create %s with %d replica(s) (a cluster needs that many JetStream nodes; Options.Replicas sets it): %w", s.location, replicas, err)
@@ -291,20 +287,18 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 	if !stream.CachedInfo().Config.AllowAtomicPublish && !s.opts.ReadOnly {
 		// Another process may be turning them on at the same moment (two
 		// processes that both found the bucket new): look again before
-		// each try, and wait out a request that went unanswered.
-		// A short wait per try: a concurrent update can leave this one
-		// unanswered, and the next look finds the work done.
-		stream, err = retryTransient(ctx, time.Second, func(ctx context.Context) (jetstream.Stream, error) {
-			st, err := s.js.Stream(ctx, s.streamName)
+		// each try.
+		stream, err = retryRacing(ctx, s.opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+			st, err := justCreated(s.js.Stream(ctx, s.streamName))
 			if err != nil || st.CachedInfo().Config.AllowAtomicPublish {
 				return st, err
 			}
 			cfg := st.CachedInfo().Config
 			cfg.AllowAtomicPublish = true
-			if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
+			if _, err := justCreated(s.js.UpdateStream(ctx, cfg)); err != nil {
 				return nil, err
 			}
-			return s.js.Stream(ctx, s.streamName)
+			return justCreated(s.js.Stream(ctx, s.streamName))
 		})
 		if err != nil {
 			return fmt.Errorf("%s: enable atomic batch publish on stream %s (needs nats-server 2.12 or later): %w", s.location, s.streamName, unavailableIf(err))
@@ -318,6 +312,20 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 // errNotYet marks an error that may go away once a cluster has formed.
 var errNotYet = errors.New("not yet")
 
+// justCreated is what a create of a stream, bucket or consumer, or a
+// look at one just created (by this process or another), returned, with
+// "not found" and "not every node has joined" marked errNotYet: in a
+// cluster a create is acknowledged once the meta leader has assigned
+// it, and the peer asked a moment later may not serve it yet.
+func justCreated[T any](v T, err error) (T, error) {
+	var ae *jetstream.APIError
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.As(err, &ae) && ae.ErrorCode == codeInsufficientResources {
+		return v, fmt.Errorf("%w: %w", errNotYet, err)
+	}
+	return v, err
+}
+
 // unavailableIf wraps a transient error with ErrUnavailable.
 func unavailableIf(err error) error {
 	if transient(err) {
@@ -330,6 +338,30 @@ func unavailableIf(err error) error {
 // succeeds, fails for a reason other than JetStream being unavailable
 // (or a cluster still forming), or ctx ends.
 func retryTransient[T any](ctx context.Context, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+	return retry(ctx, timeout, timeout, fn)
+}
+
+// racingRequestTimeout bounds the first try of a request that other
+// processes may be making at the same moment (a worker and `run
+// --remote` starting together both create the bucket, its queue and
+// its streams). A cluster answers one of the creates and may leave the
+// others unanswered: they look again after this long, not after the
+// whole Options.Timeout.
+const racingRequestTimeout = time.Second
+
+// retryRacing is retryTransient for fn that finds or creates something
+// other processes may be creating too: each try waits
+// racingRequestTimeout at first, twice as long each time after, at most
+// timeout. fn passes what it gets back from a create, and from a look
+// right after one, through justCreated.
+func retryRacing[T any](ctx context.Context, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+	return retry(ctx, min(timeout, racingRequestTimeout), timeout, fn)
+}
+
+// retry is retryTransient and retryRacing: the first try bounded by
+// first, each next one by twice the last, at most limit.
+func retry[T any](ctx context.Context, first, limit time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+	timeout := first
 	for try := 0; ; try++ {
 		rctx, cancel := context.WithTimeout(ctx, timeout)
 		v, err := fn(rctx)
@@ -337,6 +369,7 @@ func retryTransient[T any](ctx context.Context, timeout time.Duration, fn func(c
 		if err == nil || !transient(err) && !errors.Is(err, errNotYet) || ctx.Err() != nil {
 			return v, err
 		}
+		timeout = min(2*timeout, limit)
 		if !sleep(ctx, backoff(try)) {
 			return v, err
 		}

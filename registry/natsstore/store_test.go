@@ -382,3 +382,52 @@ func TestURLCredentialsNotShown(t *testing.T) {
 		t.Errorf("error %v: want the servers named without their credentials", err)
 	}
 }
+
+// TestClusterConcurrentFirstOpen: several processes open one new bucket
+// and its work queue on a cluster at the same moment, each through a
+// different node (workers and `run --remote` starting together). Each
+// either creates them or finds them; none fails because a peer did not
+// serve a stream yet or left a racing create unanswered, and every one
+// of them can write.
+func TestClusterConcurrentFirstOpen(t *testing.T) {
+	c := natstest.RunCluster(t, 3, natstest.ClusterOptions{})
+	for round := range 3 {
+		bucket := newBucket()
+		const opens = 6
+		stores := make([]*natsstore.Store, opens)
+		errs := make([]error, opens)
+		var wg sync.WaitGroup
+		for i := range opens {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := natsstore.Open(natsstore.Options{URL: c.URL(i % 3), Bucket: bucket})
+				if err == nil {
+					stores[i] = s
+					_, err = s.Queue(natsstore.QueueOptions{})
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for i, s := range stores {
+			if s != nil {
+				t.Cleanup(func() { s.Close() })
+			}
+			if errs[i] != nil {
+				t.Fatalf("round %d: open %d of %d through node %d: %v", round, i, opens, i%3, errs[i])
+			}
+		}
+		for i, s := range stores {
+			create(t, s, float64(i+1))
+		}
+		must(t, stores[0].View(func(tx *registry.Tx) error {
+			for i := range opens {
+				if !tx.Exists(registry.ID(float64(i + 1))) {
+					t.Errorf("round %d: thread %d missing", round, i+1)
+				}
+			}
+			return nil
+		}))
+	}
+}
