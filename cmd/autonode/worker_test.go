@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -113,45 +114,61 @@ func registryOf(t *testing.T, url, bucket string) *natsstore.Store {
 
 // threadsOf reads every thread; on an error (a node down) it returns nil.
 func threadsOf(s *natsstore.Store) []*registry.Thread {
-	var ts []*registry.Thread
-	if err := s.View(func(tx *registry.Tx) error {
-		var err error
-		ts, err = tx.List(registry.Filter{})
-		return err
-	}); err != nil {
-		return nil
-	}
+	ts, _ := readThreads(s)
 	return ts
 }
 
-// waitRecords polls the registry until ok holds for its threads.
+// readThreads reads every thread.
+func readThreads(s *natsstore.Store) ([]*registry.Thread, error) {
+	var ts []*registry.Thread
+	err := s.View(func(tx *registry.Tx) error {
+		var err error
+		ts, err = tx.List(registry.Filter{})
+		return err
+	})
+	return ts, err
+}
+
+// waitRecords polls the registry until ok holds for its threads; when
+// it never does, the failure shows the last read's threads or error.
 func waitRecords(t *testing.T, s *natsstore.Store, limit time.Duration, what string, ok func([]*registry.Thread) bool) []*registry.Thread {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		ts := threadsOf(s)
-		if ts != nil && ok(ts) {
+		ts, err := readThreads(s)
+		if err == nil && ok(ts) {
 			return ts
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("within %v: %s", limit, what)
+			last := fmt.Sprintf("error %v", err)
+			if err == nil {
+				var b strings.Builder
+				for _, th := range ts {
+					fmt.Fprintf(&b, "\n  %s %s owner %q attempts %+v", th.ID, th.Status, th.Owner, th.Attempts)
+				}
+				last = fmt.Sprintf("%d threads:%s", len(ts), b.String())
+			}
+			t.Fatalf("within %v: %s; the last read: %s", limit, what, last)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// runningOn reports a thread running on the worker named name whose
-// body has started (its id is in the executions log).
-func runningOn(name, execLog string) func([]*registry.Thread) bool {
-	return func(ts []*registry.Thread) bool {
-		data, _ := os.ReadFile(execLog)
-		for _, th := range ts {
-			if th.Status == registry.StatusRunning && strings.HasPrefix(th.Owner, "worker="+name+" ") &&
-				strings.Contains("\n"+string(data), "\n"+th.ID.Key()+" ") {
-				return true
-			}
+// waitBodyStarted waits until the executions log of faultScript names a
+// body that started. With one worker up, that worker is in the body now
+// (it sleeps after writing its line). The log, not the registry, is
+// watched: a reader that opens the bucket while the worker and `run
+// --remote` are still creating it may see its first records only after
+// a short body has ended.
+func waitBodyStarted(t *testing.T, execLog string, limit time.Duration, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(5 * time.Millisecond) {
+		if data, _ := os.ReadFile(execLog); bytes.Contains(data, []byte("\n")) {
+			return
 		}
-		return false
+		if time.Now().After(deadline) {
+			t.Fatalf("within %v: %s (no body wrote to %s)", limit, what, execLog)
+		}
 	}
 }
 
@@ -217,17 +234,17 @@ func TestWorkerKilledMidThread(t *testing.T) {
 	if err := os.WriteFile(script, []byte(faultScript), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Worker b starts once a holds threads (two, its concurrency; the
-	// other four wait in the queue): started together, b could take them
-	// all while a is still connecting.
+	// Worker b starts once a is in a body (a runs two at a time, the
+	// others wait in the queue): started together, b could take them all
+	// while a is still connecting.
 	a := startWorker(t, dir, vars, "a")
 	const n = 6
 	run := startBin(t, dir, vars, "run", "--remote", script, execLog, fmt.Sprint(n), "1")
-	s := registryOf(t, c.URLs(), "killed")
-	waitRecords(t, s, 30*time.Second, "worker a runs a thread", runningOn("a", execLog))
+	waitBodyStarted(t, execLog, 30*time.Second, "worker a runs a thread")
 	startWorker(t, dir, vars, "b")
 	a.cmd.Process.Kill()
 	a.wait(t, 10*time.Second)
+	s := registryOf(t, c.URLs(), "killed")
 	if code := run.wait(t, 60*time.Second); code != 0 || strings.Count(run.stdout.String(), "succeeded") != n {
 		t.Fatalf("autonode run --remote: exit %d\nstdout: %s\nstderr: %s", code, run.stdout, run.stderr)
 	}
@@ -267,11 +284,11 @@ func TestWorkerOutlivingItsLeaseCannotCommit(t *testing.T) {
 	}
 	a := startWorker(t, dir, vars, "a")
 	run := startBin(t, dir, vars, "run", "--remote", script, execLog, "1", "2")
-	s := registryOf(t, c.URLs(), "stalled")
-	waitRecords(t, s, 30*time.Second, "worker a runs the thread", runningOn("a", execLog))
+	waitBodyStarted(t, execLog, 30*time.Second, "worker a runs the thread")
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	s := registryOf(t, c.URLs(), "stalled")
 	b := startWorker(t, dir, vars, "b")
 	if code := run.wait(t, 60*time.Second); code != 0 || strings.TrimSpace(run.stdout.String()) != "succeeded" {
 		t.Fatalf("autonode run --remote: exit %d\nstdout: %s\nstderr: %s", code, run.stdout, run.stderr)
