@@ -70,7 +70,8 @@ func (e *ttlError) Is(target error) bool { return target == ErrTTLExceeded }
 // whose body spawned it ended.
 type parentEndedError struct {
 	parent registry.ID
-	why    error // why the parent's context ended
+	why    error  // why the parent's context ended
+	reason string // cancelReason's, when spawnerCause made it
 }
 
 func (e *parentEndedError) Error() string {
@@ -83,7 +84,10 @@ func (e *parentEndedError) Is(target error) bool {
 
 // spawnerEndedError is the cause of a run stopped because the context
 // it was spawned with (a script's top level, the embedder's) ended.
-type spawnerEndedError struct{ why error }
+type spawnerEndedError struct {
+	why    error
+	reason string // cancelReason's, when spawnerCause made it
+}
 
 func (e *spawnerEndedError) Error() string {
 	if errors.Is(e.why, ErrInterrupted) {
@@ -100,10 +104,16 @@ func spawnerCause(ctx context.Context) error {
 	if why == nil {
 		why = context.Canceled
 	}
+	// The reason is worked out once: one cause stops every run of the
+	// context (80 000 of a spawn_batch), each noting it in its history.
 	if p, ok := ctx.Value(runKey{}).(*run); ok {
-		return &parentEndedError{parent: p.id, why: why}
+		e := &parentEndedError{parent: p.id, why: why}
+		e.reason = cancelReason(e)
+		return e
 	}
-	return &spawnerEndedError{why: why}
+	e := &spawnerEndedError{why: why}
+	e.reason = cancelReason(e)
+	return e
 }
 
 // run is one job of this runtime: a thread from its creation (or the
@@ -539,6 +549,16 @@ func cancelledLine(cause error, running bool) string {
 
 // cancelReason says why a run was cancelled, for its history.
 func cancelReason(cause error) string {
+	switch c := cause.(type) {
+	case *spawnerEndedError:
+		if c.reason != "" {
+			return c.reason
+		}
+	case *parentEndedError:
+		if c.reason != "" {
+			return c.reason
+		}
+	}
 	var req *requestedError
 	switch {
 	case errors.Is(cause, errCancelled):

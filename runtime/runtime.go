@@ -68,11 +68,12 @@ type Runtime struct {
 	execOnce sync.Once
 	topExec  *accel.Exec
 
-	monitor *monitor
-	remote  *remoteState // Options.Remote (remote.go)
-	clock   clock
-	jitter  func() float64 // uniform in [-1, 1): retry delays' ±10%
-	closing atomic.Bool    // Close has begun: waiting runs stuck on nothing give up
+	monitor  *monitor
+	remote   *remoteState // Options.Remote (remote.go)
+	clock    clock
+	jitter   func() float64 // uniform in [-1, 1): retry delays' ±10%
+	closing  atomic.Bool    // Close has begun: waiting runs stuck on nothing give up
+	spawners spawnerWatches // stop the runs of a spawner context that ends
 
 	failMu sync.Mutex
 	failed map[registry.ID]*registry.Thread // see Failed
@@ -384,30 +385,6 @@ func readSource(filename string, src any) ([]byte, error) {
 	return nil, fmt.Errorf("%s: source of type %T; want nil, string, []byte or io.Reader", filename, src)
 }
 
-// stopRunningOf stops the running threads that ctx, a script's context
-// that has ended, spawned. Every thread it spawned stops by its own watch
-// of ctx, but those watches run in no order: after a signal, a running
-// body could keep a core busy behind thousands of queued threads that
-// are being recorded cancelled. This stops the running ones first.
-func (r *Runtime) stopRunningOf(ctx context.Context) {
-	var spawned []*run
-	r.mu.Lock()
-	for _, j := range r.runs {
-		if j.spawner == ctx { // set when the run is made, never changed
-			spawned = append(spawned, j)
-		}
-	}
-	r.mu.Unlock()
-	for _, j := range spawned {
-		j.mu.Lock()
-		running := j.state == stateRunning
-		j.mu.Unlock()
-		if running {
-			_ = j.stop(spawnerCause(ctx))
-		}
-	}
-}
-
 // ExecFile runs a Starlark file (src nil reads filename; otherwise a
 // string, []byte or io.Reader) and returns its frozen globals, which also
 // become visible to Eval and Call. Runtime errors are *starlark.EvalError
@@ -434,9 +411,7 @@ func (r *Runtime) ExecFile(ctx context.Context, filename string, src any) (starl
 	}
 	r.funcs.bind(prog, fi)
 	th, guard, done := r.newTopThread(ctx, "exec "+filename, filename)
-	unwatch := context.AfterFunc(ctx, func() { r.stopRunningOf(ctx) })
 	g, err := prog.Init(th, pre)
-	unwatch()
 	done()
 	g.Freeze()
 	if err != nil {

@@ -369,7 +369,7 @@ func (r *Runtime) newRun(ctx context.Context, p *plan) *run {
 // called once j is created (and tracked), so that the stop finds it.
 func (j *run) watchSpawner(ctx context.Context) {
 	j.mu.Lock()
-	j.unwatch = context.AfterFunc(ctx, func() { _ = j.stop(spawnerCause(ctx)) })
+	j.unwatch = j.r.spawners.add(ctx, j)
 	j.mu.Unlock()
 }
 
