@@ -2,6 +2,8 @@ package registry
 
 import (
 	"encoding/json"
+	"fmt"
+	"hash/crc32"
 	"testing"
 )
 
@@ -25,6 +27,16 @@ func TestJournalRecordEncoding(t *testing.T) {
 		}
 		if string(got) != string(want) {
 			t.Errorf("appendJSON:\n%s\njson.Marshal:\n%s", got, want)
+		}
+		line, err := encodeLine(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantLine := fmt.Sprintf("%08x %s\n", crc32.Checksum(want, castagnoli), want); string(line) != wantLine {
+			t.Errorf("encodeLine:\n%q\nwant:\n%q", line, wantLine)
+		}
+		if body, ok := decodeLine(line[:len(line)-1]); !ok || string(body) != string(want) {
+			t.Errorf("decodeLine(encodeLine) = %q, %v", body, ok)
 		}
 	}
 	if _, err := (journalRecord{Ops: []journalOp{{Key: "1.0", Value: json.RawMessage("{\n bad")}}}).appendJSON(nil); err == nil {

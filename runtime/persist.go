@@ -23,8 +23,16 @@ type commitOp struct {
 	then func(errs []error)
 }
 
-// maxGroup bounds the operations committed in one registry transaction.
-const maxGroup = 512
+// Bounds of the operations committed in one registry transaction. A
+// JetStream server takes at most 1,000 messages in an atomic batch (a
+// larger transaction is split, see run); a file store takes any number
+// in one journal append and fsync, and a larger group costs fewer of
+// them when thousands of ends arrive at once (a signal during a
+// spawn_batch of 80 000 threads).
+const (
+	maxGroup     = 512
+	maxFileGroup = 8192
+)
 
 // committer serializes the engine's registry writes and groups those that
 // arrive together into one transaction (one journal append and fsync),
@@ -33,6 +41,8 @@ const maxGroup = 512
 type committer struct {
 	store registry.Store
 	warn  func(format string, args ...any)
+
+	maxGroup int // maxGroup or maxFileGroup
 
 	mu     sync.RWMutex
 	ch     chan *commitOp
@@ -67,7 +77,10 @@ func (c *committer) used(id registry.ID) {
 }
 
 func newCommitter(store registry.Store, warn func(string, ...any)) *committer {
-	c := &committer{store: store, warn: warn, ch: make(chan *commitOp, 1024), done: make(chan struct{})}
+	c := &committer{store: store, warn: warn, maxGroup: maxGroup, ch: make(chan *commitOp, 1024), done: make(chan struct{})}
+	if _, ok := store.(*registry.FileStore); ok {
+		c.maxGroup = maxFileGroup
+	}
 	go c.loop()
 	return c
 }
@@ -78,7 +91,7 @@ func (c *committer) loop() {
 		group := []*commitOp{op}
 		n := len(op.fns)
 	drain:
-		for n < maxGroup {
+		for n < c.maxGroup {
 			select {
 			case o, ok := <-c.ch:
 				if !ok {
