@@ -41,6 +41,7 @@ machine skews the ratios.`,
 	accelCmd.Flags().BoolVar(&opts.Quick, "quick", false, "fewer repetitions (a smoke test)")
 	bench.AddCommand(accelCmd)
 	bench.AddCommand(numpyCommand(e))
+	bench.AddCommand(signalCommand(e))
 	root.AddCommand(bench)
 }
 

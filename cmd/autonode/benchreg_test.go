@@ -57,3 +57,23 @@ func TestBenchRegistry(t *testing.T) {
 		t.Errorf("%d rows:\n%s", rows, r.stdout)
 	}
 }
+
+// TestBenchSignal runs the signal benchmark on a small batch: both rows
+// have their times (the command itself checks exit 143 and that every
+// thread was recorded cancelled), and a bad flag is a usage error.
+func TestBenchSignal(t *testing.T) {
+	r := bin(t, t.TempDir(), nil, "bench", "signal", "--threads", "300", "--rounds", "1").want(t, 0)
+	for _, row := range []string{"spawn_batch of 1 ", "spawn_batch of 300 "} {
+		i := strings.Index(r.stdout, "\n"+row)
+		if i < 0 {
+			t.Fatalf("no row %q:\n%s", row, r.stdout)
+		}
+		f := strings.Fields(r.stdout[i+1+len(row):])
+		if len(f) < 2 || !strings.HasSuffix(f[0], "s") || !strings.HasSuffix(f[1], "s") {
+			t.Errorf("row %q without its times:\n%s", row, r.stdout)
+		}
+	}
+	if r := bin(t, t.TempDir(), nil, "bench", "signal", "--threads", "0"); r.code != 2 || !strings.Contains(r.stderr, "want 1 or more") {
+		t.Errorf("--threads 0: exit %d, %s", r.code, r.stderr)
+	}
+}
