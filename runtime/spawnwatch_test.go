@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/autonode/autonode/registry"
+	"github.com/autonode/autonode/registry/registrytest"
 )
 
 // watchesLeft is how many spawner contexts the runtime still watches.
@@ -14,20 +15,6 @@ func watchesLeft(rt *Runtime) int {
 	rt.spawners.mu.Lock()
 	defer rt.spawners.mu.Unlock()
 	return len(rt.spawners.by)
-}
-
-// allThreads reads every thread of rt's registry.
-func allThreads(t *testing.T, rt *Runtime) []*registry.Thread {
-	t.Helper()
-	var ts []*registry.Thread
-	if err := rt.Store().View(func(tx *registry.Tx) error {
-		var err error
-		ts, err = tx.List(registry.Filter{})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return ts
 }
 
 // TestSpawnerEndStopsRunningThenQueued: when the context a script ran
@@ -51,7 +38,7 @@ hs = [spawn(run = spin, ttl = 60, caching = False, wait = False) for i in range(
 	deadline := time.Now().Add(30 * time.Second)
 	for running := 0; running < 2; {
 		running = 0
-		for _, th := range allThreads(t, rt) {
+		for _, th := range registrytest.Threads(t, rt.Store()) {
 			if th.Status == registry.StatusRunning {
 				running++
 			}
@@ -69,7 +56,7 @@ hs = [spawn(run = spin, ttl = 60, caching = False, wait = False) for i in range(
 		time.Sleep(10 * time.Millisecond)
 	}
 	whileRunning, beforeStart := 0, 0
-	ts := allThreads(t, rt)
+	ts := registrytest.Threads(t, rt.Store())
 	for _, th := range ts {
 		if th.Status != registry.StatusCancelled {
 			t.Errorf("thread %s: %s, want cancelled", th.ID, th.Status)
@@ -104,7 +91,7 @@ func TestSpawnerWatchEndsWithItsThreads(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for _, th := range allThreads(t, rt) {
+	for _, th := range registrytest.Threads(t, rt.Store()) {
 		if th.Status != registry.StatusSucceeded {
 			t.Errorf("thread %s: %s", th.ID, th.Status)
 		}

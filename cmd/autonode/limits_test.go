@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/autonode/autonode/registry"
+	"github.com/autonode/autonode/registry/registrytest"
 )
 
 // running is the binary started on a script, with its output collected.
@@ -127,15 +128,7 @@ func records(t *testing.T, dir string) []*registry.Thread {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var ts []*registry.Thread
-	if err := s.View(func(tx *registry.Tx) error {
-		var err error
-		ts, err = tx.List(registry.Filter{})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return ts
+	return registrytest.Threads(t, s)
 }
 
 const spinScript = `

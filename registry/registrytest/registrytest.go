@@ -964,3 +964,17 @@ func testTxClosed(t *testing.T, f Factory) {
 		t.Error("a write through a closed transaction was stored")
 	}
 }
+
+// Threads reads every thread of s, in id order; an error fails the test.
+func Threads(t testing.TB, s registry.Store) []*registry.Thread {
+	t.Helper()
+	var ts []*registry.Thread
+	if err := s.View(func(tx *registry.Tx) error {
+		var err error
+		ts, err = tx.List(registry.Filter{})
+		return err
+	}); err != nil {
+		t.Fatalf("read the threads of the registry: %v", err)
+	}
+	return ts
+}
