@@ -689,11 +689,12 @@ func (l natsLogs) ReadLog(ctx context.Context, id registry.ID, after registry.Lo
 	}
 	var es []registry.LogEntry
 	var seqs []uint64
-	if last.Line > after.Line {
+	for try := 0; last.Line > after.Line; try++ {
 		from := uint64(0)
 		if after.Pos > 0 {
 			from = uint64(after.Pos) + 1
 		}
+		es, seqs = nil, nil
 		err = l.s.subjectMsgs(ctx, st, subj, from, m.Sequence, func(data []byte, seq uint64) bool {
 			e, err := registry.DecodeLogEntry(data)
 			if err == nil && e.Line > after.Line {
@@ -703,6 +704,16 @@ func (l natsLogs) ReadLog(ctx context.Context, id registry.ID, after registry.Lo
 		})
 		if err != nil {
 			return registry.LogPage{}, fmt.Errorf("read the log of thread %s: %w", id, err)
+		}
+		missed, err := l.missed(ctx, st, subj, from, after, es, last)
+		if err != nil {
+			return registry.LogPage{}, fmt.Errorf("read the log of thread %s: %w", id, err)
+		}
+		if !missed {
+			break
+		}
+		if try == 2 {
+			return registry.LogPage{}, fmt.Errorf("read the log of thread %s: %w: three reads in a row missed lines the stream holds", id, ErrUnavailable)
 		}
 	}
 	page := registry.PageOf(after, es, last, limit)
@@ -716,6 +727,36 @@ func (l natsLogs) ReadLog(ctx context.Context, id registry.ID, after registry.Lo
 		page.Next.Pos = int64(m.Sequence)
 	}
 	return page, nil
+}
+
+// missed reports whether a read of the log after the cursor (es, from
+// stream sequence from on) began later than the stream's first line
+// after the cursor: a read that saw a gap where the stream holds the
+// lines. A page must say lines were dropped only when the stream no
+// longer has them (a trim), never because a consumer missed them.
+func (l natsLogs) missed(ctx context.Context, st jetstream.Stream, subj string, from uint64, after registry.LogCursor, es []registry.LogEntry, last registry.LogEntry) (bool, error) {
+	switch {
+	case len(es) == 0 && last.Line <= after.Line, len(es) > 0 && es[0].Line == after.Line+1:
+		return false, nil // no gap
+	}
+	m, err := retryTransient(ctx, l.s.opts.Timeout, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return st.GetMsg(ctx, max(from, 1), jetstream.WithGetMsgSubject(subj))
+	})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailableIf(err)
+	}
+	first, err := registry.DecodeLogEntry(m.Data)
+	if err != nil {
+		return false, err
+	}
+	readFirst := last.Line + 1
+	if len(es) > 0 {
+		readFirst = es[0].Line
+	}
+	return first.Line > after.Line && first.Line < readFirst, nil
 }
 
 type natsMetrics struct{ s *Store }
