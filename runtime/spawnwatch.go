@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"reflect"
 	"sync"
 )
 
@@ -28,6 +29,11 @@ type spawnerWatches struct {
 // was still watched (ctx had not ended yet). A ctx that has already
 // ended stops j at once (in another goroutine, as context.AfterFunc).
 func (ws *spawnerWatches) add(ctx context.Context, j *run) (unwatch func() bool) {
+	if !reflect.ValueOf(ctx).Comparable() {
+		// An embedder's context of a type that cannot be a map key (a
+		// struct holding a slice, say): a watch of its own for j.
+		return context.AfterFunc(ctx, func() { _ = j.stop(spawnerCause(ctx)) })
+	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.by == nil {

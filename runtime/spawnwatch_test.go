@@ -97,3 +97,34 @@ func TestSpawnerWatchEndsWithItsThreads(t *testing.T) {
 		}
 	}
 }
+
+// oddContext is a context of a type that cannot be a map key.
+type oddContext struct {
+	context.Context
+	tags []string
+}
+
+// TestSpawnerWatchOfAnUncomparableContext: an embedder's context that
+// cannot be compared still stops its threads when it ends (no panic).
+func TestSpawnerWatchOfAnUncomparableContext(t *testing.T) {
+	rt := newTestRuntime(t, Options{CPUWorkers: 2})
+	base, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := oddContext{Context: base, tags: []string{"embedder"}}
+	if _, err := rt.ExecFile(ctx, "spin.star", "def spin():\n    while True:\n        pass\nhs = [spawn(run = spin, ttl = 60, caching = False, wait = False) for i in range(5)]\n"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(rt.Threads()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d threads still unfinished 30s after their context ended", len(rt.Threads()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, th := range registrytest.Threads(t, rt.Store()) {
+		if th.Status != registry.StatusCancelled {
+			t.Errorf("thread %s: %s, want cancelled", th.ID, th.Status)
+		}
+	}
+}
