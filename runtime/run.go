@@ -325,7 +325,10 @@ func (j *run) execute() {
 		cancel(j.stopCause)
 	}
 	budget, _ := accel.NewBudgetMB(j.budgetMB)
-	j.ex = accel.New(accel.Options{Device: j.device.dev, Budget: budget})
+	// This attempt's Exec: a retry scheduled below runs on a new one
+	// (j.ex) while this attempt may still be closing its own.
+	ex := accel.New(accel.Options{Device: j.device.dev, Budget: budget})
+	j.ex = ex
 	n := j.attemptNumber()
 	j.mu.Unlock()
 	endAttempt := func() {
@@ -335,7 +338,7 @@ func (j *run) execute() {
 	}
 
 	if ctx.Err() != nil { // stopped, timed out or closed while it was queued
-		j.ex.Close()
+		ex.Close()
 		cause := context.Cause(ctx)
 		status := classify(cause, nil)
 		line := cancelledLine(cause, false)
@@ -348,7 +351,7 @@ func (j *run) execute() {
 		return
 	}
 	if !j.sandbox && r.opts.ForbidUnsandboxed {
-		j.ex.Close()
+		ex.Close()
 		err := fmt.Errorf("thread %s is unsandboxed: %w", j.id, ErrUnsandboxedForbidden)
 		endAttempt()
 		j.finish(ending{status: registry.StatusFailed, errText: err.Error(), lines: []string{stamp("Refused to run: %s.", err)}, runErr: err})
@@ -431,14 +434,14 @@ func (j *run) execute() {
 	retry, delay := j.shouldRetry(&e, cause)
 	endAttempt()
 	finished := func() {
-		j.ex.Close()
+		ex.Close()
 		j.pool.done()
 	}
 	if abandoned {
 		finished = func() {
 			go func() {
 				<-results
-				j.ex.Close()
+				ex.Close()
 				j.pool.done()
 			}()
 		}

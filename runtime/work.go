@@ -102,25 +102,28 @@ func encodeResult(v starlark.Value) (json.RawMessage, error) {
 // defaultWork is the seed's CPU work, done for real: a 512×512 float64
 // matrix product, checked first against the memory budget (3·n²·8 bytes).
 func (j *run) defaultWork(ctx context.Context) outcome {
+	j.mu.Lock()
+	ex := j.ex // this attempt's: a body left running after its attempt must not take the next one's
+	j.mu.Unlock()
 	n := defaultN
 	need := int64(3 * n * n * 8)
-	if err := j.ex.Budget().Check(need); err != nil {
+	if err := ex.Budget().Check(need); err != nil {
 		return outcome{err: &seedError{fmt.Sprintf("Thread %s exceeds memory budget. Needs %.2fMB, allowed %sMB", j.id, float64(need)/(1<<20), j.budgetTx), err}}
 	}
 	start := time.Now()
-	a, err := j.ex.Rand(accel.Float64, 1, n, n)
+	a, err := ex.Rand(accel.Float64, 1, n, n)
 	if err != nil {
 		return outcome{err: err}
 	}
-	b, err := j.ex.Rand(accel.Float64, 2, n, n)
+	b, err := ex.Rand(accel.Float64, 2, n, n)
 	if err != nil {
 		return outcome{err: err}
 	}
-	c, err := j.ex.Matmul(ctx, a, b)
+	c, err := ex.Matmul(ctx, a, b)
 	if err != nil {
 		return outcome{err: err}
 	}
-	sum, err := j.ex.Sum(ctx, c)
+	sum, err := ex.Sum(ctx, c)
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -130,7 +133,7 @@ func (j *run) defaultWork(ctx context.Context) outcome {
 		gflops = 2 * float64(n) * float64(n) * float64(n) / secs / 1e9
 	}
 	res := map[string]any{
-		"kernel": "matmul", "n": n, "dtype": "float64", "device": j.ex.Device().Name(),
+		"kernel": "matmul", "n": n, "dtype": "float64", "device": ex.Device().Name(),
 		"checksum": sum, "seconds": round(secs, 6), "gflops": round(gflops, 3),
 	}
 	var raw bytes.Buffer
