@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/autonode/autonode/internal/syncbuf"
 	"github.com/autonode/autonode/registry/natsstore/natsnode"
 )
 
@@ -255,7 +257,7 @@ func TestREADMEBeyondOneMachine(t *testing.T) {
 	cmd := exec.Command("bash", "-c", sh)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir}
-	out, err := cmd.CombinedOutput()
+	out, err := runBlock(t, cmd, 4*time.Minute)
 	if err != nil {
 		t.Fatalf("the README's block: %v\n%s", err, out)
 	}
@@ -309,4 +311,28 @@ func dirWithScripts(t *testing.T, names ...string) string {
 		}
 	}
 	return dir
+}
+
+// runBlock runs cmd (bash running a README block that starts servers and
+// workers in the background) and returns its combined output. When it
+// has not ended after limit, every process of the block gets SIGQUIT, so
+// that each autonode process prints its goroutines into the output
+// before it exits: a hang fails the test with the stacks of whatever
+// hung, not with the test binary's timeout.
+func runBlock(t *testing.T, cmd *exec.Cmd, limit time.Duration) ([]byte, error) {
+	t.Helper()
+	var out syncbuf.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hung := time.AfterFunc(limit, func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT)
+	})
+	err := cmd.Wait()
+	if !hung.Stop() {
+		return []byte(out.String()), fmt.Errorf("the block was still running after %v, and was sent SIGQUIT (the stacks above): %v", limit, err)
+	}
+	return []byte(out.String()), err
 }

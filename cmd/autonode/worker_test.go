@@ -460,7 +460,7 @@ func TestREADMEWorkers(t *testing.T) {
 	cmd := exec.Command("bash", "-c", "set -e\n"+block+"wait\necho all-stopped\n")
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + filepath.Dir(binary) + ":" + os.Getenv("PATH"), "HOME=" + dir}
-	out, err := cmd.CombinedOutput()
+	out, err := runBlock(t, cmd, 4*time.Minute)
 	if err != nil {
 		t.Fatalf("the README's block: %v\n%s", err, out)
 	}
