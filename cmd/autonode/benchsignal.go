@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/autonode/autonode/internal/syncbuf"
 	"github.com/autonode/autonode/registry"
 )
 
@@ -115,20 +116,45 @@ func timeSignalExit(self, dir, script string, n int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	var stderr strings.Builder
+	var stderr syncbuf.Buffer
 	c.Stderr = &stderr
 	if err := c.Start(); err != nil {
 		return 0, err
 	}
-	defer func() { _ = c.Process.Kill(); _, _ = io.Copy(io.Discard, stdout); _ = c.Wait() }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "spawning" {
+	// The output is read to its end and the child waited for on one
+	// goroutine: exited says when it has ended, whenever that is.
+	first := make(chan string, 1)
+	exited := make(chan error, 1)
+	go func() {
+		r := bufio.NewReader(stdout)
+		line, _ := r.ReadString('\n')
+		first <- line
+		_, _ = io.Copy(io.Discard, r)
+		exited <- c.Wait()
+	}()
+	ended := false
+	defer func() {
+		if !ended {
+			_ = c.Process.Kill()
+			<-exited
+		}
+	}()
+	if line := <-first; strings.TrimSpace(line) != "spawning" {
+		_ = c.Process.Kill()
+		err := <-exited
+		ended = true
 		return 0, fmt.Errorf("the script printed %q (%v); stderr: %s", line, err, stderr.String())
 	}
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		have, err := countThreads(path, nil)
 		if err == nil && have >= n {
 			break
+		}
+		select {
+		case werr := <-exited:
+			ended = true
+			return 0, fmt.Errorf("autonode run ended (%v) with %d of %d threads in the registry; stderr: %s", werr, have, n, stderr.String())
+		default:
 		}
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("after 5 minutes %d of %d threads are in the registry (%v)", have, n, err)
@@ -138,8 +164,8 @@ func timeSignalExit(self, dir, script string, n int) (time.Duration, error) {
 	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
 		return 0, err
 	}
-	_, _ = io.Copy(io.Discard, stdout)
-	err = c.Wait()
+	err = <-exited
+	ended = true
 	took := time.Since(sent)
 	if code := c.ProcessState.ExitCode(); code != 143 {
 		return 0, fmt.Errorf("exit %d after SIGTERM (%v), want 143; stderr: %s", code, err, stderr.String())
