@@ -97,9 +97,9 @@ func (c *cacheIndex) add(key string, id registry.ID) {
 // default work's outcome depends on the memory budget) and, for the
 // default work, the spawning script's source. It returns a reason instead
 // when the work has no stable key.
-func (r *Runtime) cacheKey(req *SpawnRequest, device string, metadata map[string]any) (key, why string) {
+func (r *Runtime) cacheKey(req *SpawnRequest, device string, metadata map[string]any, gr *globalsReader) (key, why string) {
 	h := sha256.New()
-	w := &keyWriter{h: h, r: r, seen: map[*starlark.Function]bool{}}
+	w := &keyWriter{h: h, r: r, globals: gr, seen: map[*starlark.Function]bool{}}
 	w.str("autonode-cache-v1")
 	if req.Run == nil {
 		w.str(fmt.Sprintf("default-work:matmul:%d:float64", defaultN))
@@ -154,9 +154,10 @@ func (r *Runtime) cacheKey(req *SpawnRequest, device string, metadata map[string
 
 // keyWriter feeds length-prefixed parts into a hash.
 type keyWriter struct {
-	h    hash.Hash
-	r    *Runtime
-	seen map[*starlark.Function]bool
+	h       hash.Hash
+	r       *Runtime
+	globals *globalsReader
+	seen    map[*starlark.Function]bool
 }
 
 func (w *keyWriter) str(s string) {
@@ -233,7 +234,10 @@ func (w *keyWriter) value(v starlark.Value, depth int) error {
 		if !known {
 			return fmt.Errorf("the source of %s (%s) is unknown to this runtime", x.Name(), pos.Filename())
 		}
-		globals := x.Globals()
+		globals, ok := w.globals.of(x)
+		if !ok && len(names) > 0 {
+			return fmt.Errorf("%s was spawned from another thread while the top level of %s was still running, before that top level spawned anything, so its globals could not be read", x.Name(), pos.Filename())
+		}
 		for _, name := range names {
 			g, ok := globals[name]
 			if !ok {

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -31,6 +32,12 @@ type fileInfo struct {
 	hash  string              // sha256 of the source
 	src   []byte              // the source (bodies that travel to workers carry it)
 	names map[string][]string // posKey of def/lambda → names mentioned
+
+	// While the file's top level runs (guarded by funcIndex.mu): the
+	// context its thread spawns with, and the module's globals as that
+	// thread last read them (see globalsReader).
+	top  context.Context
+	snap starlark.StringDict
 }
 
 func newFuncIndex() *funcIndex {
@@ -211,10 +218,71 @@ func (ix *funcIndex) fileSource(file string) string {
 	return ""
 }
 
+// running records that fi's top level has started on the thread whose
+// spawns carry ctx (topLevel.ctx, which no other thread is given); the
+// returned function records that it has returned.
+func (ix *funcIndex) running(fi *fileInfo, ctx context.Context) func() {
+	ix.mu.Lock()
+	fi.top, fi.snap = ctx, nil
+	ix.mu.Unlock()
+	return func() {
+		ix.mu.Lock()
+		fi.top, fi.snap = nil, nil
+		ix.mu.Unlock()
+	}
+}
+
+// globalsReader reads module globals for one spawn. Reading a module's
+// globals copies every slot, which races with a top level that is still
+// assigning them, so while a file's top level runs only its own thread
+// reads them; a spawn made on another thread (from a body the top level
+// started) gets the copy the top level's thread made at its last spawn —
+// taken after every function that spawn could reach was defined.
+type globalsReader struct {
+	ix  *funcIndex
+	ctx context.Context // the context the spawn was made with
+	got map[*starlark.Module]starlark.StringDict
+}
+
+// reader returns a globalsReader for a spawn made with ctx.
+func (ix *funcIndex) reader(ctx context.Context) *globalsReader {
+	return &globalsReader{ix: ix, ctx: ctx, got: map[*starlark.Module]starlark.StringDict{}}
+}
+
+// of returns the globals of fn's module; ok is false when they cannot be
+// read safely (the top level is running on another thread and has not
+// spawned yet).
+func (g *globalsReader) of(fn *starlark.Function) (globals starlark.StringDict, ok bool) {
+	mod := fn.Module()
+	if d, done := g.got[mod]; done {
+		return d, d != nil
+	}
+	fi := g.ix.info(fn)
+	g.ix.mu.Lock()
+	var top context.Context
+	if fi != nil {
+		top, globals = fi.top, fi.snap
+	}
+	g.ix.mu.Unlock()
+	switch top {
+	case nil: // the top level has returned: nothing assigns them any more
+		globals = fn.Globals()
+	case g.ctx: // on the top level's own thread
+		globals = fn.Globals()
+		g.ix.mu.Lock()
+		if fi.top == top {
+			fi.snap = globals
+		}
+		g.ix.mu.Unlock()
+	}
+	g.got[mod] = globals
+	return globals, globals != nil
+}
+
 // freezeReachable freezes fn and the module globals its body (and the
 // bodies of the module functions it mentions) can reach. A function the
 // index does not know has every global of its module frozen.
-func (ix *funcIndex) freezeReachable(fn starlark.Callable) {
+func (ix *funcIndex) freezeReachable(fn starlark.Callable, gr *globalsReader) {
 	seen := map[*starlark.Function]bool{}
 	var visit func(f *starlark.Function)
 	visit = func(f *starlark.Function) {
@@ -223,7 +291,7 @@ func (ix *funcIndex) freezeReachable(fn starlark.Callable) {
 		}
 		seen[f] = true
 		f.Freeze()
-		globals := f.Globals()
+		globals, _ := gr.of(f)
 		names, ok := ix.refs(f)
 		if !ok {
 			globals.Freeze()
@@ -261,7 +329,7 @@ func (ix *funcIndex) freezeReachable(fn starlark.Callable) {
 // among its elements.
 // Only small containers are searched for functions (large data rarely
 // holds any, and walking it on every spawn would cost more than the run).
-func (ix *funcIndex) freezeValue(v starlark.Value, depth int) {
+func (ix *funcIndex) freezeValue(v starlark.Value, depth int, gr *globalsReader) {
 	const maxSearch = 256
 	if depth > 8 {
 		v.Freeze()
@@ -269,24 +337,24 @@ func (ix *funcIndex) freezeValue(v starlark.Value, depth int) {
 	}
 	switch x := v.(type) {
 	case *starlark.Function:
-		ix.freezeReachable(x)
+		ix.freezeReachable(x, gr)
 		return
 	case starlark.Tuple:
 		if len(x) <= maxSearch {
 			for _, e := range x {
-				ix.freezeValue(e, depth+1)
+				ix.freezeValue(e, depth+1, gr)
 			}
 		}
 	case *starlark.List:
 		if x.Len() <= maxSearch {
 			for i := 0; i < x.Len(); i++ {
-				ix.freezeValue(x.Index(i), depth+1)
+				ix.freezeValue(x.Index(i), depth+1, gr)
 			}
 		}
 	case *starlark.Dict:
 		if x.Len() <= maxSearch {
 			for _, kv := range x.Items() {
-				ix.freezeValue(kv[1], depth+1)
+				ix.freezeValue(kv[1], depth+1, gr)
 			}
 		}
 	}

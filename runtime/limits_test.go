@@ -353,7 +353,7 @@ func TestForbidUnsandboxed(t *testing.T) {
 		return starlark.MakeInt(1), nil
 	}), false
 	rt.opts.ForbidUnsandboxed = false
-	p, err := rt.prepare("spawn", req, nil)
+	p, err := rt.prepare(context.Background(), "spawn", req, nil)
 	rt.opts.ForbidUnsandboxed = true
 	if err != nil {
 		t.Fatal(err)

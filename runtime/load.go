@@ -353,6 +353,7 @@ func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name str
 	}
 	l.r.funcs.bind(prog, fi)
 	lt := &starlark.Thread{Name: "load " + module}
+	ctx = context.WithValue(ctx, topCtxKey{}, lt)
 	lt.SetLocal(localTop, &topLevel{ctx: ctx})
 	lt.SetLocal(localScript, name)
 	lt.SetLocal(localLoading, append(slices.Clone(chain), name))
@@ -360,7 +361,9 @@ func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name str
 		lt.SetLocal(localRun, j)
 	}
 	g, stop := l.r.setupThread(lt, ctx, nil, nil)
+	finished := l.r.funcs.running(fi, ctx)
 	globals, err := prog.Init(lt, pre)
+	finished()
 	stop()
 	globals.Freeze()
 	return globals, g.wrap(err)

@@ -73,11 +73,11 @@ func (r *Runtime) closeRemote() {
 // planRemote encodes the body of a spawn that is meant for workers: a
 // top-level spawn of a runtime with Options.Remote. A body, argument or
 // captured value that cannot travel refuses the spawn.
-func (r *Runtime) planRemote(p *plan) error {
+func (r *Runtime) planRemote(p *plan, gr *globalsReader) error {
 	if r.remote == nil || p.parent != nil || p.req.DryRun {
 		return nil
 	}
-	spec, sources, err := r.encodeBody(p.req)
+	spec, sources, err := r.encodeBody(p.req, gr)
 	if err != nil {
 		return fmt.Errorf("%s: %w (threads of `autonode run --remote` run on workers; spawn it from a run without --remote to keep it here)", p.fn, err)
 	}

@@ -265,8 +265,14 @@ type runKey struct{}
 
 // topLevel is the state of a top-level thread (ExecFile, Eval, Call, load).
 type topLevel struct {
+	// ctx is the context the thread's builtins spawn with: derived from
+	// the caller's, so that it is this thread's alone (funcIndex.running
+	// tells its spawns from those of other threads by it).
 	ctx context.Context
 }
+
+// topCtxKey derives each top-level thread's own context.
+type topCtxKey struct{}
 
 func runOf(th *starlark.Thread) *run {
 	if th == nil {
@@ -304,6 +310,7 @@ func (r *Runtime) setupThread(th *starlark.Thread, ctx context.Context, mem *mem
 // memory emergencies (see memory.go) with its globals.
 func (r *Runtime) newTopThread(ctx context.Context, name, script string) (*starlark.Thread, *guard, func()) {
 	th := &starlark.Thread{Name: name}
+	ctx = context.WithValue(ctx, topCtxKey{}, th)
 	th.SetLocal(localTop, &topLevel{ctx: ctx})
 	if script != "" {
 		th.SetLocal(localScript, script)
@@ -411,7 +418,9 @@ func (r *Runtime) ExecFile(ctx context.Context, filename string, src any) (starl
 	}
 	r.funcs.bind(prog, fi)
 	th, guard, done := r.newTopThread(ctx, "exec "+filename, filename)
+	finished := r.funcs.running(fi, topOf(th).ctx)
 	g, err := prog.Init(th, pre)
+	finished()
 	done()
 	g.Freeze()
 	if err != nil {
@@ -443,7 +452,7 @@ func (r *Runtime) Eval(ctx context.Context, src string) (starlark.Value, error) 
 	if err != nil {
 		return nil, err
 	}
-	r.funcs.add(f, []byte(src))
+	fi := r.funcs.add(f, []byte(src))
 	pre := r.predeclared()
 	env := make(starlark.StringDict, len(pre)+len(r.env))
 	maps.Copy(env, pre)
@@ -452,6 +461,7 @@ func (r *Runtime) Eval(ctx context.Context, src string) (starlark.Value, error) 
 	r.envMu.Unlock()
 	th, guard, done := r.newTopThread(ctx, "eval", name)
 	defer done()
+	defer r.funcs.running(fi, topOf(th).ctx)()
 	if len(f.Stmts) == 1 {
 		if es, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
 			v, err := starlark.EvalExprOptions(&dialect, th, es.X, env)

@@ -80,7 +80,7 @@ func merged(req *SpawnRequest, old *registry.Thread) *SpawnRequest {
 // thread it is a new attempt of (nil for a new thread), whose fields fill
 // in what req does not give. Errors name the builtin and the parameter:
 // `spawn: stage: got "FAST", want one of CRITICAL, CORE, BASE`.
-func (r *Runtime) prepare(fn string, req *SpawnRequest, old *registry.Thread) (*plan, error) {
+func (r *Runtime) prepare(ctx context.Context, fn string, req *SpawnRequest, old *registry.Thread) (*plan, error) {
 	if req == nil {
 		return nil, fmt.Errorf("%s: no request", fn)
 	}
@@ -175,26 +175,27 @@ func (r *Runtime) prepare(fn string, req *SpawnRequest, old *registry.Thread) (*
 	}
 	// The body and its arguments will run on another goroutine: freeze
 	// them, and the module globals the body can reach.
-	r.funcs.freezeReachable(req.Run)
-	r.funcs.freezeReachable(req.RetryOn)
+	gr := r.funcs.reader(ctx)
+	r.funcs.freezeReachable(req.Run, gr)
+	r.funcs.freezeReachable(req.RetryOn, gr)
 	for _, a := range req.Args {
-		r.funcs.freezeValue(a, 0)
+		r.funcs.freezeValue(a, 0, gr)
 	}
 	for _, kv := range req.Kwargs {
 		for _, v := range kv {
-			r.funcs.freezeValue(v, 0)
+			r.funcs.freezeValue(v, 0, gr)
 		}
 	}
 	p.choice = chooseDevice(p.device)
 	if p.caching && !req.DryRun {
-		p.cacheKey, p.cacheWhy = r.cacheKey(req, p.device, p.metadata)
+		p.cacheKey, p.cacheWhy = r.cacheKey(req, p.device, p.metadata, gr)
 		if p.cacheKey != "" {
 			if err := r.cache.ensure(); err != nil {
 				p.cacheKey, p.cacheWhy = "", "the registry could not be indexed ("+err.Error()+")"
 			}
 		}
 	}
-	if err := r.planRemote(p); err != nil {
+	if err := r.planRemote(p, gr); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -618,7 +619,7 @@ func (r *Runtime) Spawn(ctx context.Context, req *SpawnRequest) (Handle, error) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := r.prepare(fn, req, old)
+	p, err := r.prepare(ctx, fn, req, old)
 	if err != nil {
 		return nil, err
 	}
@@ -680,7 +681,7 @@ func (r *Runtime) SpawnBatch(ctx context.Context, reqs []*SpawnRequest, workers 
 			out[i].Err = olds[i].err
 			continue
 		}
-		p, err := r.prepare(fn, req, olds[i].t)
+		p, err := r.prepare(ctx, fn, req, olds[i].t)
 		if err != nil {
 			out[i].Err = err
 			continue

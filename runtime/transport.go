@@ -81,17 +81,17 @@ type specEncoder struct {
 	funcs   map[*starlark.Function]int
 	sources map[string][]byte // digest → source, to store in the cluster
 	pre     map[starlark.Value]string
-	globals map[*starlark.Module]starlark.StringDict
+	globals *globalsReader
 }
 
-func newSpecEncoder(r *Runtime) *specEncoder {
+func newSpecEncoder(r *Runtime, gr *globalsReader) *specEncoder {
 	return &specEncoder{r: r, spec: bodySpec{V: 1}, files: map[string]int{}, funcs: map[*starlark.Function]int{},
-		sources: map[string][]byte{}, globals: map[*starlark.Module]starlark.StringDict{}}
+		sources: map[string][]byte{}, globals: gr}
 }
 
 // encodeBody returns the spec of req's body, arguments and retry_on.
-func (r *Runtime) encodeBody(req *SpawnRequest) (*bodySpec, map[string][]byte, error) {
-	e := newSpecEncoder(r)
+func (r *Runtime) encodeBody(req *SpawnRequest, gr *globalsReader) (*bodySpec, map[string][]byte, error) {
+	e := newSpecEncoder(r, gr)
 	if req.Run != nil {
 		v, err := e.value(req.Run, 0, "the body")
 		if err != nil {
@@ -319,11 +319,9 @@ func (e *specEncoder) function(fn *starlark.Function, depth int) (int, error) {
 		}
 		e.spec.Funcs[k].Free = append(e.spec.Funcs[k].Free, specKwarg{Name: b.Name, Value: enc})
 	}
-	mod := fn.Module()
-	globals, ok := e.globals[mod]
+	globals, ok := e.globals.of(fn)
 	if !ok {
-		globals = fn.Globals()
-		e.globals[mod] = globals
+		return 0, travelErr(what, "it was spawned from another thread while the top level of %s was still running, before that top level spawned anything, so the globals it reads could not be read", fn.Position().Filename())
 	}
 	for _, name := range names {
 		if _, done := e.spec.Files[fk].Globals[name]; done {

@@ -20,7 +20,7 @@ func travel(t *testing.T, rt *Runtime, fn starlark.Value, args starlark.Tuple, k
 	t.Helper()
 	req := DefaultSpawnRequest()
 	req.Run, req.Args, req.Kwargs = fn.(starlark.Callable), args, kwargs
-	spec, sources, err := rt.encodeBody(req)
+	spec, sources, err := rt.encodeBody(req, rt.funcs.reader(context.Background()))
 	if err != nil {
 		t.Fatalf("encode: %v", err)
 	}
@@ -168,7 +168,7 @@ def plain(x):
 	} {
 		req := DefaultSpawnRequest()
 		req.Run, req.Args = g[c.fn].(starlark.Callable), c.args
-		_, _, err := rt.encodeBody(req)
+		_, _, err := rt.encodeBody(req, rt.funcs.reader(context.Background()))
 		if !errors.Is(err, ErrCannotTravel) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s%v: %v, want ErrCannotTravel saying %q", c.fn, c.args, err, c.want)
 		}
