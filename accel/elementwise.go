@@ -106,6 +106,7 @@ func (e *Exec) binaryInto(ctx context.Context, name string, op BinaryOp, out, x,
 	if e.hostFits(out, xc, yc) {
 		// The common case, without building an Op (whose operand list would
 		// be one more allocation on the path of every small operation).
+		defer e.long(ctx, out.Size())()
 		return wrapHostErr(ctx, name, hostBinary(ctx, op, out, xc, yc))
 	}
 	return e.run(ctx, name, Op{Kind: OpBinary, Binary: op, In: []*Array{xc, yc}, Out: out})
@@ -188,6 +189,7 @@ func (e *Exec) binaryScalar(ctx context.Context, op BinaryOp, out, x *Array, s f
 	}
 	compute := func(dst *Array) error {
 		if e.hostFits(dst, x) {
+			defer e.long(ctx, dst.Size())()
 			return wrapHostErr(ctx, name, hostBinaryScalar(ctx, op, dst, x, s, first))
 		}
 		return e.run(ctx, name, Op{Kind: OpBinaryScalar, Binary: op, In: []*Array{x}, Out: dst, Scalar: s, ScalarFirst: first})

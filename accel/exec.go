@@ -15,7 +15,18 @@ type Options struct {
 	// Budget is charged for every array the Exec allocates; nil means
 	// unlimited. The thread engine gives each thread run its own.
 	Budget *Budget
+	// Busy, if not nil, is called with an operation's context as an
+	// operation of at least LongOpWork elements of work (multiply-adds
+	// for a matrix product) starts, and the function it returns as the
+	// operation ends. The thread engine lets its heap watchdog sleep while
+	// every Starlark thread waits for such an operation, so that the
+	// watchdog's wake-ups do not interrupt the kernel's cores.
+	Busy func(ctx context.Context) (done func())
 }
+
+// LongOpWork is the work from which an operation is reported to
+// Options.Busy: about a millisecond on one core.
+const LongOpWork = 1 << 21
 
 // Exec makes arrays and runs operations on them: on one device, charging one
 // budget. Its methods are the package's operations. Methods that read or
@@ -29,6 +40,7 @@ type Exec struct {
 	host   bool // dev is the CPU
 	budget *Budget
 	life   *lifetime
+	busy   func(context.Context) func()
 }
 
 // New returns an Exec for opts.
@@ -38,7 +50,7 @@ func New(opts Options) *Exec {
 		dev = CPU()
 	}
 	_, host := dev.(cpuDevice)
-	return &Exec{dev: dev, host: host, budget: opts.Budget, life: &lifetime{budget: opts.Budget}}
+	return &Exec{dev: dev, host: host, budget: opts.Budget, life: &lifetime{budget: opts.Budget}, busy: opts.Busy}
 }
 
 // Device returns the device the Exec allocates on.
@@ -182,11 +194,23 @@ func (e *Exec) checkOperands(op string, arrays ...*Array) error {
 	return nil
 }
 
+// long reports an operation of work elements to Options.Busy when it is
+// long; the caller defers the function it returns.
+func (e *Exec) long(ctx context.Context, work int) func() {
+	if e.busy == nil || work < LongOpWork {
+		return noDone
+	}
+	return e.busy(ctx)
+}
+
+func noDone() {}
+
 // run hands op to the device; operations the device does not implement run
 // on the host with copies. op is passed by value so that building one costs
 // no allocation on the CPU path. Views among the operands are made fit for
 // the device first (see prepared).
 func (e *Exec) run(ctx context.Context, name string, op Op) error {
+	defer e.long(ctx, op.work())()
 	var err error
 	switch {
 	case !e.fits(&op):

@@ -83,3 +83,21 @@ type Op struct {
 	Offset  int
 	Strides []int
 }
+
+// work estimates op's cost in elements: multiply-adds for a matrix
+// product, the larger of the output's and the first input's size otherwise.
+func (op *Op) work() int {
+	n := 0
+	if op.Out != nil {
+		n = op.Out.Size()
+	}
+	if len(op.In) > 0 && op.In[0] != nil {
+		n = max(n, op.In[0].Size())
+		if op.Kind == OpMatmul && op.Out != nil {
+			if s := op.In[0].shape; len(s) > 0 {
+				n = max(n, op.Out.Size()*s[len(s)-1])
+			}
+		}
+	}
+	return n
+}

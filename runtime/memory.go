@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime/debug"
@@ -34,6 +35,10 @@ import (
 //     the process has left (valueCap): one instruction can allocate twice what
 //     a thread holds (x = x + x), and that must still fit when the check
 //     after it comes, late on a busy machine. A script's top level has that cap as its limit.
+//   - A thread waiting for a long accel operation (accel.Options.Busy)
+//     cannot add values meanwhile: while every registered thread waits
+//     for one, the watchdog sleeps, so that its wake-ups do not take the
+//     kernel's cores from it, and it samples again as one returns.
 //   - When the process comes within 1-emergencyShare of its limit anyway
 //     (many threads, values the frames do not show, other memory), every
 //     Starlark thread measures itself at its next check, so that those
@@ -79,6 +84,8 @@ type memAccount struct {
 	slack      uint64 // allocation that triggers the next measurement
 	epoch      uint64 // the emergency last answered
 	size       int64  // values held at the last measurement
+
+	busy int // long accel operations the thread waits for; under watch.mu
 }
 
 // newMemAccount makes the account of a thread; budget nil means no budget
@@ -189,9 +196,11 @@ type heapWatch struct {
 	goMem  atomic.Int64  // Go memory mapped and not released, ditto
 	goFree atomic.Int64  // Go memory released to the system (still mapped)
 	epoch  atomic.Uint64 // bumped to make every thread measure itself
+	taken  atomic.Uint64 // samples taken (tests count them)
 
 	mu        sync.Mutex
 	accounts  map[*memAccount]struct{}
+	busy      int           // accounts among them waiting for a long accel operation
 	users     int           // open Runtimes
 	wake      chan struct{} // the first account arrived
 	quit      chan struct{}
@@ -311,10 +320,28 @@ const capFresh = 5 * time.Millisecond
 func (w *heapWatch) register(m *memAccount) {
 	w.mu.Lock()
 	w.accounts[m] = struct{}{}
-	first := len(w.accounts) == 1
+	if m.busy > 0 {
+		w.busy++
+	}
 	wake := w.wake
 	w.mu.Unlock()
-	if first && wake != nil {
+	if m.busy == 0 {
+		w.rouse(wake)
+	}
+}
+
+func (w *heapWatch) unregister(m *memAccount) {
+	w.mu.Lock()
+	if _, ok := w.accounts[m]; ok && m.busy > 0 {
+		w.busy--
+	}
+	delete(w.accounts, m)
+	w.mu.Unlock()
+}
+
+// rouse wakes a sleeping loop (a no-op when it is awake).
+func (w *heapWatch) rouse(wake chan struct{}) {
+	if wake != nil {
 		select {
 		case wake <- struct{}{}:
 		default:
@@ -322,16 +349,70 @@ func (w *heapWatch) register(m *memAccount) {
 	}
 }
 
-func (w *heapWatch) unregister(m *memAccount) {
-	w.mu.Lock()
-	delete(w.accounts, m)
-	w.mu.Unlock()
-}
-
+// idle reports whether no Starlark thread can allocate now: none is
+// registered, or every one waits for a long accel operation.
 func (w *heapWatch) idle() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.accounts) == 0
+	return len(w.accounts) == w.busy
+}
+
+// accountKey marks a top-level thread's context with its memory account
+// (a thread body's is its run's, found through runKey).
+type accountKey struct{}
+
+// accountOf returns the memory account of the Starlark thread whose
+// builtin called with ctx, or nil (the default work, a Go caller).
+func accountOf(ctx context.Context) *memAccount {
+	if ctx == nil {
+		return nil
+	}
+	if j, ok := ctx.Value(runKey{}).(*run); ok {
+		// A body's context carries its spawner's values too: its own
+		// run decides, even when it has no Starlark thread.
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return j.mem
+	}
+	m, _ := ctx.Value(accountKey{}).(*memAccount)
+	return m
+}
+
+// busyFor is accel.Options.Busy for the runtime's Execs: the thread that
+// waits for a long operation cannot allocate Starlark values meanwhile,
+// so the watchdog may sleep while every thread does (its wake-ups cost
+// the kernel's cores more than the sampling itself).
+func busyFor(ctx context.Context) func() {
+	m := accountOf(ctx)
+	if m == nil {
+		return func() {}
+	}
+	return watch.markBusy(m)
+}
+
+// markBusy records that m's thread waits for a long operation, until the
+// returned function is called.
+func (w *heapWatch) markBusy(m *memAccount) func() {
+	w.mu.Lock()
+	m.busy++
+	if _, ok := w.accounts[m]; ok && m.busy == 1 {
+		w.busy++
+	}
+	w.mu.Unlock()
+	return func() {
+		w.mu.Lock()
+		m.busy--
+		_, ok := w.accounts[m]
+		roused := ok && m.busy == 0
+		if roused {
+			w.busy--
+		}
+		wake := w.wake
+		w.mu.Unlock()
+		if roused {
+			w.rouse(wake)
+		}
+	}
 }
 
 func (w *heapWatch) loop(wake, quit, done chan struct{}) {
@@ -362,6 +443,7 @@ func (w *heapWatch) loop(wake, quit, done chan struct{}) {
 // sample reads the metrics and publishes them; only one goroutine at a
 // time calls it (acquire before the loop starts, then the loop).
 func (w *heapWatch) sample() {
+	w.taken.Add(1)
 	metrics.Read(w.samples)
 	if v := w.samples[0].Value; v.Kind() == metrics.KindUint64 {
 		w.allocs.Store(v.Uint64())

@@ -168,6 +168,7 @@ type run struct {
 	cancel      context.CancelCauseFunc
 	ctx         context.Context // the current attempt's
 	ex          *accel.Exec
+	mem         *memAccount // the memory account of the Starlark thread running its body, if any
 	elevated    map[string]bool
 	logged      int      // lines added by appendLine
 	pending     []string // appended lines not yet in the registry
@@ -327,7 +328,7 @@ func (j *run) execute() {
 	budget, _ := accel.NewBudgetMB(j.budgetMB)
 	// This attempt's Exec: a retry scheduled below runs on a new one
 	// (j.ex) while this attempt may still be closing its own.
-	ex := accel.New(accel.Options{Device: j.device.dev, Budget: budget})
+	ex := accel.New(accel.Options{Device: j.device.dev, Budget: budget, Busy: busyFor})
 	j.ex = ex
 	n := j.attemptNumber()
 	j.mu.Unlock()

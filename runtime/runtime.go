@@ -310,16 +310,16 @@ func (r *Runtime) setupThread(th *starlark.Thread, ctx context.Context, mem *mem
 // memory emergencies (see memory.go) with its globals.
 func (r *Runtime) newTopThread(ctx context.Context, name, script string) (*starlark.Thread, *guard, func()) {
 	th := &starlark.Thread{Name: name}
-	ctx = context.WithValue(ctx, topCtxKey{}, th)
-	th.SetLocal(localTop, &topLevel{ctx: ctx})
-	if script != "" {
-		th.SetLocal(localScript, script)
-	}
 	who := "the top level of " + name
 	if script != "" {
 		who = "the top level of " + script
 	}
 	mem := newMemAccount(who, nil, "", true)
+	ctx = context.WithValue(context.WithValue(ctx, topCtxKey{}, th), accountKey{}, mem)
+	th.SetLocal(localTop, &topLevel{ctx: ctx})
+	if script != "" {
+		th.SetLocal(localScript, script)
+	}
 	g, stop := r.setupThread(th, ctx, mem, nil)
 	watch.register(mem)
 	return th, g, func() {
@@ -339,6 +339,9 @@ func (r *Runtime) newBodyThread(j *run, ctx context.Context, cancel context.Canc
 		th.SetLocal(localScript, f.Position().Filename())
 	}
 	mem := newMemAccount("thread "+j.id.String(), j.ex.Budget(), j.budgetTx, false)
+	j.mu.Lock()
+	j.mem = mem
+	j.mu.Unlock()
 	_, stop := r.setupThread(th, ctx, mem, func(why error) { cancel(why) })
 	th.Print = func(th *starlark.Thread, msg string) { // to the script's output and the thread's log
 		r.print(th, msg)
@@ -349,6 +352,11 @@ func (r *Runtime) newBodyThread(j *run, ctx context.Context, cancel context.Canc
 		stop()
 		watch.unregister(mem)
 		mem.release()
+		j.mu.Lock()
+		if j.mem == mem {
+			j.mem = nil
+		}
+		j.mu.Unlock()
 	}
 }
 
@@ -680,7 +688,7 @@ func (r *Runtime) accelExec(th *starlark.Thread) *accel.Exec {
 			return ex
 		}
 	}
-	r.execOnce.Do(func() { r.topExec = accel.New(accel.Options{}) })
+	r.execOnce.Do(func() { r.topExec = accel.New(accel.Options{Busy: busyFor}) })
 	return r.topExec
 }
 

@@ -38,3 +38,19 @@ func TestMissingCompiler(t *testing.T) {
 		t.Fatalf("missing skip notice:\n%s", b.String())
 	}
 }
+
+// The NumPy header names NumPy's BLAS and warns when it is not OpenBLAS
+// (Debian's python3-numpy alone runs on the reference BLAS).
+func TestBLASNote(t *testing.T) {
+	for _, c := range []struct{ blas, want, not string }{
+		{"/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3", "BLAS /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3", "WARNING"},
+		{"/opt/venv/numpy.libs/libopenblas64_p-r0-15028c96.3.21.so", "libopenblas64_p", "WARNING"},
+		{"/usr/lib/x86_64-linux-gnu/blas/libblas.so.3", "WARNING: NumPy does not use OpenBLAS", ""},
+		{"unknown", "BLAS unknown", "WARNING"},
+	} {
+		got := blasNote(c.blas)
+		if !strings.Contains(got, c.want) || (c.not != "" && strings.Contains(got, c.not)) {
+			t.Errorf("blasNote(%q) = %q; want it to contain %q and not %q", c.blas, got, c.want, c.not)
+		}
+	}
+}

@@ -112,8 +112,9 @@ func one(out map[string][]float64, key string) (float64, error) {
 }
 
 // findPython returns an interpreter that imports numpy, its NumPy version,
-// and the candidates tried when there is none.
-func findPython(ctx context.Context, explicit string) (path, version string, tried []string) {
+// the BLAS library NumPy runs its products with (see numpyProbe), and the
+// candidates tried when there is none.
+func findPython(ctx context.Context, explicit string) (path, version, blas string, tried []string) {
 	var cands []string
 	if explicit != "" {
 		cands = []string{explicit}
@@ -131,12 +132,44 @@ func findPython(ctx context.Context, explicit string) (path, version string, tri
 			continue
 		}
 		tried = append(tried, c)
-		out, err := exec.CommandContext(ctx, c, "-c", "import numpy; print(numpy.__version__)").Output()
+		out, err := exec.CommandContext(ctx, c, "-c", numpyProbe).Output()
 		if err == nil {
-			return c, strings.TrimSpace(string(out)), tried
+			version, blas, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+			return c, version, blas, tried
 		}
 	}
-	return "", "", tried
+	return "", "", "", tried
+}
+
+// numpyProbe prints NumPy's version and, on a second line, the BLAS
+// library its matrix products loaded (from the process's memory map;
+// "unknown" where there is none): Debian's python3-numpy runs on the
+// reference BLAS, many times slower than OpenBLAS, unless an optimised one
+// is installed, and the matmul rows are only meaningful against OpenBLAS.
+const numpyProbe = `import numpy
+numpy.ones((2, 2)) @ numpy.ones((2, 2))
+blas = "unknown"
+try:
+    with open("/proc/self/maps") as f:
+        libs = sorted({l.split()[-1] for l in f if "blas" in l.lower() and "/" in l})
+    if libs:
+        blas = ([l for l in libs if "openblas" in l.lower()] + libs)[0]
+except OSError:
+    pass
+print(numpy.__version__)
+print(blas)`
+
+// blasNote describes the BLAS NumPy uses, with a warning when it is not
+// OpenBLAS.
+func blasNote(blas string) string {
+	switch low := strings.ToLower(blas); {
+	case strings.Contains(low, "openblas"):
+		return "BLAS " + blas
+	case blas == "" || blas == "unknown":
+		return "BLAS unknown (the matmul rows assume OpenBLAS)"
+	default:
+		return "BLAS " + blas + "\nWARNING: NumPy does not use OpenBLAS here, so the matmul rows compare against a slower reference than the goals mean (Debian: apt-get install libopenblas0-pthread)"
+	}
 }
 
 // RunNumPy runs the issue's table of operations through AutoNode's Starlark
@@ -164,11 +197,11 @@ func RunNumPy(ctx context.Context, w io.Writer, opts NumPyOptions) error {
 	fmt.Fprintf(w, "AutoNode (Starlark accel API) vs NumPy, %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "cpu: %s; GOMAXPROCS=%d; %s %s/%s\n", cpuModel(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(w, "autonode: %s\n", strings.Join(opts.Autonode, " "))
-	py, version, tried := findPython(ctx, opts.Python)
+	py, version, blas, tried := findPython(ctx, opts.Python)
 	if py == "" {
 		fmt.Fprintf(w, "SKIPPED NumPy rows: no python3 that imports numpy (tried %s); install it with apt-get install python3-numpy, or name one with --python\n", strings.Join(tried, ", "))
 	} else {
-		fmt.Fprintf(w, "numpy: %s (%s)\n", version, py)
+		fmt.Fprintf(w, "numpy: %s (%s), %s\n", version, py, blasNote(blas))
 	}
 	fmt.Fprintf(w, "rounds: %d, interleaved, one fresh process per measurement; machine load before: %s\n", opts.Rounds, loadInfo())
 

@@ -38,7 +38,7 @@ func TestBenchNumPy(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("bench numpy: %s", r)
 	}
-	for _, want := range []string{"numpy: ", "ratio (min-max)", "peak RSS of that process", "summary: "} {
+	for _, want := range []string{"numpy: ", ", BLAS ", "ratio (min-max)", "peak RSS of that process", "summary: "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
