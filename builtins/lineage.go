@@ -292,16 +292,11 @@ func builtinDelete(e Engine) builtinFunc {
 // restore(id, token=None) -> Thread
 func builtinRestore(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var id idArg
-		var tokA tokenArg
-		if err := unpack(fn, args, kwargs, "id", &id, "token?", &tokA); err != nil {
-			return nil, err
-		}
-		tok, err := tokA.resolve(e, fn, "token")
+		id, tok, err := unpackIDToken(e, fn, args, kwargs)
 		if err != nil {
 			return nil, err
 		}
-		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Restore(id.id(), tok) })
+		return update(e, fn, func(tx *registry.Tx) (*registry.Thread, error) { return tx.Restore(id, tok) })
 	}
 }
 

@@ -470,16 +470,11 @@ func builtinWait(e Engine) builtinFunc {
 // cancel(id, token=None)
 func builtinCancel(e Engine) builtinFunc {
 	return func(th *starlark.Thread, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var id idArg
-		var tokA tokenArg
-		if err := unpack(fn, args, kwargs, "id", &id, "token?", &tokA); err != nil {
-			return nil, err
-		}
-		tok, err := tokA.resolve(e, fn, "token")
+		id, tok, err := unpackIDToken(e, fn, args, kwargs)
 		if err != nil {
 			return nil, err
 		}
-		if err := e.Cancel(id.id(), tok); err != nil {
+		if err := e.Cancel(id, tok); err != nil {
 			return nil, wrapErr(fn, err)
 		}
 		return starlark.None, nil

@@ -373,3 +373,18 @@ func (p tokenArg) resolve(e Engine, fn, param string) (string, error) {
 	}
 	return tok, nil
 }
+
+// unpackIDToken unpacks the (id, token=None) parameters of a builtin
+// that acts on one thread, the token resolved (see tokenArg.resolve).
+func unpackIDToken(e Engine, fn string, args starlark.Tuple, kwargs []starlark.Tuple) (registry.ID, string, error) {
+	var id idArg
+	var tokA tokenArg
+	if err := unpack(fn, args, kwargs, "id", &id, "token?", &tokA); err != nil {
+		return 0, "", err
+	}
+	tok, err := tokA.resolve(e, fn, "token")
+	if err != nil {
+		return 0, "", err
+	}
+	return id.id(), tok, nil
+}

@@ -186,6 +186,23 @@ type MetricSummary struct {
 	First, Latest time.Time
 }
 
+// MetricSummaryJSON is a MetricSummary as JSON, its values written by
+// FloatJSON (NaN and the infinities as strings): the summary fields that
+// `autonode metrics --json` and the web view's API share.
+type MetricSummaryJSON struct {
+	Name     string          `json:"name"`
+	Count    int             `json:"count"`
+	Last     json.RawMessage `json:"last"`
+	LastStep int64           `json:"last_step"`
+	Min      json.RawMessage `json:"min"`
+	Max      json.RawMessage `json:"max"`
+}
+
+// JSON returns s as MetricSummaryJSON.
+func (s MetricSummary) JSON() MetricSummaryJSON {
+	return MetricSummaryJSON{Name: s.Name, Count: s.Count, Last: FloatJSON(s.Last), LastStep: s.LastStep, Min: FloatJSON(s.Min), Max: FloatJSON(s.Max)}
+}
+
 // SummarizeMetrics returns one summary per metric name, sorted by name.
 func SummarizeMetrics(points []MetricPoint) []MetricSummary {
 	by := map[string]*MetricSummary{}

@@ -338,7 +338,9 @@ func (w *Worker) start(d *natsstore.Delivery, t *registry.Thread) {
 		_ = d.Nak(time.Second)
 		return
 	}
+	w.mu.Lock() // heartbeats reads it
 	l.j = j
+	w.mu.Unlock()
 	j.onEnd = func() { w.ended(l) }
 	w.r.mu.Lock()
 	w.r.runs[j.id] = j
@@ -441,24 +443,28 @@ func (w *Worker) heartbeats(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		type held struct {
+			l *workLease
+			j *run // nil while its body is being rebuilt
+		}
 		w.mu.Lock()
-		ls := make([]*workLease, 0, len(w.held))
+		ls := make([]held, 0, len(w.held))
 		for l := range w.held {
-			ls = append(ls, l)
+			ls = append(ls, held{l, l.j})
 		}
 		w.mu.Unlock()
-		for _, l := range ls {
-			_ = l.d.InProgress()
-			if l.j != nil {
-				l.renew()
+		for _, h := range ls {
+			_ = h.l.d.InProgress()
+			if h.j != nil {
+				h.l.renew(h.j)
 			}
 		}
 	}
 }
 
-// renew posts the renewal of l's lease (with the run's new log lines).
-func (l *workLease) renew() {
-	j := l.j
+// renew posts the renewal of l's lease (with the new log lines of j, its
+// run).
+func (l *workLease) renew(j *run) {
 	j.r.commits.async(func(tx *registry.Tx) error {
 		t, err := tx.Get(l.id)
 		if err != nil {

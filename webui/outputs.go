@@ -199,12 +199,7 @@ type metricsJSON struct {
 }
 
 type metricSeriesJSON struct {
-	Name     string          `json:"name"`
-	Count    int             `json:"count"`
-	Last     json.RawMessage `json:"last"`
-	LastStep int64           `json:"last_step"`
-	Min      json.RawMessage `json:"min"`
-	Max      json.RawMessage `json:"max"`
+	registry.MetricSummaryJSON
 	// Steps, Values and Times are the points, in recording order.
 	Steps  []int64           `json:"steps"`
 	Values []json.RawMessage `json:"values"`
@@ -233,8 +228,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	index := map[string]int{}
 	for _, m := range registry.SummarizeMetrics(pts) {
 		index[m.Name] = len(out.Metrics)
-		out.Metrics = append(out.Metrics, metricSeriesJSON{Name: m.Name, Count: m.Count, Last: registry.FloatJSON(m.Last), LastStep: m.LastStep,
-			Min: registry.FloatJSON(m.Min), Max: registry.FloatJSON(m.Max), Steps: []int64{}, Values: []json.RawMessage{}, Times: []time.Time{}})
+		out.Metrics = append(out.Metrics, metricSeriesJSON{MetricSummaryJSON: m.JSON(), Steps: []int64{}, Values: []json.RawMessage{}, Times: []time.Time{}})
 	}
 	for _, p := range pts {
 		m := &out.Metrics[index[p.Name]]

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,22 +22,7 @@ indented forest), dot (Graphviz) or mermaid.`,
   autonode graph --format mermaid`,
 		Args: noArgs,
 		RunE: act(func(cmd *cobra.Command, args []string) error {
-			if !slices.Contains(lineageFormats, format) {
-				return usageErrorf("--format %q: want one of %s", format, strings.Join(lineageFormats, ", "))
-			}
-			var g *registry.Graph
-			err := e.withReader(func(s registry.Store) error {
-				return s.View(func(tx *registry.Tx) error {
-					var err error
-					g, err = tx.Graph()
-					return err
-				})
-			})
-			if err != nil {
-				return err
-			}
-			writeGraph(e.stdout, g, format)
-			return nil
+			return e.printGraph(format, (*registry.Tx).Graph)
 		}),
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output `FORMAT`: "+strings.Join(lineageFormats, ", "))

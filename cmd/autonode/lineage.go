@@ -36,30 +36,36 @@ Formats:
   autonode lineage 1.0 --format mermaid`,
 		Args: exactArgs(1, "one thread id"),
 		RunE: act(func(cmd *cobra.Command, args []string) error {
-			if !slices.Contains(lineageFormats, format) {
-				return usageErrorf("--format %q: want one of %s", format, strings.Join(lineageFormats, ", "))
-			}
 			id, err := parseIDArg(args[0])
 			if err != nil {
 				return err
 			}
-			var g *registry.Graph
-			err = e.withReader(func(s registry.Store) error {
-				return s.View(func(tx *registry.Tx) error {
-					var err error
-					g, err = tx.Lineage(id)
-					return err
-				})
-			})
-			if err != nil {
-				return err
-			}
-			writeGraph(e.stdout, g, format)
-			return nil
+			return e.printGraph(format, func(tx *registry.Tx) (*registry.Graph, error) { return tx.Lineage(id) })
 		}),
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output `FORMAT`: "+strings.Join(lineageFormats, ", "))
 	root.AddCommand(cmd)
+}
+
+// printGraph checks format, builds a graph in a read transaction and
+// prints it: the one path of lineage and graph.
+func (e *env) printGraph(format string, build func(tx *registry.Tx) (*registry.Graph, error)) error {
+	if !slices.Contains(lineageFormats, format) {
+		return usageErrorf("--format %q: want one of %s", format, strings.Join(lineageFormats, ", "))
+	}
+	var g *registry.Graph
+	err := e.withReader(func(s registry.Store) error {
+		return s.View(func(tx *registry.Tx) error {
+			var err error
+			g, err = build(tx)
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	writeGraph(e.stdout, g, format)
+	return nil
 }
 
 // writeGraph renders g in format (text, dot or mermaid).

@@ -167,13 +167,8 @@ type metricPointJSON struct {
 }
 
 type metricJSON struct {
-	Name     string            `json:"name"`
-	Count    int               `json:"count"`
-	Last     json.RawMessage   `json:"last"`
-	LastStep int64             `json:"last_step"`
-	Min      json.RawMessage   `json:"min"`
-	Max      json.RawMessage   `json:"max"`
-	Points   []metricPointJSON `json:"points"`
+	registry.MetricSummaryJSON
+	Points []metricPointJSON `json:"points"`
 }
 
 // metricsJSON is the JSON of a thread's metrics, each with its summary.
@@ -181,8 +176,7 @@ func metricsJSON(pts []registry.MetricPoint) []metricJSON {
 	out := []metricJSON{}
 	by := byName(pts)
 	for _, s := range registry.SummarizeMetrics(pts) {
-		m := metricJSON{Name: s.Name, Count: s.Count, Last: registry.FloatJSON(s.Last), LastStep: s.LastStep,
-			Min: registry.FloatJSON(s.Min), Max: registry.FloatJSON(s.Max), Points: []metricPointJSON{}}
+		m := metricJSON{MetricSummaryJSON: s.JSON(), Points: []metricPointJSON{}}
 		for _, p := range by[s.Name] {
 			m.Points = append(m.Points, metricPointJSON{p.Step, registry.FloatJSON(p.Value), p.Time.UTC()})
 		}
