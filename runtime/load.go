@@ -353,8 +353,9 @@ func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name str
 	}
 	l.r.funcs.bind(prog, fi)
 	lt := &starlark.Thread{Name: "load " + module}
-	ctx = context.WithValue(ctx, topCtxKey{}, lt)
-	lt.SetLocal(localTop, &topLevel{ctx: ctx})
+	top := newTopLevel(ctx, nil)
+	ctx = top.ctx
+	lt.SetLocal(localTop, top)
 	lt.SetLocal(localScript, name)
 	lt.SetLocal(localLoading, append(slices.Clone(chain), name))
 	if j := runOf(th); j != nil {

@@ -357,12 +357,9 @@ func (w *heapWatch) idle() bool {
 	return len(w.accounts) == w.busy
 }
 
-// accountKey marks a top-level thread's context with its memory account
-// (a thread body's is its run's, found through runKey).
-type accountKey struct{}
-
 // accountOf returns the memory account of the Starlark thread whose
-// builtin called with ctx, or nil (the default work, a Go caller).
+// builtin called with ctx: a body's is its run's (runKey), a top level's
+// its topLevel's; nil for the default work, load() and Go callers.
 func accountOf(ctx context.Context) *memAccount {
 	if ctx == nil {
 		return nil
@@ -374,8 +371,10 @@ func accountOf(ctx context.Context) *memAccount {
 		defer j.mu.Unlock()
 		return j.mem
 	}
-	m, _ := ctx.Value(accountKey{}).(*memAccount)
-	return m
+	if t, ok := ctx.Value(topCtxKey{}).(*topLevel); ok {
+		return t.mem // nil for a load() thread: it never pauses the watchdog
+	}
+	return nil
 }
 
 // busyFor is accel.Options.Busy for the runtime's Execs: the thread that

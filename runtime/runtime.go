@@ -267,12 +267,21 @@ type runKey struct{}
 type topLevel struct {
 	// ctx is the context the thread's builtins spawn with: derived from
 	// the caller's, so that it is this thread's alone (funcIndex.running
-	// tells its spawns from those of other threads by it).
+	// tells its spawns from those of other threads by it), with this
+	// topLevel as its topCtxKey value.
 	ctx context.Context
+	mem *memAccount // the thread's memory account; nil for load()
 }
 
-// topCtxKey derives each top-level thread's own context.
+// topCtxKey marks each top-level thread's own context (see topLevel.ctx).
 type topCtxKey struct{}
+
+// newTopLevel returns the state of a top-level thread run under ctx.
+func newTopLevel(ctx context.Context, mem *memAccount) *topLevel {
+	t := &topLevel{mem: mem}
+	t.ctx = context.WithValue(ctx, topCtxKey{}, t)
+	return t
+}
 
 func runOf(th *starlark.Thread) *run {
 	if th == nil {
@@ -315,8 +324,9 @@ func (r *Runtime) newTopThread(ctx context.Context, name, script string) (*starl
 		who = "the top level of " + script
 	}
 	mem := newMemAccount(who, nil, "", true)
-	ctx = context.WithValue(context.WithValue(ctx, topCtxKey{}, th), accountKey{}, mem)
-	th.SetLocal(localTop, &topLevel{ctx: ctx})
+	top := newTopLevel(ctx, mem)
+	ctx = top.ctx
+	th.SetLocal(localTop, top)
 	if script != "" {
 		th.SetLocal(localScript, script)
 	}

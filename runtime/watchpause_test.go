@@ -103,9 +103,12 @@ s2 = samples()
 		t.Errorf("a context of no thread has account %s", m.who)
 	}
 	// A body's context carries its spawner's values: its run decides.
-	top := &memAccount{who: "top"}
+	top := newTopLevel(context.Background(), &memAccount{who: "top"})
+	if m := accountOf(top.ctx); m != top.mem {
+		t.Errorf("a top level's context gives account %v, want its own", m)
+	}
 	body := &run{}
-	ctx := context.WithValue(context.WithValue(context.Background(), accountKey{}, top), runKey{}, body)
+	ctx := context.WithValue(top.ctx, runKey{}, body)
 	if m := accountOf(ctx); m != nil {
 		t.Errorf("the default work of a body spawned by the top level has account %s, want none", m.who)
 	}
