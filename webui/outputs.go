@@ -92,14 +92,20 @@ func (s *Server) outputsOf(r *http.Request, t *registry.Thread) *outputsJSON {
 	return out
 }
 
-// outputs returns the store's outputs, or answers 404 when it keeps none.
-func (s *Server) outputs(w http.ResponseWriter) (registry.Outputs, bool) {
+// threadOutputs returns the thread the request names and the store's
+// outputs, or answers 400/404 (a bad or unknown id, a store that keeps no
+// outputs).
+func (s *Server) threadOutputs(w http.ResponseWriter, r *http.Request) (*registry.Thread, registry.Outputs, bool) {
+	_, t, _, ok := s.lookup(w, r)
+	if !ok {
+		return nil, nil, false
+	}
 	o, err := registry.OutputsOf(s.w.store)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "%v", err)
-		return nil, false
+		return nil, nil, false
 	}
-	return o, true
+	return t, o, true
 }
 
 // logPageJSON is GET /api/threads/{id}/log.
@@ -163,11 +169,7 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	_, t, _, ok := s.lookup(w, r)
-	if !ok {
-		return
-	}
-	o, ok := s.outputs(w)
+	t, o, ok := s.threadOutputs(w, r)
 	if !ok {
 		return
 	}
@@ -211,11 +213,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "this route takes no parameters")
 		return
 	}
-	_, t, _, ok := s.lookup(w, r)
-	if !ok {
-		return
-	}
-	o, ok := s.outputs(w)
+	t, o, ok := s.threadOutputs(w, r)
 	if !ok {
 		return
 	}
