@@ -26,6 +26,7 @@ const (
 
 // JetStream error codes the commit tells apart.
 const (
+	codeNoPeers               = 10005 // no suitable peers for placement (a peer not yet seen online)
 	codeUnavailable           = 10008 // JetStream system temporarily unavailable
 	codeNotLeader             = 10009
 	codeInsufficientResources = 10023

@@ -316,11 +316,14 @@ var errNotYet = errors.New("not yet")
 // look at one just created (by this process or another), returned, with
 // "not found" and "not every node has joined" marked errNotYet: in a
 // cluster a create is acknowledged once the meta leader has assigned
-// it, and the peer asked a moment later may not serve it yet.
+// it, and the peer asked a moment later may not serve it yet; and on a
+// cluster just formed the meta leader may not yet count every peer as
+// online, and refuses placement ("no suitable peers", which a cluster
+// with fewer nodes than replicas keeps saying until Options.Timeout).
 func justCreated[T any](v T, err error) (T, error) {
 	var ae *jetstream.APIError
 	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) ||
-		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.As(err, &ae) && ae.ErrorCode == codeInsufficientResources {
+		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.As(err, &ae) && (ae.ErrorCode == codeInsufficientResources || ae.ErrorCode == codeNoPeers) {
 		return v, fmt.Errorf("%w: %w", errNotYet, err)
 	}
 	return v, err
