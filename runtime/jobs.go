@@ -145,7 +145,7 @@ func (j *run) shouldRetry(e *ending, cause error) (bool, time.Duration) {
 func (j *run) askRetryOn(text string) (bool, string) {
 	ctx, cancel := context.WithTimeoutCause(j.base, retryOnTimeout, errors.New("retry_on took longer than 10s"))
 	defer cancel()
-	ctx = context.WithValue(ctx, runKey{}, j)
+	ctx = withAttemptAccount(context.WithValue(ctx, runKey{}, j))
 	th, done := j.r.newBodyThread(j, ctx, func(error) { cancel() })
 	v, err := starlark.Call(th, j.retryOn, starlark.Tuple{starlark.String(text)}, nil)
 	done()

@@ -362,7 +362,9 @@ func (l *loader) exec(ctx context.Context, th *starlark.Thread, module, name str
 		lt.SetLocal(localRun, j)
 	}
 	g, stop := l.r.setupThread(lt, ctx, nil, nil)
-	finished := l.r.funcs.running(fi, ctx)
+	// Its builtins spawn with the context contextOf gives them (a body's,
+	// when the body loads).
+	finished := l.r.funcs.running(fi, l.r.contextOf(lt))
 	globals, err := prog.Init(lt, pre)
 	finished()
 	stop()

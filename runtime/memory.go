@@ -357,19 +357,33 @@ func (w *heapWatch) idle() bool {
 	return len(w.accounts) == w.busy
 }
 
+// attemptAccount holds, in the context of one attempt of a run (or of a
+// retry_on call), the memory account of the Starlark thread that runs it:
+// nil until that thread starts, after it ends, and for the default work.
+// Each attempt has its own, so that a body left running after its attempt
+// ended never speaks for the next attempt's thread.
+type attemptAccount struct {
+	mem atomic.Pointer[memAccount]
+}
+
+// attemptKey finds a context's attemptAccount.
+type attemptKey struct{}
+
+// withAttemptAccount gives ctx an empty attemptAccount of its own (a
+// body's context carries its spawner's values, its attempt's among them).
+func withAttemptAccount(ctx context.Context) context.Context {
+	return context.WithValue(ctx, attemptKey{}, &attemptAccount{})
+}
+
 // accountOf returns the memory account of the Starlark thread whose
-// builtin called with ctx: a body's is its run's (runKey), a top level's
-// its topLevel's; nil for the default work, load() and Go callers.
+// builtin called with ctx: a body's is its attempt's, a top level's its
+// topLevel's; nil for the default work, a top-level load() and Go callers.
 func accountOf(ctx context.Context) *memAccount {
 	if ctx == nil {
 		return nil
 	}
-	if j, ok := ctx.Value(runKey{}).(*run); ok {
-		// A body's context carries its spawner's values too: its own
-		// run decides, even when it has no Starlark thread.
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		return j.mem
+	if a, ok := ctx.Value(attemptKey{}).(*attemptAccount); ok {
+		return a.mem.Load()
 	}
 	if t, ok := ctx.Value(topCtxKey{}).(*topLevel); ok {
 		return t.mem // nil for a load() thread: it never pauses the watchdog

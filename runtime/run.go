@@ -168,7 +168,6 @@ type run struct {
 	cancel      context.CancelCauseFunc
 	ctx         context.Context // the current attempt's
 	ex          *accel.Exec
-	mem         *memAccount // the memory account of the Starlark thread running its body, if any
 	elevated    map[string]bool
 	logged      int      // lines added by appendLine
 	pending     []string // appended lines not yet in the registry
@@ -320,7 +319,7 @@ func (j *run) execute() {
 	base, cancel := context.WithCancelCause(j.base)
 	stopClose := context.AfterFunc(r.ctx, func() { cancel(errClosed) })
 	ctx, cancelTTL := context.WithTimeoutCause(base, ttlDuration(j.ttl), &ttlError{j.id, j.ttl})
-	ctx = context.WithValue(ctx, runKey{}, j)
+	ctx = withAttemptAccount(context.WithValue(ctx, runKey{}, j))
 	j.ctx, j.cancel, j.state = ctx, cancel, stateRunning
 	if j.stopCause != nil {
 		cancel(j.stopCause)

@@ -349,9 +349,10 @@ func (r *Runtime) newBodyThread(j *run, ctx context.Context, cancel context.Canc
 		th.SetLocal(localScript, f.Position().Filename())
 	}
 	mem := newMemAccount("thread "+j.id.String(), j.ex.Budget(), j.budgetTx, false)
-	j.mu.Lock()
-	j.mem = mem
-	j.mu.Unlock()
+	slot, _ := ctx.Value(attemptKey{}).(*attemptAccount)
+	if slot != nil {
+		slot.mem.Store(mem)
+	}
 	_, stop := r.setupThread(th, ctx, mem, func(why error) { cancel(why) })
 	th.Print = func(th *starlark.Thread, msg string) { // to the script's output and the thread's log
 		r.print(th, msg)
@@ -362,11 +363,9 @@ func (r *Runtime) newBodyThread(j *run, ctx context.Context, cancel context.Canc
 		stop()
 		watch.unregister(mem)
 		mem.release()
-		j.mu.Lock()
-		if j.mem == mem {
-			j.mem = nil
+		if slot != nil {
+			slot.mem.CompareAndSwap(mem, nil)
 		}
-		j.mu.Unlock()
 	}
 }
 

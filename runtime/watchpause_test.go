@@ -102,18 +102,27 @@ s2 = samples()
 	if m := accountOf(context.Background()); m != nil {
 		t.Errorf("a context of no thread has account %s", m.who)
 	}
-	// A body's context carries its spawner's values: its run decides.
+	// A body's context carries its spawner's values: its attempt decides.
 	top := newTopLevel(context.Background(), &memAccount{who: "top"})
 	if m := accountOf(top.ctx); m != top.mem {
 		t.Errorf("a top level's context gives account %v, want its own", m)
 	}
-	body := &run{}
-	ctx := context.WithValue(top.ctx, runKey{}, body)
-	if m := accountOf(ctx); m != nil {
+	first := withAttemptAccount(context.WithValue(top.ctx, runKey{}, &run{}))
+	if m := accountOf(first); m != nil {
 		t.Errorf("the default work of a body spawned by the top level has account %s, want none", m.who)
 	}
-	body.mem = &memAccount{who: "body"}
-	if m := accountOf(ctx); m != body.mem {
+	body := &memAccount{who: "body"}
+	first.Value(attemptKey{}).(*attemptAccount).mem.Store(body)
+	if m := accountOf(first); m != body {
 		t.Errorf("a body's context gives account %v, want the body's", m)
+	}
+	// A retry's attempt has its own: the first attempt's body, were it
+	// still running, speaks only for its own thread.
+	retry := withAttemptAccount(context.WithValue(top.ctx, runKey{}, &run{}))
+	if m := accountOf(retry); m != nil {
+		t.Errorf("a new attempt's context gives account %s before its thread starts, want none", m.who)
+	}
+	if m := accountOf(first); m != body {
+		t.Errorf("the first attempt's context gives account %v after a retry began, want its own body's", m)
 	}
 }
