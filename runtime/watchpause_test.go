@@ -69,18 +69,22 @@ func TestWatchIdleOnlyWhileEveryThreadWaits(t *testing.T) {
 }
 
 // A script whose top level multiplies large matrices keeps the watchdog
-// asleep for each product (it samples about once as each one returns);
-// a body's operations never mark its spawner's thread as waiting.
+// asleep for each product (into an existing array, so that no allocation
+// comes between them): it samples about twice around each one (as it
+// starts, as it returns), where awake it samples every few milliseconds
+// of the products' 100 ms or more each; a body's
+// operations never mark its spawner's thread as waiting.
 func TestWatchSleepsDuringLongMatmul(t *testing.T) {
 	rt := newTestRuntime(t, Options{})
 	rt.AddBuiltin("samples", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 		return starlark.MakeUint64(watch.taken.Load()), nil
 	})
 	g := execScript(t, rt, `
-a = accel.ones([1024, 1024])
+a = accel.ones([2048, 2048])
+c = accel.zeros([2048, 2048])
 s0 = samples()
-for i in range(4):
-    c = accel.matmul(a, a)
+for i in range(3):
+    accel.matmul(a, a, out = c)
 s1 = samples()
 n = 0
 for i in range(300000):
@@ -92,7 +96,7 @@ s2 = samples()
 	after := g["s2"].(starlark.Int)
 	d, _ := starlark.Int.Sub(during, before).Int64()
 	if d > 3*4 {
-		t.Errorf("%d samples during 4 products of 1024² (want at most 3 each: the watchdog should sleep)", d)
+		t.Errorf("%d samples during 3 products of 2048² (want at most 4 each: the watchdog should sleep)", d)
 	}
 	t.Logf("%d samples during the products", d)
 	// The loop after them runs Starlark code: the watchdog samples.
