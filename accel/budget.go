@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
+	"sync/atomic"
 )
 
 // bytesPerMB is the unit of max_memory_mb, as the seed computed it (2^20).
@@ -24,12 +24,14 @@ const bytesPerMB = 1 << 20
 //
 // A nil *Budget is unlimited. Methods are safe for concurrent use.
 type Budget struct {
-	mu      sync.Mutex
 	limit   int64 // bytes; 0 means unlimited
 	limitMB float64
 	byMB    bool // the limit was given in MB
-	used    int64
-	peak    int64
+	// used and peak change without a lock (a charge is on the path of
+	// every array allocation): Reserve adds to used only by a compare and
+	// swap from a value it checked against the limit.
+	used atomic.Int64
+	peak atomic.Int64
 }
 
 // NewBudget returns a budget of limitBytes bytes; limitBytes <= 0 means
@@ -68,9 +70,7 @@ func (b *Budget) Used() int64 {
 	if b == nil {
 		return 0
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used
+	return b.used.Load()
 }
 
 // Peak returns the most bytes charged at any one time.
@@ -78,9 +78,7 @@ func (b *Budget) Peak() int64 {
 	if b == nil {
 		return 0
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.peak
+	return b.peak.Load()
 }
 
 // Check reports, without charging anything, whether bytes more would fit
@@ -90,21 +88,20 @@ func (b *Budget) Check(bytes int64) error {
 	if b == nil || b.limit == 0 {
 		return nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.fitLocked(bytes)
+	return b.fit(bytes, b.used.Load())
 }
 
-func (b *Budget) fitLocked(bytes int64) error {
+// fit reports whether bytes more fit when used bytes are charged.
+func (b *Budget) fit(bytes, used int64) error {
 	if bytes < 0 {
 		return errorf(ErrArgument, "memory budget: negative size %d bytes", bytes)
 	}
-	if b.limit == 0 || (bytes <= b.limit && b.used <= b.limit-bytes) {
+	if b.limit == 0 || (bytes <= b.limit && used <= b.limit-bytes) {
 		return nil
 	}
 	inUse := ""
-	if b.used > 0 {
-		inUse = fmt.Sprintf(" (%s already in use)", formatSize(b.used))
+	if used > 0 {
+		inUse = fmt.Sprintf(" (%s already in use)", formatSize(used))
 	}
 	return errorf(ErrBudget, "exceeds memory budget: needs %s%s, allowed %s", formatSize(bytes), inUse, b.limitString())
 }
@@ -124,19 +121,25 @@ func (b *Budget) Reserve(bytes int64) error {
 	if b == nil {
 		return nil
 	}
-	b.mu.Lock()
-	err := b.fitLocked(bytes)
-	if err == nil {
-		b.chargeLocked(bytes)
+	for {
+		used := b.used.Load()
+		if err := b.fit(bytes, used); err != nil {
+			return err
+		}
+		if b.used.CompareAndSwap(used, used+bytes) {
+			b.notePeak(used + bytes)
+			return nil
+		}
 	}
-	b.mu.Unlock()
-	return err
 }
 
-func (b *Budget) chargeLocked(bytes int64) {
-	b.used += bytes
-	if b.used > b.peak {
-		b.peak = b.used
+// notePeak raises peak to used when it is higher.
+func (b *Budget) notePeak(used int64) {
+	for {
+		p := b.peak.Load()
+		if used <= p || b.peak.CompareAndSwap(p, used) {
+			return
+		}
 	}
 }
 
@@ -145,12 +148,12 @@ func (b *Budget) Release(bytes int64) {
 	if b == nil || bytes <= 0 {
 		return
 	}
-	b.mu.Lock()
-	b.used -= bytes
-	if b.used < 0 {
-		b.used = 0
+	for {
+		used := b.used.Load()
+		if b.used.CompareAndSwap(used, max(used-bytes, 0)) {
+			return
+		}
 	}
-	b.mu.Unlock()
 }
 
 // reserveReclaiming is Reserve for array storage: when the charge does not

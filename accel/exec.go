@@ -75,6 +75,12 @@ var poisonOutputs bool
 // caller will overwrite (a recycled buffer is not cleared). The budget is
 // charged before anything is allocated.
 func (e *Exec) alloc(op string, dt DType, shape []int) (*Array, error) {
+	return e.allocIn(op, dt, shape, nil)
+}
+
+// allocIn is alloc that takes a tiny array's memory from room when it is
+// not nil (see BinaryWith).
+func (e *Exec) allocIn(op string, dt DType, shape []int, room func() *tinyArray) (*Array, error) {
 	if !dt.valid() {
 		return nil, errorf(ErrDType, "%s: invalid dtype %d: allowed are float64 and float32", op, dt)
 	}
@@ -86,8 +92,10 @@ func (e *Exec) alloc(op string, dt DType, shape []int) (*Array, error) {
 		return nil, errorf(ErrClosed, "%s: the Exec was closed: its run has ended", op)
 	}
 	bytes := int64(n) * int64(dt.Size())
-	if phys := physicalMemory(); phys > 0 && bytes > phys {
-		return nil, errorf(ErrBudget, "%s: array of shape %s %s needs %s, more than this machine's %s of memory (%s)", op, formatShape(shape), dt, formatSize(bytes), formatSize(phys), memorySource())
+	if bytes > tinyBytes { // a tiny array never exceeds it
+		if phys := physicalMemory(); phys > 0 && bytes > phys {
+			return nil, errorf(ErrBudget, "%s: array of shape %s %s needs %s, more than this machine's %s of memory (%s)", op, formatShape(shape), dt, formatSize(bytes), formatSize(phys), memorySource())
+		}
 	}
 	if err := e.budget.reserveReclaiming(bytes); err != nil {
 		var oe *opError
@@ -97,7 +105,13 @@ func (e *Exec) alloc(op string, dt DType, shape []int) (*Array, error) {
 		return nil, err
 	}
 	if e.host && bytes <= tinyBytes {
-		a := e.life.newTinyArray(dt, n, bytes, shape)
+		var t *tinyArray
+		if room != nil {
+			t = room()
+		} else {
+			t = new(tinyArray)
+		}
+		a := e.life.newTinyArray(t, dt, n, bytes, shape)
 		if a == nil {
 			e.budget.Release(bytes)
 			return nil, errorf(ErrClosed, "%s: the Exec was closed: its run has ended", op)

@@ -149,11 +149,10 @@ type tinyArray struct {
 	st storage
 }
 
-// newTinyArray makes a tiny host array of shape, its elements carved from
-// the slab. The caller reserved bytes; it returns nil when the lifetime
-// closed.
-func (l *lifetime) newTinyArray(dt DType, n int, bytes int64, shape []int) *Array {
-	t := &tinyArray{}
+// newTinyArray makes a tiny host array of shape in t, its elements carved
+// from the slab. The caller reserved bytes; it returns nil when the
+// lifetime closed.
+func (l *lifetime) newTinyArray(t *tinyArray, dt DType, n int, bytes int64, shape []int) *Array {
 	if !l.initTiny(&t.st, dt, n, bytes) {
 		return nil
 	}

@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -39,7 +38,6 @@ import (
 type Array struct {
 	arr *accel.Array
 	*arrayEnv
-	frozen atomic.Bool
 	// err, when set, makes this a failed result: Index and Slice cannot
 	// return an error, so they return such a value, and any use of it
 	// reports the error.
@@ -95,9 +93,8 @@ func (a *Array) Type() string { return "array" }
 // Freeze marks the array, and every array sharing its elements, read-only:
 // assignment, out= and the in-place functions refuse it from then on.
 func (a *Array) Freeze() {
-	a.frozen.Store(true)
 	if a.arr != nil {
-		a.arr.SetReadOnly()
+		a.arr.SetReadOnly() // kept by the storage, so that views see it too
 	}
 }
 
@@ -219,11 +216,17 @@ func (a *Array) Binary(op syntax.Token, y starlark.Value, side starlark.Side) (v
 			out, err = a.binaryOperand(op, bop, y, side)
 			break
 		}
-		if side == starlark.Left {
-			out, err = a.ex.Binary(a.ctx, bop, a.arr, yv.arr)
-		} else {
-			out, err = a.ex.Binary(a.ctx, bop, yv.arr, a.arr)
+		left, right := a.arr, yv.arr
+		if side == starlark.Right {
+			left, right = right, left
 		}
+		// The result and its wrapper in one allocation (when small).
+		var w *Array
+		if out, w, err = accel.BinaryWith[Array](a.ex, a.ctx, bop, left, right); err != nil {
+			break
+		}
+		w.arr, w.arrayEnv = out, a.m.arrayEnv(a.ex, a.ctx)
+		return w, nil
 	case starlark.Int, starlark.Float:
 		f, _ := starlark.AsFloat(yv)
 		if side == starlark.Left {

@@ -120,12 +120,18 @@ func (m *accelModule) env(th *starlark.Thread, fn string) (*accel.Exec, context.
 
 // wrap makes the Starlark value of a new array.
 func (m *accelModule) wrap(ex *accel.Exec, ctx context.Context, arr *accel.Array) *Array {
+	return &Array{arr: arr, arrayEnv: m.arrayEnv(ex, ctx)}
+}
+
+// arrayEnv returns the environment of arrays made with ex and ctx, shared by
+// the arrays made one after the other in the same thread.
+func (m *accelModule) arrayEnv(ex *accel.Exec, ctx context.Context) *arrayEnv {
 	env := m.lastEnv.Load()
 	if env == nil || env.ex != ex || env.ctx != ctx {
 		env = &arrayEnv{ex: ex, ctx: ctx, m: m}
 		m.lastEnv.Store(env)
 	}
-	return &Array{arr: arr, arrayEnv: env}
+	return env
 }
 
 func noRelease() {}
@@ -213,7 +219,7 @@ func writable(fn, param string, a *Array) (*accel.Array, error) {
 	if a.err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", fn, param, a.err)
 	}
-	if a.frozen.Load() || a.arr.ReadOnly() {
+	if a.arr.ReadOnly() {
 		return nil, errorf(fn, "%s: the array is frozen (shared between threads, a global of a loaded module, or a view of such an array) and cannot be changed in place; work on a copy: %s.copy()", param, param)
 	}
 	return a.arr, nil

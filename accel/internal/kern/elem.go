@@ -20,7 +20,7 @@ const (
 // chunk of data (no parallelism inside). Index by level; the architecture
 // init fills the SIMD levels, entries it leaves nil fall back to Go. sum
 // and dot accumulate in float64 for both types.
-type kernels[T float32 | float64] struct {
+type kernels[T float] struct {
 	bin   func(op int, dst, x, y []T)
 	scal  func(op int, dst, x []T, s T)
 	axpy  func(alpha T, x, y []T)
@@ -51,7 +51,7 @@ func setupTables() {
 }
 
 // fillKernels sets the entries t lacks from the generic table g.
-func fillKernels[T float32 | float64](t, g *kernels[T]) {
+func fillKernels[T float](t, g *kernels[T]) {
 	if t.bin == nil {
 		t.bin = g.bin
 	}
@@ -75,6 +75,11 @@ func fillKernels[T float32 | float64](t, g *kernels[T]) {
 // streamMin is the length below which streaming kernels run inline in the
 // caller's goroutine.
 const streamMin = 1 << 15
+
+// smallLoop is the length below which the element-wise kernels run a plain
+// Go loop: for a few elements the dispatch to assembly costs more than the
+// arithmetic (every implementation rounds each element the same way).
+const smallLoop = 32
 
 // streamGrain picks the chunk size for a parallel streaming loop: a few
 // contiguous chunks per worker, multiples of 64 elements (cache-line and
@@ -142,10 +147,28 @@ func triadGo[T float](dst, b, c []T, s T) {
 
 func minLen3(a, b, c int) int { return min(a, b, c) }
 
-func bin64(op int, dst, x, y []float64) {
+// table returns T's kernel table at the level in use.
+func table[T float]() *kernels[T] {
+	var zero T
+	if _, ok := any(zero).(float64); ok {
+		return any(&tab64[level()]).(*kernels[T])
+	}
+	return any(&tab32[level()]).(*kernels[T])
+}
+
+// The dispatchers below run a table's kernel inline for short slices and
+// split long ones across the worker pool. Each is written out rather than
+// built from one helper taking a closure: the closure would escape to the
+// pool and cost an allocation on every call, the short ones included.
+
+func bin[T float](op int, dst, x, y []T) {
 	n := minLen3(len(dst), len(x), len(y))
 	dst, x, y = dst[:n], x[:n], y[:n]
-	f := tab64[level()].bin
+	if n < smallLoop {
+		binGo(op, dst, x, y)
+		return
+	}
+	f := table[T]().bin
 	if n < streamMin {
 		f(op, dst, x, y)
 		return
@@ -156,24 +179,14 @@ func bin64(op int, dst, x, y []float64) {
 	})
 }
 
-func bin32(op int, dst, x, y []float32) {
-	n := minLen3(len(dst), len(x), len(y))
-	dst, x, y = dst[:n], x[:n], y[:n]
-	f := tab32[level()].bin
-	if n < streamMin {
-		f(op, dst, x, y)
-		return
-	}
-	nw := numWorkers()
-	parallelFor(nw, n, streamGrain(n, nw), func(_, lo, hi int) {
-		f(op, dst[lo:hi], x[lo:hi], y[lo:hi])
-	})
-}
-
-func scal64(op int, dst, x []float64, s float64) {
+func scal[T float](op int, dst, x []T, s T) {
 	n := min(len(dst), len(x))
 	dst, x = dst[:n], x[:n]
-	f := tab64[level()].scal
+	if n < smallLoop {
+		scalGo(op, dst, x, s)
+		return
+	}
+	f := table[T]().scal
 	if n < streamMin {
 		f(op, dst, x, s)
 		return
@@ -184,122 +197,88 @@ func scal64(op int, dst, x []float64, s float64) {
 	})
 }
 
-func scal32(op int, dst, x []float32, s float32) {
-	n := min(len(dst), len(x))
-	dst, x = dst[:n], x[:n]
-	f := tab32[level()].scal
+func axpy[T float](alpha T, x, y []T) {
+	n := min(len(x), len(y))
+	x, y = x[:n], y[:n]
+	f := table[T]().axpy
 	if n < streamMin {
-		f(op, dst, x, s)
+		f(alpha, x, y)
 		return
 	}
 	nw := numWorkers()
 	parallelFor(nw, n, streamGrain(n, nw), func(_, lo, hi int) {
-		f(op, dst[lo:hi], x[lo:hi], s)
+		f(alpha, x[lo:hi], y[lo:hi])
+	})
+}
+
+func triad[T float](dst, b, c []T, s T) {
+	n := minLen3(len(dst), len(b), len(c))
+	dst, b, c = dst[:n], b[:n], c[:n]
+	f := table[T]().triad
+	if n < streamMin {
+		f(dst, b, c, s)
+		return
+	}
+	nw := numWorkers()
+	parallelFor(nw, n, streamGrain(n, nw), func(_, lo, hi int) {
+		f(dst[lo:hi], b[lo:hi], c[lo:hi], s)
 	})
 }
 
 // AddF64 sets dst[i] = x[i] + y[i]. The slices should have equal lengths
 // (dst may alias x or y); only the first min(len(dst), len(x), len(y))
 // elements are touched, so it never panics.
-func AddF64(dst, x, y []float64) { bin64(opAdd, dst, x, y) }
+func AddF64(dst, x, y []float64) { bin(opAdd, dst, x, y) }
 
 // SubF64 sets dst[i] = x[i] - y[i]; see AddF64 for the length rules.
-func SubF64(dst, x, y []float64) { bin64(opSub, dst, x, y) }
+func SubF64(dst, x, y []float64) { bin(opSub, dst, x, y) }
 
 // MulF64 sets dst[i] = x[i] * y[i]; see AddF64 for the length rules.
-func MulF64(dst, x, y []float64) { bin64(opMul, dst, x, y) }
+func MulF64(dst, x, y []float64) { bin(opMul, dst, x, y) }
 
 // DivF64 sets dst[i] = x[i] / y[i] (IEEE division); see AddF64 for the
 // length rules.
-func DivF64(dst, x, y []float64) { bin64(opDiv, dst, x, y) }
+func DivF64(dst, x, y []float64) { bin(opDiv, dst, x, y) }
 
 // AddF32 sets dst[i] = x[i] + y[i]; see AddF64 for the length rules.
-func AddF32(dst, x, y []float32) { bin32(opAdd, dst, x, y) }
+func AddF32(dst, x, y []float32) { bin(opAdd, dst, x, y) }
 
 // SubF32 sets dst[i] = x[i] - y[i]; see AddF64 for the length rules.
-func SubF32(dst, x, y []float32) { bin32(opSub, dst, x, y) }
+func SubF32(dst, x, y []float32) { bin(opSub, dst, x, y) }
 
 // MulF32 sets dst[i] = x[i] * y[i]; see AddF64 for the length rules.
-func MulF32(dst, x, y []float32) { bin32(opMul, dst, x, y) }
+func MulF32(dst, x, y []float32) { bin(opMul, dst, x, y) }
 
 // DivF32 sets dst[i] = x[i] / y[i]; see AddF64 for the length rules.
-func DivF32(dst, x, y []float32) { bin32(opDiv, dst, x, y) }
+func DivF32(dst, x, y []float32) { bin(opDiv, dst, x, y) }
 
 // AddScalarF64 sets dst[i] = x[i] + s over the first min(len(dst), len(x))
 // elements (dst may alias x).
-func AddScalarF64(dst, x []float64, s float64) { scal64(opAddScalar, dst, x, s) }
+func AddScalarF64(dst, x []float64, s float64) { scal(opAddScalar, dst, x, s) }
 
 // MulScalarF64 sets dst[i] = x[i] * s over the first min(len(dst), len(x))
 // elements (dst may alias x).
-func MulScalarF64(dst, x []float64, s float64) { scal64(opMulScalar, dst, x, s) }
+func MulScalarF64(dst, x []float64, s float64) { scal(opMulScalar, dst, x, s) }
 
 // AddScalarF32 sets dst[i] = x[i] + s; see AddScalarF64.
-func AddScalarF32(dst, x []float32, s float32) { scal32(opAddScalar, dst, x, s) }
+func AddScalarF32(dst, x []float32, s float32) { scal(opAddScalar, dst, x, s) }
 
 // MulScalarF32 sets dst[i] = x[i] * s; see AddScalarF64.
-func MulScalarF32(dst, x []float32, s float32) { scal32(opMulScalar, dst, x, s) }
+func MulScalarF32(dst, x []float32, s float32) { scal(opMulScalar, dst, x, s) }
 
 // AxpyF64 computes y[i] += alpha*x[i] over the first min(len(x), len(y))
 // elements. The SIMD paths use fused multiply-add.
-func AxpyF64(alpha float64, x, y []float64) {
-	n := min(len(x), len(y))
-	x, y = x[:n], y[:n]
-	f := tab64[level()].axpy
-	if n < streamMin {
-		f(alpha, x, y)
-		return
-	}
-	nw := numWorkers()
-	parallelFor(nw, n, streamGrain(n, nw), func(_, lo, hi int) {
-		f(alpha, x[lo:hi], y[lo:hi])
-	})
-}
+func AxpyF64(alpha float64, x, y []float64) { axpy(alpha, x, y) }
 
 // AxpyF32 computes y[i] += alpha*x[i]; see AxpyF64.
-func AxpyF32(alpha float32, x, y []float32) {
-	n := min(len(x), len(y))
-	x, y = x[:n], y[:n]
-	f := tab32[level()].axpy
-	if n < streamMin {
-		f(alpha, x, y)
-		return
-	}
-	nw := numWorkers()
-	parallelFor(nw, n, streamGrain(n, nw), func(_, lo, hi int) {
-		f(alpha, x[lo:hi], y[lo:hi])
-	})
-}
+func AxpyF32(alpha float32, x, y []float32) { axpy(alpha, x, y) }
 
 // TriadF64 sets dst[i] = b[i] + s*c[i] (the STREAM triad) over the first
 // min(len(dst), len(b), len(c)) elements; dst may alias b or c.
-func TriadF64(dst, b, c []float64, s float64) {
-	n := minLen3(len(dst), len(b), len(c))
-	dst, b, c = dst[:n], b[:n], c[:n]
-	f := tab64[level()].triad
-	if n < streamMin {
-		f(dst, b, c, s)
-		return
-	}
-	nw := numWorkers()
-	parallelFor(nw, n, streamGrain(n, nw), func(_, lo, hi int) {
-		f(dst[lo:hi], b[lo:hi], c[lo:hi], s)
-	})
-}
+func TriadF64(dst, b, c []float64, s float64) { triad(dst, b, c, s) }
 
 // TriadF32 sets dst[i] = b[i] + s*c[i]; see TriadF64.
-func TriadF32(dst, b, c []float32, s float32) {
-	n := minLen3(len(dst), len(b), len(c))
-	dst, b, c = dst[:n], b[:n], c[:n]
-	f := tab32[level()].triad
-	if n < streamMin {
-		f(dst, b, c, s)
-		return
-	}
-	nw := numWorkers()
-	parallelFor(nw, n, streamGrain(n, nw), func(_, lo, hi int) {
-		f(dst[lo:hi], b[lo:hi], c[lo:hi], s)
-	})
-}
+func TriadF32(dst, b, c []float32, s float32) { triad(dst, b, c, s) }
 
 // fma returns x*y+z rounded once. For float32 the float64 product of two
 // float32 values is exact, so one float64 addition rounded to float32 is

@@ -7,8 +7,26 @@ const reduceGrain = 1 << 16
 
 // SumF64 returns the sum of x, accumulated in several vector (or scalar)
 // partial sums and then in fixed-size chunks combined in order.
-func SumF64(x []float64) float64 {
-	f := tab64[level()].sum
+func SumF64(x []float64) float64 { return sum(x) }
+
+// DotF64 returns the dot product of the first min(len(x), len(y)) elements
+// of x and y.
+func DotF64(x, y []float64) float64 { return dot(x, y) }
+
+// SumF32 returns the sum of x. Elements are accumulated in float64 and the
+// result is rounded to float32 once, so the error stays near one float32
+// rounding even for 2^24 and more elements.
+func SumF32(x []float32) float32 { return float32(sum(x)) }
+
+// DotF32 returns the dot product of the first min(len(x), len(y)) elements
+// of x and y, with products and sums formed in float64 and rounded to
+// float32 once.
+func DotF32(x, y []float32) float32 { return float32(dot(x, y)) }
+
+// sum adds x up in float64, in parts of reduceGrain across the workers
+// when it is long.
+func sum[T float](x []T) float64 {
+	f := table[T]().sum
 	n := len(x)
 	if n <= reduceGrain {
 		return f(x)
@@ -20,12 +38,11 @@ func SumF64(x []float64) float64 {
 	return sumGo64(parts)
 }
 
-// DotF64 returns the dot product of the first min(len(x), len(y)) elements
-// of x and y.
-func DotF64(x, y []float64) float64 {
+// dot is sum for the products of x and y.
+func dot[T float](x, y []T) float64 {
 	n := min(len(x), len(y))
 	x, y = x[:n], y[:n]
-	f := tab64[level()].dot
+	f := table[T]().dot
 	if n <= reduceGrain {
 		return f(x, y)
 	}
@@ -34,39 +51,6 @@ func DotF64(x, y []float64) float64 {
 		parts[lo/reduceGrain] = f(x[lo:hi], y[lo:hi])
 	})
 	return sumGo64(parts)
-}
-
-// SumF32 returns the sum of x. Elements are accumulated in float64 and the
-// result is rounded to float32 once, so the error stays near one float32
-// rounding even for 2^24 and more elements.
-func SumF32(x []float32) float32 {
-	f := tab32[level()].sum
-	n := len(x)
-	if n <= reduceGrain {
-		return float32(f(x))
-	}
-	parts := make([]float64, (n-1)/reduceGrain+1)
-	parallelFor(numWorkers(), n, reduceGrain, func(_, lo, hi int) {
-		parts[lo/reduceGrain] = f(x[lo:hi])
-	})
-	return float32(sumGo64(parts))
-}
-
-// DotF32 returns the dot product of the first min(len(x), len(y)) elements
-// of x and y, with products and sums formed in float64 and rounded to
-// float32 once.
-func DotF32(x, y []float32) float32 {
-	n := min(len(x), len(y))
-	x, y = x[:n], y[:n]
-	f := tab32[level()].dot
-	if n <= reduceGrain {
-		return float32(f(x, y))
-	}
-	parts := make([]float64, (n-1)/reduceGrain+1)
-	parallelFor(numWorkers(), n, reduceGrain, func(_, lo, hi int) {
-		parts[lo/reduceGrain] = f(x[lo:hi], y[lo:hi])
-	})
-	return float32(sumGo64(parts))
 }
 
 func sumGo64(x []float64) float64 {
