@@ -43,9 +43,11 @@ const (
 	// poolKeep bounds the idle bytes the pool keeps beyond half the large
 	// bytes in use.
 	poolKeep = 64 << 20
-	// forceGCBytes is the least large bytes handed out since the last sweep
-	// for which a large allocation that finds the pool empty collects.
-	forceGCBytes = 32 << 20
+	// A large allocation that finds the pool empty collects when at least
+	// four blocks of its size went out since the last sweep, and at least
+	// forceGCMin bytes; forceGCMax bytes always suffice.
+	forceGCMin = 8 << 20
+	forceGCMax = 32 << 20
 )
 
 // storage is one buffer and its budget charge, shared by an array and its
@@ -419,14 +421,19 @@ func (r *reclaimState) collect() {
 }
 
 // largeLikelyGarbage reports whether enough large buffers went out since
-// the last sweep that a collection is worth its cost: at least an eighth of
-// the large bytes in use (which bounds the memory a loop of temporaries
-// holds beyond NumPy's), and at least forceGCBytes (so that a loop of
-// small matrices does not pay for a collection on every product).
-func (r *reclaimState) largeLikelyGarbage() bool {
+// the last sweep that a collection before allocating one of bytes is worth
+// its cost: at least an eighth of the large bytes in use (which bounds the
+// memory a loop of temporaries holds beyond NumPy's), and four blocks of
+// this size but at least forceGCMin and at most forceGCMax bytes. A fresh
+// block costs a page fault per 4 KiB on first touch (a quarter of a 512²
+// product's time), a collection about as much as a few of them: a loop of
+// 1-2 MiB products reuses its outputs after four to eight, and one of
+// 256 KiB blocks collects every 32 at most, not on every product.
+func (r *reclaimState) largeLikelyGarbage(bytes int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.largeOut >= forceGCBytes && r.largeOut >= r.largeInUse/8
+	enough := min(max(4*bytes, forceGCMin), forceGCMax)
+	return r.largeOut >= enough && r.largeOut >= r.largeInUse/8
 }
 
 // block is a pooled host buffer of 8-byte words.
@@ -533,7 +540,7 @@ func largeBlock(bytes int64) *block {
 			return b
 		}
 	}
-	if reclaimer.largeLikelyGarbage() {
+	if reclaimer.largeLikelyGarbage(class) {
 		reclaimer.collect()
 		if b := thePool.get(class); b != nil {
 			return b
