@@ -5,28 +5,26 @@ package main
 
 import (
 	"os"
-	"runtime/debug"
 
 	"github.com/autonode/autonode/internal/heapfloor"
 )
 
 // The collector's settings unless GOGC is set: see main.
 const (
-	gcPercent = 200
+	gcPercent = 100
 	heapFloor = 64 << 20
 )
 
 func main() {
 	if os.Getenv("GOGC") == "" {
-		// Array scripts allocate small, short-lived values at a high rate:
-		// a collection every doubling of the heap costs them a third of
-		// their time; every tripling halves that. Large arrays are pooled
-		// and collected by accel itself, so this costs little memory. With
-		// a small live heap the goal would still be only 8 MB, a collection
+		// Array scripts allocate small, short-lived values at a high rate.
+		// With a small live heap Go's goal would be only 4 MB, a collection
 		// every few milliseconds, each stopping the world twice (on a
-		// shared 2-core machine that doubled the time of a small a + b):
-		// the goal is kept at 64 MB at least.
-		debug.SetGCPercent(gcPercent)
+		// shared 2-core machine that doubled the time of a small a + b), so
+		// the goal is kept at 64 MB at least. Above that, Go's default
+		// GOGC: a higher one (200 was the setting before the floor) grows
+		// a large heap further before its first collection, and faulting
+		// in that fresh memory cost more than the collections it saved.
 		heapfloor.Keep(heapFloor, gcPercent)
 	}
 	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
