@@ -148,12 +148,15 @@ func triadGo[T float](dst, b, c []T, s T) {
 func minLen3(a, b, c int) int { return min(a, b, c) }
 
 // table returns T's kernel table at the level in use.
-func table[T float]() *kernels[T] {
+func table[T float]() *kernels[T] { return tableAt[T](level()) }
+
+// tableAt returns T's kernel table at level l.
+func tableAt[T float](l int) *kernels[T] {
 	var zero T
 	if _, ok := any(zero).(float64); ok {
-		return any(&tab64[level()]).(*kernels[T])
+		return any(&tab64[l]).(*kernels[T])
 	}
-	return any(&tab32[level()]).(*kernels[T])
+	return any(&tab32[l]).(*kernels[T])
 }
 
 // The dispatchers below run a table's kernel inline for short slices and
