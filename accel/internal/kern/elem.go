@@ -40,8 +40,8 @@ var (
 )
 
 func setupTables() {
-	g64 := kernels64{binGo[float64], scalGo[float64], axpyGo[float64], triadGo[float64], sumGo64, dotGo64}
-	g32 := kernels32{binGo[float32], scalGo[float32], axpyGo[float32], triadGo[float32], sumGo32, dotGo32}
+	g64 := kernels64{binGo[float64], scalGo[float64], axpyGo[float64], triadGo[float64], sumGo64, dotGo[float64]}
+	g32 := kernels32{binGo[float32], scalGo[float32], axpyGo[float32], triadGo[float32], sumGo32, dotGo[float32]}
 	tab64[levelGeneric] = g64
 	tab32[levelGeneric] = g32
 	for l := levelGeneric + 1; l < len(tab64); l++ {

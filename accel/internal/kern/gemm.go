@@ -227,13 +227,8 @@ func gemm[T float](ctx context.Context, g *gemmImpl[T], m, n, k int, a []T, lda 
 				}
 				parallelFor(nw, items, max(1, items/(4*nw)), func(_, lo, hi int) {
 					for t := lo; t < hi; t++ {
-						if done != nil && t%8 == 0 {
-							select {
-							case <-done:
-								cancelled.Store(true)
-								return
-							default:
-							}
+						if done != nil && t%8 == 0 && stop(done, &cancelled) {
+							return
 						}
 						if t < mTiles {
 							i := ic + t*mr
@@ -266,13 +261,8 @@ func gemm[T float](ctx context.Context, g *gemmImpl[T], m, n, k int, a []T, lda 
 						r0, r1 := rb*tpt, min(mTiles, (rb+1)*tpt)
 						p0, p1 := cb*ppt, min(panels, (cb+1)*ppt)
 						for p := p0; p < p1; p++ {
-							if done != nil {
-								select {
-								case <-done:
-									cancelled.Store(true)
-									return
-								default:
-								}
+							if done != nil && stop(done, &cancelled) {
+								return
 							}
 							j := jc + p*nr
 							nv := min(nr, n-j)
@@ -322,13 +312,8 @@ func gemv[T float](ctx context.Context, g *gemmImpl[T], nw, m, k int, a []T, lda
 	done := ctx.Done()
 	var cancelled atomic.Bool
 	parallelFor(nw, m, max(1, (1<<16)/k), func(_, lo, hi int) {
-		if done != nil {
-			select {
-			case <-done:
-				cancelled.Store(true)
-				return
-			default:
-			}
+		if done != nil && stop(done, &cancelled) {
+			return
 		}
 		for i := lo; i < hi; i++ {
 			c[i*ldc] = T(g.dot(a[i*lda:i*lda+k], bcol))
@@ -353,13 +338,8 @@ func gevm[T float](ctx context.Context, g *gemmImpl[T], nw, n, k int, a, b []T, 
 		cc := c[lo:hi]
 		g.scal(opMulScalar, cc, b[lo:hi], a[0])
 		for p := 1; p < k; p++ {
-			if done != nil && p%64 == 0 {
-				select {
-				case <-done:
-					cancelled.Store(true)
-					return
-				default:
-				}
+			if done != nil && p%64 == 0 && stop(done, &cancelled) {
+				return
 			}
 			g.axpy(a[p], b[p*ldb+lo:p*ldb+hi], cc)
 		}
@@ -480,4 +460,17 @@ func microGo4x4[T float](kc int, a, b, c []T, ldc int, acc bool) {
 	r1[0], r1[1], r1[2], r1[3] = c10, c11, c12, c13
 	r2[0], r2[1], r2[2], r2[3] = c20, c21, c22, c23
 	r3[0], r3[1], r3[2], r3[3] = c30, c31, c32, c33
+}
+
+// stop reports whether done is closed, recording it in cancelled: a
+// worker of a cancelled product returns early and the product reports
+// ctx.Err().
+func stop(done <-chan struct{}, cancelled *atomic.Bool) bool {
+	select {
+	case <-done:
+		cancelled.Store(true)
+		return true
+	default:
+		return false
+	}
 }

@@ -73,24 +73,6 @@ func sumGo64(x []float64) float64 {
 	return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 }
 
-func dotGo64(x, y []float64) float64 {
-	y = y[:len(x)]
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		a := x[i : i+4 : i+4]
-		b := y[i : i+4 : i+4]
-		s0 += a[0] * b[0]
-		s1 += a[1] * b[1]
-		s2 += a[2] * b[2]
-		s3 += a[3] * b[3]
-	}
-	for ; i < len(x); i++ {
-		s0 += x[i] * y[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
 func sumGo32(x []float32) float64 {
 	var s0, s1, s2, s3 float64
 	i := 0
@@ -107,7 +89,9 @@ func sumGo32(x []float32) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-func dotGo32(x, y []float32) float64 {
+// dotGo is the Go dot product: four float64 accumulators (float32
+// elements are widened first, which makes their products exact).
+func dotGo[T float](x, y []T) float64 {
 	y = y[:len(x)]
 	var s0, s1, s2, s3 float64
 	i := 0
