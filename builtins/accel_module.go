@@ -225,6 +225,20 @@ func writable(fn, param string, a *Array) (*accel.Array, error) {
 	return a.arr, nil
 }
 
+// target is mutable for the array an in-place builtin writes, with the
+// thread's accel environment.
+func (m *accelModule) target(th *starlark.Thread, fn, param string, v starlark.Value) (*accel.Array, *accel.Exec, context.Context, error) {
+	a, err := mutable(fn, param, v)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ex, ctx, err := m.env(th, fn)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return a, ex, ctx, nil
+}
+
 // mutable is writable for a parameter that must be an array.
 func mutable(fn, param string, v starlark.Value) (*accel.Array, error) {
 	a, ok := v.(*Array)
@@ -886,11 +900,7 @@ func methodFill(m *accelModule, a *Array, th *starlark.Thread, fn string, args s
 
 // storeInto writes src into the array dstV names, for fill and copyto.
 func (m *accelModule) storeInto(th *starlark.Thread, fn, param string, dstV starlark.Value, src arrayLike) (starlark.Value, error) {
-	dst, err := mutable(fn, param, dstV)
-	if err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
+	dst, ex, ctx, err := m.target(th, fn, param, dstV)
 	if err != nil {
 		return nil, err
 	}
@@ -1039,11 +1049,7 @@ func accelAxpy(m *accelModule, th *starlark.Thread, fn string, args starlark.Tup
 	if err := unpack(fn, args, kwargs, "alpha", &alpha, "x", &x, "y", &yV); err != nil {
 		return nil, err
 	}
-	y, err := mutable(fn, "y", yV)
-	if err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
+	y, ex, ctx, err := m.target(th, fn, "y", yV)
 	if err != nil {
 		return nil, err
 	}
@@ -1066,11 +1072,7 @@ func accelTriad(m *accelModule, th *starlark.Thread, fn string, args starlark.Tu
 	if err := unpack(fn, args, kwargs, "dst", &dstV, "b", &b, "c", &c, "s", &s); err != nil {
 		return nil, err
 	}
-	dst, err := mutable(fn, "dst", dstV)
-	if err != nil {
-		return nil, err
-	}
-	ex, ctx, err := m.env(th, fn)
+	dst, ex, ctx, err := m.target(th, fn, "dst", dstV)
 	if err != nil {
 		return nil, err
 	}
