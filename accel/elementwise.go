@@ -152,8 +152,8 @@ func quickOut(out, x, y *Array) bool {
 }
 
 // runQuickBinary runs info's kernel over arrays quickBinary and quickOut
-// accepted. It slices the buffers itself: hostData's generic type switch costs as
-// much as a 16-element add.
+// accepted. It slices the buffers itself: hostData's generic type switch
+// costs as much as a 16-element add.
 func runQuickBinary(info *BinaryInfo, out, x, y *Array) {
 	n := x.Size()
 	if x.dtype == Float64 {
